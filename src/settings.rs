@@ -1,0 +1,395 @@
+//! Settings: the layered configuration of contract §1 (default file → `--config`/`GATEWAY_CONFIG`
+//! → `GATEWAY__SECTION__KEY` environment), validated once at start-up.
+//!
+//! Secrets (`bitrix.client_secret`, `admin.token`, each channel `secret`) are wrapped so that they
+//! never reach a log line or `check-config` output.
+
+use std::collections::HashSet;
+use std::fmt::Write as _;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use crate::signature::WebhookSecret;
+
+/// The compiled-in copy of `config/default.toml`, so the binary runs from any directory.
+const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+/// Path of the default file on disk, read (after the compiled-in copy) when present.
+const DEFAULT_PATH: &str = "config/default.toml";
+/// Environment prefix: `GATEWAY__SERVER__LISTEN` sets `server.listen`.
+const ENV_PREFIX: &str = "GATEWAY";
+
+/// Every setting of the gateway.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub storage: StorageSettings,
+    pub bitrix: BitrixSettings,
+    pub connector: ConnectorSettings,
+    pub deletions: DeletionSettings,
+    pub retry: RetrySettings,
+    pub admin: AdminSettings,
+    #[serde(default)]
+    pub channels: Vec<ChannelSettings>,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    /// host:port; port 0 = any free port.
+    pub listen: String,
+    /// How Bitrix24 reaches the gateway; handler URLs are built from it.
+    pub public_url: String,
+    /// Largest accepted request body (413 above it).
+    pub max_body_bytes: usize,
+}
+
+/// `[storage]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageSettings {
+    /// sled data directory.
+    pub path: PathBuf,
+}
+
+/// `[bitrix]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BitrixSettings {
+    /// OAuth application client_id.
+    pub client_id: String,
+    /// OAuth application client_secret (secret).
+    pub client_secret: SecretString,
+    /// OAuth token endpoint used for refreshes.
+    pub oauth_url: String,
+    /// Leaky bucket drain per portal, requests per second.
+    pub rate_per_second: f64,
+    /// Leaky bucket size per portal.
+    pub burst: u32,
+    /// Timeout of one HTTP request to Bitrix24.
+    pub request_timeout_ms: u64,
+}
+
+/// `[connector]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectorSettings {
+    /// imconnector ID, `[a-z0-9_]`.
+    pub id: String,
+    /// Name shown in the Contact Center.
+    pub name: String,
+}
+
+/// `[deletions]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeletionSettings {
+    /// Messages per `imconnector.delete.messages` call.
+    pub max_batch: usize,
+    /// How long a deletion waits for more of the same line.
+    pub linger_ms: u64,
+}
+
+/// `[retry]` (an extension of contract v1): transient-failure policy for Bitrix24 calls.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetrySettings {
+    /// First backoff delay.
+    pub initial_backoff_ms: u64,
+    /// Cap of the exponential backoff.
+    pub max_backoff_ms: u64,
+    /// Calls after which an item still failing transiently is given up.
+    pub max_attempts: u32,
+    /// Age after which an item still failing transiently is given up.
+    pub max_age_secs: u64,
+}
+
+/// `[admin]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSettings {
+    /// Bearer token of the /v1 read and admin APIs; empty disables them (secret).
+    pub token: SecretString,
+}
+
+/// One `[[channels]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelSettings {
+    /// `[a-z0-9_-]{1,64}`.
+    pub id: String,
+    /// The portal's member_id.
+    pub portal: String,
+    /// Open line ID.
+    pub line: u64,
+    /// Standard Webhooks secret (secret).
+    pub secret: SecretString,
+    /// Where events for the platform are POSTed.
+    pub outbound_url: String,
+}
+
+/// Why settings could not be loaded; the message is meant for a human at start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("cannot read settings: {0}")]
+    Load(String),
+    #[error("invalid settings:\n{}", .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<String>),
+}
+
+impl Settings {
+    /// Load the layers of contract §1 and validate. `file` is `--config`; when absent,
+    /// `GATEWAY_CONFIG` is consulted.
+    pub fn load(file: Option<&Path>) -> Result<Settings, SettingsError> {
+        let env_file = std::env::var_os("GATEWAY_CONFIG").map(PathBuf::from);
+        Self::load_from(file.map(Path::to_path_buf).or(env_file), std::env::vars())
+    }
+
+    /// As [`Settings::load`], with the override file and the environment given explicitly.
+    pub fn load_from(
+        file: Option<PathBuf>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Settings, SettingsError> {
+        use config::{Config, Environment, File, FileFormat};
+        let mut builder =
+            Config::builder().add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml));
+        if Path::new(DEFAULT_PATH).is_file() {
+            builder = builder.add_source(File::new(DEFAULT_PATH, FileFormat::Toml));
+        }
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(SettingsError::Load(format!(
+                    "config file {} does not exist",
+                    path.display()
+                )));
+            }
+            builder = builder.add_source(File::from(path).format(FileFormat::Toml));
+        }
+        let env: config::Map<String, String> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(&format!("{ENV_PREFIX}__")))
+            .collect();
+        builder = builder.add_source(
+            Environment::with_prefix(ENV_PREFIX)
+                .prefix_separator("__")
+                .separator("__")
+                .source(Some(env)),
+        );
+        let settings: Settings = builder
+            .build()
+            .and_then(Config::try_deserialize)
+            .map_err(|e| SettingsError::Load(e.to_string()))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Check every value; all problems are reported together.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        let mut problems = Vec::new();
+        if self.listen_addr().is_err() {
+            problems.push(format!(
+                "server.listen {:?} is not a host:port address",
+                self.server.listen
+            ));
+        }
+        check_url(&mut problems, "server.public_url", &self.server.public_url);
+        if self.server.max_body_bytes < 1024 {
+            problems.push("server.max_body_bytes must be at least 1024".into());
+        }
+        check_url(&mut problems, "bitrix.oauth_url", &self.bitrix.oauth_url);
+        if !(self.bitrix.rate_per_second > 0.0 && self.bitrix.rate_per_second.is_finite()) {
+            problems.push("bitrix.rate_per_second must be a positive number".into());
+        }
+        if self.bitrix.burst == 0 {
+            problems.push("bitrix.burst must be at least 1".into());
+        }
+        if self.bitrix.request_timeout_ms == 0 {
+            problems.push("bitrix.request_timeout_ms must be positive".into());
+        }
+        if !is_connector_id(&self.connector.id) {
+            problems.push(format!(
+                "connector.id {:?} must be 1 to 64 characters of [a-z0-9_]",
+                self.connector.id
+            ));
+        }
+        if self.connector.name.trim().is_empty() {
+            problems.push("connector.name must not be empty".into());
+        }
+        if !(1..=1000).contains(&self.deletions.max_batch) {
+            problems.push("deletions.max_batch must be between 1 and 1000".into());
+        }
+        if self.deletions.linger_ms > 60_000 {
+            problems.push("deletions.linger_ms must be at most 60000".into());
+        }
+        if self.retry.initial_backoff_ms == 0
+            || self.retry.max_backoff_ms < self.retry.initial_backoff_ms
+        {
+            problems.push(
+                "retry.initial_backoff_ms must be positive and not above retry.max_backoff_ms"
+                    .into(),
+            );
+        }
+        if self.retry.max_attempts == 0 {
+            problems.push("retry.max_attempts must be at least 1".into());
+        }
+        let mut seen = HashSet::new();
+        for (i, ch) in self.channels.iter().enumerate() {
+            let at = format!("channels[{i}] ({:?})", ch.id);
+            if !is_channel_id(&ch.id) {
+                problems.push(format!("{at}: id must be 1 to 64 characters of [a-z0-9_-]"));
+            }
+            if !seen.insert(ch.id.as_str()) {
+                problems.push(format!("{at}: duplicate channel id"));
+            }
+            if ch.portal.is_empty()
+                || !ch.portal.chars().all(|c| c.is_ascii_alphanumeric())
+                || ch.portal.len() > 64
+            {
+                problems.push(format!("{at}: portal must be the portal's member_id"));
+            }
+            if ch.line == 0 {
+                problems.push(format!("{at}: line must be a positive open line ID"));
+            }
+            if let Err(e) = WebhookSecret::parse(ch.secret.expose_secret()) {
+                problems.push(format!(
+                    "{at}: secret is not a Standard Webhooks secret (whsec_ + base64): {e}"
+                ));
+            }
+            check_url(
+                &mut problems,
+                &format!("{at}: outbound_url"),
+                &ch.outbound_url,
+            );
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(SettingsError::Invalid(problems))
+        }
+    }
+
+    /// The resolved listen address.
+    pub fn listen_addr(&self) -> std::io::Result<SocketAddr> {
+        self.server
+            .listen
+            .to_socket_addrs()?
+            .next()
+            .ok_or_else(|| std::io::Error::other("address resolves to nothing"))
+    }
+
+    /// `public_url` without a trailing slash, for building handler URLs.
+    pub fn public_base(&self) -> &str {
+        self.server.public_url.trim_end_matches('/')
+    }
+
+    /// The channel with this id.
+    pub fn channel(&self, id: &str) -> Option<&ChannelSettings> {
+        self.channels.iter().find(|c| c.id == id)
+    }
+
+    /// The effective settings as TOML-like text with every secret masked.
+    pub fn masked(&self) -> String {
+        let mut out = String::new();
+        let s = self;
+        let _ = writeln!(out, "[server]");
+        let _ = writeln!(out, "listen = {:?}", s.server.listen);
+        let _ = writeln!(out, "public_url = {:?}", s.server.public_url);
+        let _ = writeln!(out, "max_body_bytes = {}", s.server.max_body_bytes);
+        let _ = writeln!(out, "\n[storage]\npath = {:?}", s.storage.path);
+        let _ = writeln!(out, "\n[bitrix]");
+        let _ = writeln!(out, "client_id = {:?}", s.bitrix.client_id);
+        let _ = writeln!(out, "client_secret = {}", mask(&s.bitrix.client_secret));
+        let _ = writeln!(out, "oauth_url = {:?}", s.bitrix.oauth_url);
+        let _ = writeln!(out, "rate_per_second = {}", s.bitrix.rate_per_second);
+        let _ = writeln!(out, "burst = {}", s.bitrix.burst);
+        let _ = writeln!(out, "request_timeout_ms = {}", s.bitrix.request_timeout_ms);
+        let _ = writeln!(out, "\n[connector]");
+        let _ = writeln!(
+            out,
+            "id = {:?}\nname = {:?}",
+            s.connector.id, s.connector.name
+        );
+        let _ = writeln!(out, "\n[deletions]");
+        let _ = writeln!(out, "max_batch = {}", s.deletions.max_batch);
+        let _ = writeln!(out, "linger_ms = {}", s.deletions.linger_ms);
+        let _ = writeln!(out, "\n[retry]");
+        let _ = writeln!(out, "initial_backoff_ms = {}", s.retry.initial_backoff_ms);
+        let _ = writeln!(out, "max_backoff_ms = {}", s.retry.max_backoff_ms);
+        let _ = writeln!(out, "max_attempts = {}", s.retry.max_attempts);
+        let _ = writeln!(out, "max_age_secs = {}", s.retry.max_age_secs);
+        let _ = writeln!(out, "\n[admin]\ntoken = {}", mask(&s.admin.token));
+        for ch in &s.channels {
+            let _ = writeln!(out, "\n[[channels]]");
+            let _ = writeln!(
+                out,
+                "id = {:?}\nportal = {:?}\nline = {}",
+                ch.id, ch.portal, ch.line
+            );
+            let _ = writeln!(out, "secret = {}", mask(&ch.secret));
+            let _ = writeln!(out, "outbound_url = {:?}", ch.outbound_url);
+        }
+        out
+    }
+}
+
+impl DeletionSettings {
+    /// `linger_ms` as a duration.
+    pub fn linger(&self) -> Duration {
+        Duration::from_millis(self.linger_ms)
+    }
+}
+
+impl BitrixSettings {
+    /// `request_timeout_ms` as a duration.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+}
+
+impl ChannelSettings {
+    /// The channel's parsed webhook secret (validated at load, so this cannot fail afterwards).
+    pub fn webhook_secret(&self) -> WebhookSecret {
+        WebhookSecret::parse(self.secret.expose_secret())
+            .expect("channel secrets are validated when settings load")
+    }
+}
+
+/// `"***"` for a set secret, `""` for an empty one (so an unset secret is visible).
+fn mask(secret: &SecretString) -> &'static str {
+    if secret.expose_secret().is_empty() {
+        "\"\" (not set)"
+    } else {
+        "\"***\""
+    }
+}
+
+fn check_url(problems: &mut Vec<String>, what: &str, value: &str) {
+    match url::Url::parse(value) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+        _ => problems.push(format!("{what} {value:?} is not an http(s) URL")),
+    }
+}
+
+/// imconnector IDs: `[a-z0-9_]{1,64}` (Bitrix24 lowercases them and forbids dots).
+pub fn is_connector_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// Channel IDs: `[a-z0-9_-]{1,64}`.
+pub fn is_channel_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+#[cfg(test)]
+mod tests;

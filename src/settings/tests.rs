@@ -1,0 +1,135 @@
+use super::*;
+
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+fn write_config(text: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("gateway.toml");
+    std::fs::write(&path, text).expect("write config");
+    (dir, path)
+}
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn channel(id: &str, secret: &str) -> String {
+    format!(
+        "[[channels]]\nid = \"{id}\"\nportal = \"a223c6b3710f85df22e9377d6c4f7553\"\nline = 107\n\
+         secret = \"{secret}\"\noutbound_url = \"https://messenger.example/hook\"\n"
+    )
+}
+
+fn problems(result: Result<Settings, SettingsError>) -> Vec<String> {
+    match result {
+        Err(SettingsError::Invalid(p)) => p,
+        other => panic!("expected invalid settings, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_default_file_alone_is_valid_and_has_the_contract_defaults() {
+    let s = Settings::load_from(None, env(&[])).expect("defaults load");
+    assert_eq!(s.server.listen, "127.0.0.1:8080");
+    assert_eq!(s.server.max_body_bytes, 1_048_576);
+    assert_eq!(s.bitrix.rate_per_second, 2.0);
+    assert_eq!(s.bitrix.burst, 50);
+    assert_eq!(s.connector.id, "ocgw");
+    assert_eq!(s.deletions.max_batch, 50);
+    assert_eq!(s.deletions.linger_ms, 200);
+    assert!(s.channels.is_empty());
+}
+
+#[test]
+fn a_config_file_overrides_defaults_and_the_environment_overrides_the_file() {
+    let (_dir, path) = write_config(&format!(
+        "[server]\nlisten = \"127.0.0.1:9000\"\n[deletions]\nlinger_ms = 50\n{}",
+        channel("acme", SECRET)
+    ));
+    let s = Settings::load_from(
+        Some(path),
+        env(&[
+            ("GATEWAY__SERVER__LISTEN", "127.0.0.1:0"),
+            ("GATEWAY__BITRIX__BURST", "250"),
+            ("UNRELATED", "x"),
+        ]),
+    )
+    .expect("valid");
+    assert_eq!(s.server.listen, "127.0.0.1:0");
+    assert_eq!(s.bitrix.burst, 250);
+    assert_eq!(s.deletions.linger_ms, 50);
+    assert_eq!(s.channels.len(), 1);
+    assert_eq!(s.channel("acme").map(|c| c.line), Some(107));
+}
+
+#[test]
+fn a_missing_config_file_is_a_clear_error() {
+    let err = Settings::load_from(Some("/nonexistent/gw.toml".into()), env(&[])).unwrap_err();
+    assert!(err.to_string().contains("/nonexistent/gw.toml"), "{err}");
+}
+
+#[test]
+fn unknown_keys_are_rejected_so_typos_do_not_pass_silently() {
+    let (_dir, path) = write_config("[server]\nlisten_addr = \"127.0.0.1:1\"\n");
+    let err = Settings::load_from(Some(path), env(&[])).unwrap_err();
+    assert!(err.to_string().contains("listen_addr"), "{err}");
+}
+
+#[test]
+fn each_invalid_value_is_named_in_one_message() {
+    let (_dir, path) = write_config(&format!(
+        "[server]\nlisten = \"not an address\"\n[connector]\nid = \"Bad.Id\"\n{}{}{}",
+        channel("acme", SECRET),
+        channel("acme", SECRET),
+        channel("other", "whsec_not*base64")
+    ));
+    let p = problems(Settings::load_from(Some(path), env(&[])));
+    let all = p.join("\n");
+    assert!(all.contains("server.listen"), "{all}");
+    assert!(all.contains("connector.id"), "{all}");
+    assert!(all.contains("duplicate channel id"), "{all}");
+    assert!(
+        all.contains("secret is not a Standard Webhooks secret"),
+        "{all}"
+    );
+    assert_eq!(p.len(), 4, "{all}");
+}
+
+#[test]
+fn bad_channel_ids_lines_and_urls_are_rejected() {
+    let (_dir, path) = write_config(
+        "[[channels]]\nid = \"UPPER\"\nportal = \"abc\"\nline = 0\nsecret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"\noutbound_url = \"ftp://x\"\n",
+    );
+    let all = problems(Settings::load_from(Some(path), env(&[]))).join("\n");
+    assert!(all.contains("id must be"), "{all}");
+    assert!(all.contains("line must be"), "{all}");
+    assert!(all.contains("outbound_url"), "{all}");
+}
+
+#[test]
+fn masked_output_never_contains_a_secret() {
+    let (_dir, path) = write_config(&format!(
+        "[bitrix]\nclient_secret = \"very-secret-value\"\n[admin]\ntoken = \"admin-token-xyz\"\n{}",
+        channel("acme", SECRET)
+    ));
+    let s = Settings::load_from(Some(path), env(&[])).expect("valid");
+    let text = s.masked();
+    for secret in ["very-secret-value", "admin-token-xyz", SECRET, "MfKQ9r8G"] {
+        assert!(!text.contains(secret), "{secret} leaked:\n{text}");
+    }
+    assert!(text.contains("client_secret = \"***\""), "{text}");
+    let debug = format!("{s:?}");
+    assert!(!debug.contains("very-secret-value") && !debug.contains("admin-token-xyz"));
+}
+
+#[test]
+fn id_rules_match_the_contract() {
+    assert!(is_connector_id("ocgw_2"));
+    assert!(!is_connector_id("ocgw-2"));
+    assert!(!is_connector_id(""));
+    assert!(is_channel_id("acme-eu_1"));
+    assert!(!is_channel_id(&"a".repeat(65)));
+}

@@ -1,0 +1,120 @@
+//! All byte work for sled keys: 0xFF-separated parts, big-endian integers, and their inverses.
+
+use super::StoreError;
+
+/// Separator between key parts; never present in UTF-8 text.
+pub const SEP: u8 = 0xFF;
+
+/// Big-endian bytes of `n`, so that byte order is numeric order.
+pub fn u64_be(n: u64) -> [u8; 8] {
+    n.to_be_bytes()
+}
+
+/// Inverse of [`u64_be`].
+pub fn parse_u64(tree: &'static str, bytes: &[u8]) -> Result<u64, StoreError> {
+    let arr: [u8; 8] = bytes.try_into().map_err(|_| StoreError::Corrupt {
+        tree,
+        detail: format!(
+            "expected an 8-byte integer key, found {} bytes",
+            bytes.len()
+        ),
+    })?;
+    Ok(u64::from_be_bytes(arr))
+}
+
+fn build(parts: &[&[u8]]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(parts.iter().map(|p| p.len() + 1).sum());
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            key.push(SEP);
+        }
+        key.extend_from_slice(part);
+    }
+    key
+}
+
+/// `webhookid_reply`: channel ‖ SEP ‖ webhook-id.
+pub fn webhook(channel: &str, webhook_id: &str) -> Vec<u8> {
+    build(&[channel.as_bytes(), webhook_id.as_bytes()])
+}
+
+/// `chat_link`: member_id ‖ SEP ‖ line ‖ chat.
+pub fn chat(portal: &str, line: u64, chat: &str) -> Vec<u8> {
+    let mut key = build(&[portal.as_bytes(), &u64_be(line)]);
+    key.extend_from_slice(chat.as_bytes());
+    key
+}
+
+/// `user_link`: member_id ‖ SEP ‖ user.
+pub fn user(portal: &str, user: &str) -> Vec<u8> {
+    build(&[portal.as_bytes(), user.as_bytes()])
+}
+
+/// `message_state`: member_id ‖ SEP ‖ line ‖ chat ‖ SEP ‖ message.
+pub fn message(portal: &str, line: u64, chat_id: &str, message: &str) -> Vec<u8> {
+    let mut key = chat(portal, line, chat_id);
+    key.push(SEP);
+    key.extend_from_slice(message.as_bytes());
+    key
+}
+
+/// Prefix of every key of one portal in the trees keyed by member_id first.
+pub fn portal_prefix(portal: &str) -> Vec<u8> {
+    let mut key = portal.as_bytes().to_vec();
+    key.push(SEP);
+    key
+}
+
+/// `deletionitem_item`: deletion_id ‖ SEP ‖ index.
+pub fn deletion_item(deletion_id: &str, index: u32) -> Vec<u8> {
+    let mut key = deletion_items_prefix(deletion_id);
+    key.extend_from_slice(&index.to_be_bytes());
+    key
+}
+
+/// Prefix of all items of one deletion.
+pub fn deletion_items_prefix(deletion_id: &str) -> Vec<u8> {
+    let mut key = deletion_id.as_bytes().to_vec();
+    key.push(SEP);
+    key
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers_round_trip_and_sort_numerically() {
+        for n in [0, 1, 255, 256, u64::MAX] {
+            assert_eq!(parse_u64("t", &u64_be(n)).unwrap(), n);
+        }
+        assert!(u64_be(255) < u64_be(256));
+        assert!(matches!(
+            parse_u64("t", b"short"),
+            Err(StoreError::Corrupt { tree: "t", .. })
+        ));
+    }
+
+    #[test]
+    fn message_keys_of_one_chat_share_the_chat_prefix_and_nothing_else_does() {
+        let a = message("p", 7, "chat", "m1");
+        assert!(a.starts_with(&chat("p", 7, "chat")));
+        assert!(!message("p", 7, "chat2", "m1").starts_with(&{
+            let mut k = chat("p", 7, "chat");
+            k.push(SEP);
+            k
+        }));
+        assert_ne!(message("p", 7, "c", "m"), message("p", 8, "c", "m"));
+        assert!(a.starts_with(&portal_prefix("p")));
+        assert!(!a.starts_with(&portal_prefix("p2")));
+    }
+
+    #[test]
+    fn deletion_items_sort_by_index_under_their_prefix() {
+        let k1 = deletion_item("d", 1);
+        let k300 = deletion_item("d", 300);
+        assert!(k1 < k300);
+        assert!(k300.starts_with(&deletion_items_prefix("d")));
+        assert!(!deletion_item("dd", 1).starts_with(&deletion_items_prefix("d")));
+    }
+}

@@ -1,0 +1,238 @@
+//! Storage boundary: the only code that knows sled.
+//!
+//! Design notes
+//! - One `sled::Db` opened once per process; every tree is declared in `trees.rs` with its key
+//!   layout, every key is built in `keys.rs`, every value is a JSON record of `records.rs`.
+//! - A schema version in `meta` is checked at open; a mismatch refuses to start.
+//! - Writes that an external party will be told about (a 2xx, a callback, a Bitrix24 call that
+//!   must not be repeated) go through [`Store::commit`]: the closure runs on the single committer
+//!   thread, and the caller resumes only after an fsync that covers it. Concurrent commits share
+//!   one fsync (group commit, `committer.rs`), and post-commit hooks run in commit order.
+//! - Multi-tree changes are single sled transactions (`Tx`), so a crash leaves either all of a
+//!   change or none of it.
+
+mod codec;
+mod committer;
+pub mod deletions;
+pub mod deliveries;
+pub mod ingest;
+pub mod keys;
+pub mod mapping;
+pub mod ops;
+pub mod portals;
+pub mod records;
+pub mod trees;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+use sled::{Transactional, Tree};
+
+pub use committer::CommitStats;
+pub use records::*;
+
+/// Errors of the storage boundary.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage I/O failed: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("corrupt record in tree {tree}: {detail}")]
+    Corrupt { tree: &'static str, detail: String },
+    #[error("data directory has schema version {found}; this build needs {expected}")]
+    SchemaMismatch { found: u32, expected: u32 },
+    #[error("storage is not accepting writes: {0}")]
+    Unavailable(String),
+}
+
+/// Abort type inside transactions.
+pub(crate) type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
+
+/// Handle to the gateway's storage; cheap to clone. Reads go straight to the trees (through
+/// `Deref` to [`Data`]); durable writes go through [`Store::commit`].
+#[derive(Clone)]
+pub struct Store {
+    data: Arc<Data>,
+    committer: Arc<committer::Committer>,
+}
+
+/// The opened database and its trees; every typed read and write is a method of this type.
+pub struct Data {
+    db: sled::Db,
+    meta: Tree,
+    pub(crate) portals: Tree,
+    pub(crate) webhooks: Tree,
+    pub(crate) chats: Tree,
+    pub(crate) users: Tree,
+    pub(crate) messages: Tree,
+    pub(crate) ops: Tree,
+    pub(crate) deletions: Tree,
+    pub(crate) deletion_items: Tree,
+    pub(crate) deliveries: Tree,
+    fail_writes: AtomicBool,
+}
+
+impl std::ops::Deref for Store {
+    type Target = Data;
+    fn deref(&self) -> &Data {
+        &self.data
+    }
+}
+
+/// Views of every tree inside one transaction.
+pub(crate) struct Tx<'a> {
+    pub webhooks: &'a TransactionalTree,
+    pub chats: &'a TransactionalTree,
+    pub users: &'a TransactionalTree,
+    pub messages: &'a TransactionalTree,
+    pub ops: &'a TransactionalTree,
+    pub deletions: &'a TransactionalTree,
+    pub deletion_items: &'a TransactionalTree,
+    pub deliveries: &'a TransactionalTree,
+    /// For `generate_id` inside the transaction.
+    pub any: &'a TransactionalTree,
+}
+
+impl Store {
+    /// Open (creating if missing) the data directory and check its schema version.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(path).map_err(|e| StoreError::Sled(e.into()))?;
+        let db = sled::Config::new().path(path).open()?;
+        let meta = db.open_tree(trees::META)?;
+        match meta.get("schema_version")? {
+            None => {
+                meta.insert("schema_version", &trees::SCHEMA_VERSION.to_be_bytes())?;
+                db.flush()?;
+            }
+            Some(v) => {
+                let found =
+                    u32::from_be_bytes(v.as_ref().try_into().map_err(|_| StoreError::Corrupt {
+                        tree: trees::META,
+                        detail: "schema_version is not a u32".into(),
+                    })?);
+                if found != trees::SCHEMA_VERSION {
+                    return Err(StoreError::SchemaMismatch {
+                        found,
+                        expected: trees::SCHEMA_VERSION,
+                    });
+                }
+            }
+        }
+        let open = |name| db.open_tree(name);
+        let data = Arc::new(Data {
+            portals: open(trees::MEMBERID_PORTAL)?,
+            webhooks: open(trees::WEBHOOKID_REPLY)?,
+            chats: open(trees::CHAT_LINK)?,
+            users: open(trees::USER_LINK)?,
+            messages: open(trees::MESSAGE_STATE)?,
+            ops: open(trees::SEQ_OP)?,
+            deletions: open(trees::DELETIONID_DELETION)?,
+            deletion_items: open(trees::DELETIONITEM_ITEM)?,
+            deliveries: open(trees::SEQ_DELIVERY)?,
+            meta,
+            db,
+            fail_writes: AtomicBool::new(false),
+        });
+        let committer = Arc::new(committer::Committer::start(data.clone())?);
+        Ok(Store { data, committer })
+    }
+
+    /// Run `apply` on the committer thread and return once it is durable (fsynced). Concurrent
+    /// commits share one fsync. `after` runs on the committer thread right after the fsync, in
+    /// commit order, only if `apply` succeeded and the data is durable.
+    pub async fn commit_then<T, F, A>(&self, apply: F, after: A) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Data) -> Result<T, StoreError> + Send + 'static,
+        A: FnOnce(&T) + Send + 'static,
+    {
+        if self.data.fail_writes.load(Ordering::Relaxed) {
+            return Err(StoreError::Unavailable("writes are disabled".into()));
+        }
+        self.committer.run(apply, after).await
+    }
+
+    /// [`Store::commit_then`] without a post-commit hook.
+    pub async fn commit<T, F>(&self, apply: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Data) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.commit_then(apply, |_| {}).await
+    }
+
+    /// Readiness: a durable write of a probe key.
+    pub async fn probe(&self) -> Result<(), StoreError> {
+        self.commit(|s| {
+            s.meta
+                .insert("probe", &crate::domain::now_ms().to_be_bytes())?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Group-commit counters (commits and fsyncs so far).
+    pub fn commit_stats(&self) -> CommitStats {
+        self.committer.stats()
+    }
+
+    /// Make every later commit fail as if the disk refused writes (fault injection for tests
+    /// of the 503 path and readiness; also usable by operators to drain a node).
+    pub fn set_writes_disabled(&self, disabled: bool) {
+        self.data.fail_writes.store(disabled, Ordering::Relaxed);
+    }
+}
+
+impl Data {
+    /// Run `f` as one sled transaction over every tree.
+    pub(crate) fn transaction<T>(
+        &self,
+        f: impl Fn(&Tx<'_>) -> TxResult<T>,
+    ) -> Result<T, StoreError> {
+        let i = self;
+        let all: [&Tree; 9] = [
+            &i.portals,
+            &i.webhooks,
+            &i.chats,
+            &i.users,
+            &i.messages,
+            &i.ops,
+            &i.deletions,
+            &i.deletion_items,
+            &i.deliveries,
+        ];
+        all[..]
+            .transaction(|v: &Vec<TransactionalTree>| {
+                f(&Tx {
+                    webhooks: &v[1],
+                    chats: &v[2],
+                    users: &v[3],
+                    messages: &v[4],
+                    ops: &v[5],
+                    deletions: &v[6],
+                    deletion_items: &v[7],
+                    deliveries: &v[8],
+                    any: &v[0],
+                })
+            })
+            .map_err(|e| match e {
+                TransactionError::Abort(e) => e,
+                TransactionError::Storage(e) => StoreError::Sled(e),
+            })
+    }
+
+    /// A fresh id, unique and increasing for the life of the data directory.
+    pub(crate) fn generate_id(&self) -> Result<u64, StoreError> {
+        Ok(self.db.generate_id()?)
+    }
+
+    /// fsync everything written so far (used outside the committer, e.g. at shutdown).
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

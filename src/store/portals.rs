@@ -1,0 +1,58 @@
+//! Portals that installed the app, and their OAuth tokens.
+
+use super::codec::{decode, encode};
+use super::{Data, PortalRecord, PortalStatus, StoreError, trees};
+
+impl Data {
+    /// The portal with this member_id, installed or not.
+    pub fn portal(&self, member_id: &str) -> Result<Option<PortalRecord>, StoreError> {
+        self.portals
+            .get(member_id)?
+            .map(|v| decode(trees::MEMBERID_PORTAL, &v))
+            .transpose()
+    }
+
+    /// Every known portal.
+    pub fn portals(&self) -> Result<Vec<PortalRecord>, StoreError> {
+        self.portals
+            .iter()
+            .values()
+            .map(|v| decode(trees::MEMBERID_PORTAL, &v?))
+            .collect()
+    }
+
+    /// Insert or replace a portal record (call inside `Store::commit`).
+    pub fn put_portal(&self, portal: &PortalRecord) -> Result<(), StoreError> {
+        self.portals
+            .insert(portal.member_id.as_bytes(), encode(portal))?;
+        Ok(())
+    }
+
+    /// Replace a portal's tokens after an OAuth refresh, unless the portal changed meanwhile
+    /// (compare-and-swap on the refresh token that was used).
+    pub fn rotate_tokens(
+        &self,
+        member_id: &str,
+        used_refresh_token: &str,
+        access_token: &str,
+        refresh_token: &str,
+        expires_at: i64,
+        now_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let Some(old) = self.portals.get(member_id)? else {
+            return Ok(false);
+        };
+        let mut portal: PortalRecord = decode(trees::MEMBERID_PORTAL, &old)?;
+        if portal.refresh_token != used_refresh_token || portal.status != PortalStatus::Installed {
+            return Ok(false);
+        }
+        portal.access_token = access_token.to_string();
+        portal.refresh_token = refresh_token.to_string();
+        portal.expires_at = expires_at;
+        portal.updated_at_ms = now_ms;
+        Ok(self
+            .portals
+            .compare_and_swap(member_id, Some(old), Some(encode(&portal)))?
+            .is_ok())
+    }
+}

@@ -1,0 +1,352 @@
+use super::ingest::{IngestEvent, IngestOutcome, IngestRequest, UNKNOWN_MESSAGE};
+use super::ops::{OpOutcome, OpResult};
+use super::*;
+use crate::domain::{ChatRef, CustomerMessage, MessageBody, UserRef};
+
+fn open() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open");
+    (dir, store)
+}
+
+fn message(chat: &str, user: &str, id: &str) -> CustomerMessage {
+    CustomerMessage {
+        chat: ChatRef {
+            id: chat.into(),
+            name: None,
+            url: None,
+        },
+        user: UserRef {
+            id: user.into(),
+            name: None,
+            last_name: None,
+            picture: None,
+            url: None,
+            email: None,
+            phone: None,
+        },
+        message: MessageBody {
+            id: id.into(),
+            date: None,
+            text: Some("hi".into()),
+            files: vec![],
+        },
+    }
+}
+
+fn request(webhook_id: &str, event: IngestEvent) -> IngestRequest {
+    IngestRequest {
+        channel: "acme".into(),
+        webhook_id: webhook_id.into(),
+        portal: "p1".into(),
+        line: 7,
+        event,
+        reply: WebhookReply {
+            status: 202,
+            body: format!("{{\"id\":\"{webhook_id}\"}}"),
+            at_ms: 1,
+        },
+        now_ms: 1000,
+    }
+}
+
+async fn ingest(store: &Store, req: IngestRequest) -> IngestOutcome {
+    store.commit(move |d| d.ingest(&req)).await.expect("ingest")
+}
+
+fn accepted_ops(outcome: IngestOutcome) -> Vec<Op> {
+    match outcome {
+        IngestOutcome::Accepted { ops, .. } => ops,
+        IngestOutcome::Replayed(_) => panic!("expected a new acceptance"),
+    }
+}
+
+#[tokio::test]
+async fn a_repeated_webhook_id_replays_the_first_reply_and_queues_nothing() {
+    let (_dir, store) = open();
+    let first = accepted_ops(
+        ingest(
+            &store,
+            request("w1", IngestEvent::Created(message("c", "u", "m1"))),
+        )
+        .await,
+    );
+    assert_eq!(first.len(), 1);
+    match ingest(
+        &store,
+        request("w1", IngestEvent::Created(message("c", "u", "m2"))),
+    )
+    .await
+    {
+        IngestOutcome::Replayed(reply) => assert_eq!(reply.body, "{\"id\":\"w1\"}"),
+        other => panic!("expected replay, got {other:?}"),
+    }
+    assert_eq!(store.pending_ops().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_second_created_event_for_a_known_message_id_is_not_sent_twice() {
+    let (_dir, store) = open();
+    accepted_ops(
+        ingest(
+            &store,
+            request("w1", IngestEvent::Created(message("c", "u", "m1"))),
+        )
+        .await,
+    );
+    let again = accepted_ops(
+        ingest(
+            &store,
+            request("w2", IngestEvent::Created(message("c", "u", "m1"))),
+        )
+        .await,
+    );
+    assert!(again.is_empty());
+    let rec = store
+        .message_record("p1", 7, "c", "m1")
+        .unwrap()
+        .expect("recorded");
+    assert_eq!(rec.state, MessageState::Queued);
+    assert_eq!(rec.user_id, "u");
+}
+
+#[tokio::test]
+async fn deletion_items_resolve_users_from_the_mapping_or_fail_at_once() {
+    let (_dir, store) = open();
+    accepted_ops(
+        ingest(
+            &store,
+            request("w1", IngestEvent::Created(message("c", "u9", "known"))),
+        )
+        .await,
+    );
+    let ops = accepted_ops(
+        ingest(
+            &store,
+            request(
+                "w2",
+                IngestEvent::Deleted {
+                    deletion_id: "d1".into(),
+                    chat_id: "c".into(),
+                    user_id: None,
+                    message_ids: vec!["known".into(), "unknown".into()],
+                },
+            ),
+        )
+        .await,
+    );
+    assert_eq!(ops.len(), 1);
+    assert!(matches!(&ops[0].kind, OpKind::Delete { user_id, index: 0, .. } if user_id == "u9"));
+    let (record, items) = store.deletion("d1").unwrap().expect("deletion");
+    assert_eq!((record.total, record.pending), (2, 1));
+    assert_eq!(items[0].success, None);
+    assert_eq!(items[1].success, Some(false));
+    assert_eq!(items[1].errors, vec![UNKNOWN_MESSAGE.to_string()]);
+    assert!(store.pending_deliveries().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn results_are_recorded_once_and_complete_the_deletion_with_a_report() {
+    let (_dir, store) = open();
+    let send = accepted_ops(
+        ingest(
+            &store,
+            request("w1", IngestEvent::Created(message("c", "u", "m"))),
+        )
+        .await,
+    );
+    let del = accepted_ops(
+        ingest(
+            &store,
+            request(
+                "w2",
+                IngestEvent::Deleted {
+                    deletion_id: "d1".into(),
+                    chat_id: "c".into(),
+                    user_id: None,
+                    message_ids: vec!["m".into()],
+                },
+            ),
+        )
+        .await,
+    );
+    let mut sent = send[0].clone();
+    sent.attempts = 1;
+    let results = vec![OpResult {
+        op: sent,
+        outcome: OpOutcome::Done {
+            bitrix_user_id: Some("585".into()),
+            session: Some(("1767".into(), "323".into())),
+        },
+    }];
+    store
+        .commit(move |d| d.apply_results(&results, 2000))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.user_link("p1", "u").unwrap().unwrap().bitrix_user_id,
+        "585"
+    );
+    assert_eq!(
+        store
+            .chat_link("p1", 7, "c")
+            .unwrap()
+            .unwrap()
+            .bitrix_chat_id,
+        "1767"
+    );
+    assert_eq!(
+        store
+            .message_record("p1", 7, "c", "m")
+            .unwrap()
+            .unwrap()
+            .state,
+        MessageState::Sent
+    );
+
+    let mut deleted = del[0].clone();
+    deleted.attempts = 2;
+    let done = OpResult {
+        op: deleted.clone(),
+        outcome: OpOutcome::Done {
+            bitrix_user_id: None,
+            session: None,
+        },
+    };
+    let late_failure = OpResult {
+        op: deleted,
+        outcome: OpOutcome::Failed {
+            errors: vec!["late".into()],
+        },
+    };
+    let first = vec![done];
+    store
+        .commit(move |d| d.apply_results(&first, 3000))
+        .await
+        .unwrap();
+    let second = vec![late_failure];
+    store
+        .commit(move |d| d.apply_results(&second, 4000))
+        .await
+        .unwrap();
+
+    let (record, items) = store.deletion("d1").unwrap().unwrap();
+    assert_eq!(record.pending, 0);
+    assert_eq!(record.completed_at_ms, Some(3000));
+    assert_eq!((items[0].success, items[0].attempts), (Some(true), 2));
+    assert!(
+        items[0].errors.is_empty(),
+        "a recorded success is never overwritten"
+    );
+    assert!(store.pending_ops().unwrap().is_empty());
+    let deliveries = store.pending_deliveries().unwrap();
+    assert_eq!(deliveries.len(), 1);
+    assert_eq!(deliveries[0].event_type, "deletion.completed");
+    assert_eq!(
+        store
+            .message_record("p1", 7, "c", "m")
+            .unwrap()
+            .unwrap()
+            .state,
+        MessageState::Deleted
+    );
+}
+
+#[tokio::test]
+async fn a_retry_keeps_the_op_with_its_new_attempt_count() {
+    let (_dir, store) = open();
+    let ops = accepted_ops(
+        ingest(
+            &store,
+            request("w1", IngestEvent::Created(message("c", "u", "m"))),
+        )
+        .await,
+    );
+    let mut op = ops[0].clone();
+    op.attempts = 3;
+    op.due_at_ms = 99_000;
+    op.last_error = Some("QUERY_LIMIT_EXCEEDED".into());
+    let results = vec![OpResult {
+        op,
+        outcome: OpOutcome::Retry,
+    }];
+    store
+        .commit(move |d| d.apply_results(&results, 5000))
+        .await
+        .unwrap();
+    let pending = store.pending_ops().unwrap();
+    assert_eq!((pending[0].attempts, pending[0].due_at_ms), (3, 99_000));
+}
+
+#[tokio::test]
+async fn concurrent_commits_share_fsyncs() {
+    let (_dir, store) = open();
+    let before = store.commit_stats();
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let req = request(
+                &format!("w{i}"),
+                IngestEvent::Created(message("c", "u", &format!("m{i}"))),
+            );
+            store.commit(move |d| d.ingest(&req)).await.expect("commit");
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let after = store.commit_stats();
+    assert_eq!(after.commits - before.commits, 200);
+    assert!(
+        after.flushes - before.flushes < 200,
+        "{before:?} → {after:?}"
+    );
+    assert_eq!(store.pending_ops().unwrap().len(), 200);
+}
+
+#[tokio::test]
+async fn committed_data_survives_reopening_and_a_foreign_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        accepted_ops(
+            ingest(
+                &store,
+                request("w1", IngestEvent::Created(message("c", "u", "m"))),
+            )
+            .await,
+        );
+    }
+    {
+        let store = Store::open(dir.path()).expect("reopen after drop");
+        assert_eq!(store.pending_ops().unwrap().len(), 1);
+        store
+            .meta
+            .insert("schema_version", &99u32.to_be_bytes())
+            .unwrap();
+        store.flush().unwrap();
+    }
+    assert!(matches!(
+        Store::open(dir.path()),
+        Err(StoreError::SchemaMismatch {
+            found: 99,
+            expected: trees::SCHEMA_VERSION
+        })
+    ));
+}
+
+#[tokio::test]
+async fn disabled_writes_fail_cleanly_and_change_nothing() {
+    let (_dir, store) = open();
+    store.set_writes_disabled(true);
+    let req = request("w1", IngestEvent::Created(message("c", "u", "m")));
+    assert!(matches!(
+        store.commit(move |d| d.ingest(&req)).await,
+        Err(StoreError::Unavailable(_))
+    ));
+    assert!(store.probe().await.is_err());
+    store.set_writes_disabled(false);
+    assert!(store.pending_ops().unwrap().is_empty());
+    store.probe().await.expect("writable again");
+}
