@@ -98,10 +98,10 @@ impl Drop for Committer {
     /// database is closed too (a restart in the same process can reopen it).
     fn drop(&mut self) {
         self.jobs.take();
-        if let Some(thread) = self.thread.take() {
-            if std::thread::current().name() != Some(THREAD_NAME) {
-                let _ = thread.join();
-            }
+        if let Some(thread) = self.thread.take()
+            && std::thread::current().name() != Some(THREAD_NAME)
+        {
+            let _ = thread.join();
         }
     }
 }
