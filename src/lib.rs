@@ -3,3 +3,6 @@ pub mod domain;
 pub mod settings;
 pub mod signature;
 pub mod store;
+pub mod bitrix;
+pub mod metrics;
+pub mod retry;

@@ -1,0 +1,295 @@
+//! `BitrixClient`: calls to each portal's `client_endpoint` with its stored access token,
+//! paced by the portal's leaky bucket, with one coalesced OAuth refresh on `expired_token`.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+
+use super::envelope::{self, Success};
+use super::pacer::Pacer;
+use super::{BitrixError, form, oauth};
+use crate::metrics::Metrics;
+use crate::settings::BitrixSettings;
+use crate::store::{PortalRecord, PortalStatus, Store};
+
+/// Extra pause after `QUERY_LIMIT_EXCEEDED` (someone else is spending the portal's budget).
+const THROTTLE_PAUSE: Duration = Duration::from_secs(1);
+/// Block a method this long after `OPERATION_TIME_LIMIT` when Bitrix24 gave no reset time.
+const OPERATING_BLOCK_SECS: i64 = 60;
+/// Most commands in one `batch` (fact sheet §2.3).
+pub const MAX_BATCH_COMMANDS: usize = 50;
+
+/// One command of a `batch` request.
+#[derive(Debug, Clone)]
+pub struct BatchCommand {
+    pub key: String,
+    pub method: String,
+    pub params: Value,
+}
+
+/// Client for every portal; cheap to share behind an `Arc`.
+pub struct BitrixClient {
+    http: reqwest::Client,
+    store: Store,
+    settings: BitrixSettings,
+    metrics: Arc<Metrics>,
+    gates: Mutex<HashMap<String, Arc<Gate>>>,
+}
+
+/// Per-portal state: the bucket, the refresh lock, what the portal refused.
+struct Gate {
+    pacer: Pacer,
+    refresh: tokio::sync::Mutex<()>,
+    batch_denied: AtomicBool,
+    /// method → unix seconds until which it is over its operating budget.
+    blocked: Mutex<HashMap<String, i64>>,
+    /// method → last `time.operating_reset_at` seen.
+    reset_seen: Mutex<HashMap<String, i64>>,
+}
+
+impl BitrixClient {
+    /// A client with the settings' timeout and a rustls (ring) TLS stack.
+    pub fn new(settings: BitrixSettings, store: Store, metrics: Arc<Metrics>) -> Result<Self, BitrixError> {
+        // reqwest is built without a bundled crypto provider; install ring once per process.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .timeout(settings.request_timeout())
+            .connect_timeout(settings.request_timeout().min(Duration::from_secs(10)))
+            .user_agent(concat!("openchannel-gateway/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(BitrixError::transport)?;
+        Ok(BitrixClient {
+            http,
+            store,
+            settings,
+            metrics,
+            gates: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Call `method` once (plus one retry after a token refresh) and return its `result`.
+    pub async fn call(&self, portal: &str, method: &str, params: Value) -> Result<Value, BitrixError> {
+        self.send(portal, method, params).await.map(|s| s.result)
+    }
+
+    /// Run up to 50 commands in one `batch` request (`halt=0`). The outer error is for the
+    /// request as a whole; each command gets its own result or error, in input order.
+    pub async fn batch(
+        &self,
+        portal: &str,
+        commands: &[BatchCommand],
+    ) -> Result<Vec<Result<Value, BitrixError>>, BitrixError> {
+        debug_assert!(commands.len() <= MAX_BATCH_COMMANDS);
+        let cmd: Map<String, Value> = commands
+            .iter()
+            .map(|c| (c.key.clone(), Value::String(format!("{}?{}", c.method, form::encode(&c.params)))))
+            .collect();
+        let reply = self.send(portal, "batch", json!({ "halt": 0, "cmd": cmd })).await?;
+        let results = reply.result.get("result");
+        let errors = reply.result.get("result_error");
+        let gate = self.gate(portal);
+        Ok(commands
+            .iter()
+            .map(|c| {
+                if let Some(err) = errors
+                    .and_then(|e| e.get(&c.key))
+                    .and_then(|e| envelope::error_of(e, 0))
+                {
+                    gate.note_error(&c.method, &err);
+                    return Err(err);
+                }
+                results
+                    .and_then(|r| r.get(&c.key))
+                    .cloned()
+                    .ok_or_else(|| BitrixError::Decode {
+                        status: 200,
+                        detail: format!("batch reply has no result for command {}", c.key),
+                    })
+            })
+            .collect())
+    }
+
+    /// Wait until the portal's bucket has room for a request (without taking it).
+    pub async fn ready(&self, portal: &str) {
+        self.gate(portal).pacer.ready().await;
+    }
+
+    /// Unix seconds until which `method` is over its operating budget on this portal.
+    pub fn method_blocked_until(&self, portal: &str, method: &str) -> Option<i64> {
+        let now = unix_now();
+        let gate = self.gate(portal);
+        let blocked = lock(&gate.blocked);
+        blocked.get(method).copied().filter(|&t| t > now)
+    }
+
+    /// Whether this portal refused a method inside `batch` (use direct calls from now on).
+    pub fn batch_denied(&self, portal: &str) -> bool {
+        self.gate(portal).batch_denied.load(Ordering::Relaxed)
+    }
+
+    /// Remember that this portal refuses our methods inside `batch`.
+    pub fn deny_batch(&self, portal: &str) {
+        tracing::warn!(portal, "portal refuses imconnector methods inside batch: using direct calls");
+        self.gate(portal).batch_denied.store(true, Ordering::Relaxed);
+    }
+
+    /// One HTTP request, refreshing the token once on `expired_token`.
+    async fn send(&self, portal: &str, method: &str, params: Value) -> Result<Success, BitrixError> {
+        let gate = self.gate(portal);
+        let mut refreshed = false;
+        loop {
+            let record = self.installed(portal)?;
+            gate.pacer.acquire().await;
+            let outcome = self.post(&record, method, &params).await;
+            let label = match &outcome {
+                Ok(_) => "ok".to_string(),
+                Err(e) => e.code().map_or_else(|| error_kind(e).to_string(), str::to_string),
+            };
+            Metrics::inc2(&self.metrics.bitrix_requests, "method", method, "outcome", &label);
+            match outcome {
+                Ok(success) => {
+                    if let Some(reset) = success.operating_reset_at {
+                        lock(&gate.reset_seen).insert(method.to_string(), reset);
+                    }
+                    return Ok(success);
+                }
+                Err(BitrixError::Api { code, .. }) if code == "expired_token" && !refreshed => {
+                    refreshed = true;
+                    self.refresh(portal, &gate, &record.access_token).await?;
+                }
+                Err(err) => {
+                    if err.code() == Some("QUERY_LIMIT_EXCEEDED") {
+                        tracing::warn!(portal, method, "portal rate limit hit: pausing requests");
+                        gate.pacer.throttled(THROTTLE_PAUSE);
+                    }
+                    return Err(gate.note_error(method, &err));
+                }
+            }
+        }
+    }
+
+    async fn post(&self, portal: &PortalRecord, method: &str, params: &Value) -> Result<Success, BitrixError> {
+        let mut body = match params {
+            Value::Object(map) => map.clone(),
+            _ => Map::new(),
+        };
+        body.insert("auth".into(), Value::String(portal.access_token.clone()));
+        let base = portal.client_endpoint.trim_end_matches('/');
+        let reply = self
+            .http
+            .post(format!("{base}/{method}"))
+            .header("Accept", "application/json")
+            .json(&body)
+            .send()
+            .await
+            .map_err(BitrixError::transport)?;
+        let status = reply.status().as_u16();
+        let bytes = reply.bytes().await.map_err(BitrixError::transport)?;
+        envelope::parse(status, &bytes)
+    }
+
+    /// Refresh the portal's tokens unless another request already did (the lock coalesces
+    /// concurrent refreshes into one OAuth call); the new pair is durable before we return.
+    async fn refresh(&self, portal: &str, gate: &Gate, stale_access: &str) -> Result<(), BitrixError> {
+        let _one_at_a_time = gate.refresh.lock().await;
+        let current = self.installed(portal)?;
+        if current.access_token != stale_access {
+            return Ok(());
+        }
+        let result = oauth::refresh(&self.http, &self.settings, &current.refresh_token).await;
+        let outcome = if result.is_ok() { "ok" } else { "failed" };
+        self.metrics
+            .token_refreshes
+            .get_or_create(&[("outcome", outcome.to_string())])
+            .inc();
+        let tokens = result.inspect_err(|e| tracing::error!(portal, error = %e, "token refresh failed"))?;
+        let (member, used) = (portal.to_string(), current.refresh_token.clone());
+        let expires_at = tokens.expires_at(unix_now());
+        self.store
+            .commit(move |d| {
+                d.rotate_tokens(
+                    &member,
+                    &used,
+                    &tokens.access_token,
+                    &tokens.refresh_token,
+                    expires_at,
+                    crate::domain::now_ms(),
+                )
+            })
+            .await?;
+        tracing::info!(portal, "access token refreshed");
+        Ok(())
+    }
+
+    fn installed(&self, portal: &str) -> Result<PortalRecord, BitrixError> {
+        self.store
+            .portal(portal)?
+            .filter(|p| p.status == PortalStatus::Installed)
+            .ok_or_else(|| BitrixError::NotInstalled(portal.to_string()))
+    }
+
+    fn gate(&self, portal: &str) -> Arc<Gate> {
+        let mut gates = lock(&self.gates);
+        gates
+            .entry(portal.to_string())
+            .or_insert_with(|| {
+                Arc::new(Gate {
+                    pacer: Pacer::new(self.settings.rate_per_second, self.settings.burst),
+                    refresh: tokio::sync::Mutex::new(()),
+                    batch_denied: AtomicBool::new(false),
+                    blocked: Mutex::new(HashMap::new()),
+                    reset_seen: Mutex::new(HashMap::new()),
+                })
+            })
+            .clone()
+    }
+}
+
+impl Gate {
+    /// Remember an operating-limit block; fill in the reset time Bitrix24 last announced.
+    fn note_error(&self, method: &str, err: &BitrixError) -> BitrixError {
+        let BitrixError::Api { status, code, description, operating_reset_at } = err else {
+            return err.clone();
+        };
+        if code != "OPERATION_TIME_LIMIT" {
+            return err.clone();
+        }
+        let now = unix_now();
+        let reset = operating_reset_at
+            .or_else(|| lock(&self.reset_seen).get(method).copied())
+            .filter(|&t| t > now)
+            .unwrap_or(now + OPERATING_BLOCK_SECS);
+        tracing::warn!(method, reset_at = reset, "method over its operating budget");
+        lock(&self.blocked).insert(method.to_string(), reset);
+        BitrixError::Api {
+            status: *status,
+            code: code.clone(),
+            description: description.clone(),
+            operating_reset_at: Some(reset),
+        }
+    }
+}
+
+fn error_kind(e: &BitrixError) -> &'static str {
+    match e {
+        BitrixError::NotInstalled(_) => "not_installed",
+        BitrixError::Transport(_) => "transport",
+        BitrixError::Timeout => "timeout",
+        BitrixError::Api { .. } => "api",
+        BitrixError::Decode { .. } => "decode",
+        BitrixError::Refresh(_) => "refresh",
+        BitrixError::Storage(_) => "storage",
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Current unix time in seconds.
+pub fn unix_now() -> i64 {
+    (crate::domain::now_ms() / 1000) as i64
+}

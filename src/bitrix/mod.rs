@@ -1,0 +1,18 @@
+//! Bitrix24 REST boundary: the only code that knows reqwest and Bitrix24's wire format.
+//!
+//! Limits respected here: at most 50 commands per `batch`, the per-portal leaky bucket
+//! (`pacer.rs`), `503 QUERY_LIMIT_EXCEEDED` (pause the portal), `429 OPERATION_TIME_LIMIT`
+//! (block that method until `operating_reset_at`), and `401 expired_token` (one coalesced refresh).
+
+pub mod classify;
+pub mod client;
+pub mod envelope;
+pub mod error;
+pub mod form;
+pub mod messages;
+pub mod oauth;
+pub mod pacer;
+
+pub use classify::{Class, classify};
+pub use client::{BatchCommand, BitrixClient, MAX_BATCH_COMMANDS};
+pub use error::BitrixError;

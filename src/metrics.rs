@@ -1,0 +1,77 @@
+//! Prometheus metrics of one gateway instance (`GET /metrics`). A registry per instance, not a
+//! global recorder, so that several gateways can live in one test process.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+type One = [(&'static str, String); 1];
+type Two = [(&'static str, String); 2];
+
+/// Every metric the gateway exports.
+pub struct Metrics {
+    registry: Registry,
+    /// Platform webhooks by event type and reply (`accepted`, `replayed`, or an error code).
+    pub webhooks: Family<Two, Counter>,
+    /// HTTP requests to Bitrix24 by method (`batch` for batches) and outcome (`ok` or error code).
+    pub bitrix_requests: Family<Two, Counter>,
+    /// Final item results by operation (`send`, `update`, `delete`) and result (`success`, `failed`).
+    pub items: Family<Two, Counter>,
+    /// Item attempts that failed transiently and were rescheduled.
+    pub item_retries: Family<One, Counter>,
+    /// OAuth refreshes by outcome.
+    pub token_refreshes: Family<One, Counter>,
+    /// Deliveries to the platform by event type and outcome (`delivered`, `retry`).
+    pub deliveries: Family<Two, Counter>,
+    /// Ops waiting for Bitrix24, all portals.
+    pub queued_ops: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("gateway");
+        let m = Metrics {
+            webhooks: Family::default(),
+            bitrix_requests: Family::default(),
+            items: Family::default(),
+            item_retries: Family::default(),
+            token_refreshes: Family::default(),
+            deliveries: Family::default(),
+            queued_ops: Gauge::default(),
+            registry: Registry::default(),
+        };
+        registry.register("webhooks", "Platform webhooks by type and reply", m.webhooks.clone());
+        registry.register("bitrix_requests", "HTTP requests to Bitrix24", m.bitrix_requests.clone());
+        registry.register("items", "Final item results", m.items.clone());
+        registry.register("item_retries", "Transient item failures rescheduled", m.item_retries.clone());
+        registry.register("token_refreshes", "OAuth token refreshes", m.token_refreshes.clone());
+        registry.register("deliveries", "Deliveries to the messaging platform", m.deliveries.clone());
+        registry.register("queued_ops", "Bitrix24 operations waiting", m.queued_ops.clone());
+        Metrics { registry, ..m }
+    }
+}
+
+impl Metrics {
+    /// Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+
+    /// Increment a two-label counter.
+    pub fn inc2(family: &Family<Two, Counter>, k1: &'static str, v1: &str, k2: &'static str, v2: &str) {
+        family
+            .get_or_create(&[(k1, v1.to_string()), (k2, v2.to_string())])
+            .inc();
+    }
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
