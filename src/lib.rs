@@ -1,3 +1,4 @@
 //! placeholder
 
 pub mod signature;
+pub mod sim;
