@@ -50,7 +50,7 @@ pub enum SecretError {
 }
 
 impl WebhookSecret {
-    /// Accepts "whsec_<base64>" or bare "<base64>". STANDARD base64 with canonical padding only
+    /// Accepts `"whsec_<base64>"` or bare `"<base64>"`. STANDARD base64 with canonical padding only
     /// (reject unpadded and non-canonical trailing bits), decoded key must be non-empty.
     ///
     /// The input is not trimmed: surrounding whitespace is an [`SecretError::InvalidBase64`].
@@ -114,7 +114,7 @@ impl fmt::Debug for WebhookSecret {
     }
 }
 
-/// "v1,<base64 HMAC-SHA256 over `{id}.{timestamp}.{payload}`>" ; payload is raw bytes (no UTF-8 requirement).
+/// `"v1,<base64 HMAC-SHA256 over {id}.{timestamp}.{payload}>"`; payload is raw bytes (no UTF-8 requirement).
 pub fn sign(secret: &WebhookSecret, msg_id: &str, timestamp: i64, payload: &[u8]) -> String {
     let tag = secret
         .mac_over(msg_id, &timestamp.to_string(), payload)
