@@ -7,3 +7,4 @@ pub mod settings;
 pub mod signature;
 pub mod sim;
 pub mod store;
+pub mod outbox;

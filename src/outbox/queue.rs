@@ -1,0 +1,237 @@
+//! The pending ops of one portal and the pure planning of the next request.
+//!
+//! Ordering: ops of one (line, chat) take effect in seq order. A chat contributes its *head run*
+//! (consecutive due ops of the same method) to a request. Sends and updates of one chat stay in
+//! one call, so a transient failure of one command can never let a later message overtake an
+//! earlier one; deletes commute, so a long run of them may spread over several calls.
+//!
+//! Batching: calls carry up to `max_batch` items of one (line, method). Sends and updates go
+//! out as soon as the portal's budget allows; deletes wait up to `linger` for more items of the
+//! same line unless `max_batch` are already waiting. All ready calls of the portal (up to 50)
+//! share one request.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use crate::store::{Op, OpKind};
+
+/// The imconnector method of an op.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Method {
+    Send,
+    Update,
+    Delete,
+}
+
+impl Method {
+    /// Of an op.
+    pub fn of(op: &Op) -> Method {
+        match op.kind {
+            OpKind::Send { .. } => Method::Send,
+            OpKind::Update { .. } => Method::Update,
+            OpKind::Delete { .. } => Method::Delete,
+        }
+    }
+
+    /// The REST method name.
+    pub fn rest_name(self) -> &'static str {
+        match self {
+            Method::Send => "imconnector.send.messages",
+            Method::Update => "imconnector.update.messages",
+            Method::Delete => "imconnector.delete.messages",
+        }
+    }
+
+    /// Short label for metrics and logs.
+    pub fn label(self) -> &'static str {
+        match self {
+            Method::Send => "send",
+            Method::Update => "update",
+            Method::Delete => "delete",
+        }
+    }
+}
+
+/// Batching limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Items per call.
+    pub max_batch: usize,
+    /// How long deletes wait for company, in ms.
+    pub linger_ms: u64,
+    /// Calls per request (`batch` allows 50).
+    pub max_calls: usize,
+}
+
+/// One imconnector call: items of one line and method, in order.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub line: u64,
+    pub method: Method,
+    pub ops: Vec<Op>,
+}
+
+/// What to do next.
+#[derive(Debug)]
+pub enum Plan {
+    /// Send these calls in one request.
+    Send(Vec<Call>),
+    /// Nothing is ready; something will be at this time (ms), or nothing is pending at all.
+    Wait(Option<u64>),
+}
+
+type ChatKey = (u64, String);
+
+/// Pending ops of one portal.
+#[derive(Default)]
+pub struct PortalQueue {
+    ops: HashMap<u64, Op>,
+    chats: BTreeMap<ChatKey, VecDeque<u64>>,
+}
+
+/// A chat's head run while planning.
+struct Run {
+    line: u64,
+    method: Method,
+    seqs: Vec<u64>,
+    eligible_at: u64,
+    head_seq: u64,
+}
+
+impl PortalQueue {
+    /// Number of pending ops.
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// Whether nothing is pending.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    /// Add (or put back) an op at its place in its chat's order.
+    pub fn push(&mut self, op: Op) {
+        let key = (op.line, op.chat_id.clone());
+        let seq = op.seq;
+        if self.ops.insert(seq, op).is_some() {
+            return;
+        }
+        let chat = self.chats.entry(key).or_default();
+        let at = chat.partition_point(|&s| s < seq);
+        chat.insert(at, seq);
+    }
+
+    /// Plan the next request at `now_ms`. `blocked` gives, for a method, the time (ms) until
+    /// which the portal refuses it (operating limit).
+    pub fn plan(&self, now_ms: u64, limits: Limits, blocked: impl Fn(Method) -> Option<u64>) -> Plan {
+        let mut wake: Option<u64> = None;
+        let mut soon = |t: u64| wake = Some(wake.map_or(t, |w| w.min(t)));
+        let mut groups: BTreeMap<(u64, Method), Vec<Run>> = BTreeMap::new();
+        for ((line, _), seqs) in &self.chats {
+            let Some(head) = seqs.front().and_then(|s| self.ops.get(s)) else {
+                continue;
+            };
+            if head.due_at_ms > now_ms {
+                soon(head.due_at_ms);
+                continue;
+            }
+            let method = Method::of(head);
+            if let Some(until) = blocked(method).filter(|&t| t > now_ms) {
+                soon(until);
+                continue;
+            }
+            let run: Vec<u64> = seqs
+                .iter()
+                .map_while(|s| {
+                    self.ops
+                        .get(s)
+                        .filter(|op| Method::of(op) == method && op.due_at_ms <= now_ms)
+                        .map(|op| op.seq)
+                })
+                .collect();
+            groups.entry((*line, method)).or_default().push(Run {
+                line: *line,
+                method,
+                eligible_at: head.due_at_ms,
+                head_seq: head.seq,
+                seqs: run,
+            });
+        }
+        let mut ready: Vec<Vec<Run>> = Vec::new();
+        for ((_, method), runs) in groups {
+            let count: usize = runs.iter().map(|r| r.seqs.len()).sum();
+            let first = runs.iter().map(|r| r.eligible_at).min().unwrap_or(now_ms);
+            let deadline = first.saturating_add(limits.linger_ms);
+            if method != Method::Delete || count >= limits.max_batch || deadline <= now_ms {
+                ready.push(runs);
+            } else {
+                soon(deadline);
+            }
+        }
+        if ready.is_empty() {
+            return Plan::Wait(wake);
+        }
+        // Oldest work first.
+        ready.sort_by_key(|runs| runs.iter().map(|r| (r.eligible_at, r.head_seq)).min());
+        let mut calls: Vec<Call> = Vec::new();
+        for mut runs in ready {
+            runs.sort_by_key(|r| r.head_seq);
+            if !self.fill(&mut calls, runs, limits) {
+                break;
+            }
+        }
+        Plan::Send(calls)
+    }
+
+    /// Append the runs of one (line, method) group as calls; false once `max_calls` is reached.
+    fn fill(&self, calls: &mut Vec<Call>, runs: Vec<Run>, limits: Limits) -> bool {
+        let mut current: Option<Call> = None;
+        for run in runs {
+            let mut seqs = run.seqs.as_slice();
+            if run.method != Method::Delete {
+                // Never split a chat's sends or updates across calls.
+                seqs = &seqs[..seqs.len().min(limits.max_batch)];
+                if current.as_ref().is_some_and(|c| c.ops.len() + seqs.len() > limits.max_batch) {
+                    calls.extend(current.take());
+                }
+            }
+            for seq in seqs {
+                if current.as_ref().is_some_and(|c| c.ops.len() >= limits.max_batch) {
+                    calls.extend(current.take());
+                }
+                if current.is_none() {
+                    if calls.len() >= limits.max_calls {
+                        return false;
+                    }
+                    current = Some(Call {
+                        line: run.line,
+                        method: run.method,
+                        ops: Vec::new(),
+                    });
+                }
+                if let (Some(call), Some(op)) = (current.as_mut(), self.ops.get(seq)) {
+                    call.ops.push(op.clone());
+                }
+            }
+        }
+        calls.extend(current.take());
+        calls.len() < limits.max_calls
+    }
+
+    /// Remove the ops of planned calls from the queue (they are now in flight).
+    pub fn take(&mut self, calls: &[Call]) {
+        for op in calls.iter().flat_map(|c| &c.ops) {
+            if self.ops.remove(&op.seq).is_some() {
+                let key = (op.line, op.chat_id.clone());
+                if let Some(chat) = self.chats.get_mut(&key) {
+                    chat.retain(|&s| s != op.seq);
+                    if chat.is_empty() {
+                        self.chats.remove(&key);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
