@@ -8,3 +8,5 @@ pub mod signature;
 pub mod sim;
 pub mod store;
 pub mod outbox;
+pub mod messenger;
+pub mod report;

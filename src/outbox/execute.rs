@@ -1,0 +1,252 @@
+//! Executing planned calls against a portal and turning replies into per-op outcomes.
+//!
+//! Replies are matched to ops by (chat id, external message id), not by position; only when
+//! Bitrix24 echoes no ids at all and the counts agree is position used.
+
+use std::collections::{HashMap, VecDeque};
+
+use serde_json::{Value, json};
+
+use super::queue::Call;
+use crate::bitrix::messages::{self, ItemResult};
+use crate::bitrix::{BatchCommand, BitrixClient, BitrixError, Class, classify};
+use crate::metrics::Metrics;
+use crate::settings::RetrySettings;
+use crate::store::ops::{OpOutcome, OpResult};
+use crate::store::{Op, OpKind};
+
+/// Code Bitrix24 gives for a method refused inside `batch`.
+const BATCH_REFUSED: &str = "ERROR_BATCH_METHOD_NOT_ALLOWED";
+
+/// Everything `execute` learned.
+#[derive(Debug, Default)]
+pub struct Executed {
+    /// Outcomes to record (every op that was part of a sent call).
+    pub results: Vec<OpResult>,
+    /// Ops of calls that were never sent (the portal was throttled first): back to the queue.
+    pub unsent: Vec<Op>,
+    /// The portal has no installed app (any more).
+    pub not_installed: bool,
+}
+
+/// What the executor needs.
+pub struct Executor<'a> {
+    pub client: &'a BitrixClient,
+    pub portal: &'a str,
+    pub connector: &'a str,
+    pub retry: &'a RetrySettings,
+    pub metrics: &'a Metrics,
+}
+
+impl Executor<'_> {
+    /// Send `calls` (one `batch` request when there are several) and classify every op.
+    pub async fn execute(&self, calls: Vec<Call>, now_ms: impl Fn() -> u64) -> Executed {
+        let replies = self.send(&calls).await;
+        let now = now_ms();
+        let mut out = Executed::default();
+        for (call, reply) in calls.into_iter().zip(replies) {
+            match reply {
+                None => out.unsent.extend(call.ops),
+                Some(reply) => {
+                    if matches!(reply, Err(BitrixError::NotInstalled(_))) {
+                        out.not_installed = true;
+                    }
+                    out.results.extend(self.outcomes(call, reply, now));
+                }
+            }
+        }
+        out
+    }
+
+    /// One reply per call; None for a call that was not sent.
+    async fn send(&self, calls: &[Call]) -> Vec<Option<Result<Value, BitrixError>>> {
+        if calls.len() == 1 || self.client.batch_denied(self.portal) {
+            return self.send_direct(calls).await;
+        }
+        let commands: Vec<BatchCommand> = calls
+            .iter()
+            .enumerate()
+            .map(|(i, call)| BatchCommand {
+                key: format!("c{i}"),
+                method: call.method.rest_name().to_string(),
+                params: self.params(call),
+            })
+            .collect();
+        match self.client.batch(self.portal, &commands).await {
+            Err(e) if e.code() == Some(BATCH_REFUSED) => {
+                self.client.deny_batch(self.portal);
+                self.send_direct(calls).await
+            }
+            Err(e) => calls.iter().map(|_| Some(Err(e.clone()))).collect(),
+            Ok(replies) => {
+                let mut replies: Vec<_> = replies.into_iter().map(Some).collect();
+                let refused: Vec<usize> = (0..calls.len())
+                    .filter(|&i| matches!(&replies[i], Some(Err(e)) if e.code() == Some(BATCH_REFUSED)))
+                    .collect();
+                if !refused.is_empty() {
+                    self.client.deny_batch(self.portal);
+                    let again: Vec<Call> = refused.iter().map(|&i| calls[i].clone()).collect();
+                    for (i, reply) in refused.into_iter().zip(self.send_direct(&again).await) {
+                        replies[i] = reply;
+                    }
+                }
+                replies
+            }
+        }
+    }
+
+    /// Calls one by one; after a throttling reply the rest are left unsent.
+    async fn send_direct(&self, calls: &[Call]) -> Vec<Option<Result<Value, BitrixError>>> {
+        let mut replies = Vec::with_capacity(calls.len());
+        let mut stop = false;
+        for call in calls {
+            if stop {
+                replies.push(None);
+                continue;
+            }
+            let reply = self
+                .client
+                .call(self.portal, call.method.rest_name(), self.params(call))
+                .await;
+            if let Err(e) = &reply {
+                stop = matches!(classify(e), Class::Transient { throttle: true, .. })
+                    || matches!(e, BitrixError::NotInstalled(_));
+            }
+            replies.push(Some(reply));
+        }
+        replies
+    }
+
+    fn params(&self, call: &Call) -> Value {
+        let items: Vec<Value> = call
+            .ops
+            .iter()
+            .map(|op| match &op.kind {
+                OpKind::Send { message } | OpKind::Update { message } => messages::send_item(message),
+                OpKind::Delete { message_id, user_id, .. } => {
+                    messages::delete_item(user_id, message_id, &op.chat_id)
+                }
+            })
+            .collect();
+        json!({ "CONNECTOR": self.connector, "LINE": call.line, "MESSAGES": items })
+    }
+
+    fn outcomes(&self, call: Call, reply: Result<Value, BitrixError>, now: u64) -> Vec<OpResult> {
+        let method = call.method;
+        let items = reply.and_then(|result| messages::parse_results(&result));
+        let mut ops = call.ops;
+        for op in &mut ops {
+            op.attempts += 1;
+        }
+        let results: Vec<OpResult> = match items {
+            Err(e) => ops.into_iter().map(|op| self.failed_call(op, &e, now)).collect(),
+            Ok(items) => match_items(&ops, items)
+                .into_iter()
+                .zip(ops)
+                .map(|(item, op)| match item {
+                    Some(item) => item_outcome(op, item),
+                    None => {
+                        let e = BitrixError::Decode {
+                            status: 200,
+                            detail: "Bitrix24 returned no result for this item".into(),
+                        };
+                        self.retry_or_give_up(op, &e, None, now)
+                    }
+                })
+                .collect(),
+        };
+        for r in &results {
+            match &r.outcome {
+                OpOutcome::Retry => {
+                    self.metrics
+                        .item_retries
+                        .get_or_create(&[("op", method.label().to_string())])
+                        .inc();
+                }
+                OpOutcome::Done { .. } => {
+                    Metrics::inc2(&self.metrics.items, "op", method.label(), "result", "success")
+                }
+                OpOutcome::Failed { errors } => {
+                    tracing::warn!(portal = self.portal, op = method.label(), message = r.op.message_id(), errors = ?errors, "item failed");
+                    Metrics::inc2(&self.metrics.items, "op", method.label(), "result", "failed")
+                }
+            }
+        }
+        results
+    }
+
+    fn failed_call(&self, op: Op, e: &BitrixError, now: u64) -> OpResult {
+        match classify(e) {
+            Class::Final => OpResult {
+                op,
+                outcome: OpOutcome::Failed {
+                    errors: vec![e.to_string()],
+                },
+            },
+            Class::Transient { not_before, .. } => self.retry_or_give_up(op, e, not_before, now),
+        }
+    }
+
+    fn retry_or_give_up(&self, mut op: Op, e: &BitrixError, not_before: Option<i64>, now: u64) -> OpResult {
+        if self.retry.exhausted(op.attempts, op.accepted_at_ms, now) {
+            let errors = vec![format!("gave up after {} attempts: {e}", op.attempts)];
+            return OpResult {
+                op,
+                outcome: OpOutcome::Failed { errors },
+            };
+        }
+        let backoff = now + self.retry.delay(op.attempts).as_millis() as u64;
+        let hinted = not_before.map_or(0, |s| (s.max(0) as u64) * 1000);
+        op.due_at_ms = backoff.max(hinted);
+        op.last_error = Some(e.to_string());
+        OpResult {
+            op,
+            outcome: OpOutcome::Retry,
+        }
+    }
+}
+
+fn item_outcome(op: Op, item: ItemResult) -> OpResult {
+    let outcome = if item.success {
+        OpOutcome::Done {
+            bitrix_user_id: item.user,
+            session: item.session,
+        }
+    } else {
+        let errors = if item.errors.is_empty() {
+            vec!["Bitrix24 reported SUCCESS=false without ERRORS".to_string()]
+        } else {
+            item.errors
+        };
+        OpOutcome::Failed { errors }
+    };
+    OpResult { op, outcome }
+}
+
+/// Pair each op with its entry of `DATA.RESULT[]`.
+fn match_items(ops: &[Op], items: Vec<ItemResult>) -> Vec<Option<ItemResult>> {
+    if items.iter().all(|i| i.message_id.is_none()) {
+        if items.len() == ops.len() {
+            return items.into_iter().map(Some).collect();
+        }
+        return ops.iter().map(|_| None).collect();
+    }
+    let mut by_id: HashMap<String, VecDeque<ItemResult>> = HashMap::new();
+    for item in items {
+        if let Some(id) = item.message_id.clone() {
+            by_id.entry(id).or_default().push_back(item);
+        }
+    }
+    ops.iter()
+        .map(|op| {
+            let queue = by_id.get_mut(op.message_id())?;
+            let at = queue
+                .iter()
+                .position(|i| i.chat_id.as_deref().is_none_or(|c| c == op.chat_id))?;
+            queue.remove(at)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

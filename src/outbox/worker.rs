@@ -1,0 +1,152 @@
+//! One task per portal: plan → wait for the portal's budget → send → record → repeat.
+//!
+//! The loop only selects over new ops, a timer and cancellation; the decisions live in
+//! `queue.rs` (what to send) and `execute.rs` (what the reply means). One request is in flight
+//! per portal at a time, as Bitrix24 advises.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use super::Context;
+use super::execute::Executor;
+use super::queue::{Call, Method, Plan, PortalQueue};
+use crate::domain::now_ms;
+use crate::store::ops::OpOutcome;
+use crate::store::Op;
+
+/// Pause after storage refused to record results.
+const STORAGE_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Messages for a portal worker.
+#[derive(Debug)]
+pub(crate) enum PortalMsg {
+    Ops(Vec<Op>),
+    /// The portal (re)installed the app.
+    Installed,
+}
+
+pub(crate) struct PortalWorker {
+    pub portal: String,
+    pub queue: PortalQueue,
+    pub rx: mpsc::UnboundedReceiver<PortalMsg>,
+    pub ctx: Arc<Context>,
+    pub installed: bool,
+}
+
+impl PortalWorker {
+    pub(crate) async fn run(mut self) {
+        let cancel = self.ctx.cancel.clone();
+        self.installed = self.ctx.is_installed(&self.portal);
+        loop {
+            while let Ok(msg) = self.rx.try_recv() {
+                self.handle(msg);
+            }
+            let next = if self.installed {
+                self.queue.plan(now_ms(), self.ctx.limits, |m| self.blocked_until(m))
+            } else {
+                Plan::Wait(None)
+            };
+            match next {
+                Plan::Wait(at) => {
+                    let timer = sleep_until_ms(at);
+                    tokio::select! {
+                        msg = self.rx.recv() => match msg {
+                            Some(msg) => self.handle(msg),
+                            None => return,
+                        },
+                        _ = timer => {}
+                        _ = cancel.cancelled() => return,
+                    }
+                }
+                Plan::Send(_) => {
+                    // Wait for the budget first; what arrives meanwhile joins the request.
+                    tokio::select! {
+                        _ = self.ctx.client.ready(&self.portal) => {}
+                        _ = cancel.cancelled() => return,
+                    }
+                    while let Ok(msg) = self.rx.try_recv() {
+                        self.handle(msg);
+                    }
+                    if let Plan::Send(calls) =
+                        self.queue.plan(now_ms(), self.ctx.limits, |m| self.blocked_until(m))
+                    {
+                        self.queue.take(&calls);
+                        tokio::select! {
+                            _ = self.send(calls) => {}
+                            // Abandoned mid-flight: the ops are still on disk and resume on restart.
+                            _ = cancel.cancelled() => return,
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn handle(&mut self, msg: PortalMsg) {
+        match msg {
+            PortalMsg::Ops(ops) => ops.into_iter().for_each(|op| self.queue.push(op)),
+            PortalMsg::Installed => self.installed = true,
+        }
+    }
+
+    fn blocked_until(&self, method: Method) -> Option<u64> {
+        self.ctx
+            .client
+            .method_blocked_until(&self.portal, method.rest_name())
+            .map(|s| (s.max(0) as u64) * 1000)
+    }
+
+    async fn send(&mut self, calls: Vec<Call>) {
+        let originals: Vec<Op> = calls.iter().flat_map(|c| c.ops.iter().cloned()).collect();
+        let executor = Executor {
+            client: &self.ctx.client,
+            portal: &self.portal,
+            connector: &self.ctx.connector_id,
+            retry: &self.ctx.retry,
+            metrics: &self.ctx.metrics,
+        };
+        let executed = executor.execute(calls, now_ms).await;
+        if executed.not_installed {
+            tracing::warn!(portal = %self.portal, "portal has no installed app: holding its events");
+            self.installed = false;
+        }
+        let results = executed.results;
+        let finals = results
+            .iter()
+            .filter(|r| r.outcome != OpOutcome::Retry)
+            .count();
+        let recorded = results.clone();
+        let applied = self
+            .ctx
+            .store
+            .commit(move |d| d.apply_results(&recorded, now_ms()))
+            .await;
+        match applied {
+            Ok(()) => {
+                self.ctx.metrics.queued_ops.dec_by(finals as i64);
+                for r in results {
+                    if r.outcome == OpOutcome::Retry {
+                        self.queue.push(r.op);
+                    }
+                }
+                self.ctx.deliveries.notify_one();
+            }
+            Err(e) => {
+                // Nothing was recorded: everything goes back as it was and will be sent again.
+                tracing::error!(portal = %self.portal, error = %e, "cannot record Bitrix24 results");
+                originals.into_iter().for_each(|op| self.queue.push(op));
+                tokio::time::sleep(STORAGE_BACKOFF).await;
+            }
+        }
+        executed.unsent.into_iter().for_each(|op| self.queue.push(op));
+    }
+}
+
+async fn sleep_until_ms(at: Option<u64>) {
+    match at {
+        Some(at) => tokio::time::sleep(Duration::from_millis(at.saturating_sub(now_ms()))).await,
+        None => std::future::pending().await,
+    }
+}
