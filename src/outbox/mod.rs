@@ -11,6 +11,7 @@
 //! - New ops arrive through the router in commit order (the committer's post-commit hook), which
 //!   keeps each chat's ops in the order the platform's events were accepted.
 
+pub mod deliverer;
 pub mod execute;
 pub mod queue;
 mod worker;

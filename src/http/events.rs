@@ -1,0 +1,112 @@
+//! `POST /v1/channels/{channel}/events`: signed platform events, stored durably before 202.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde_json::json;
+
+use super::error::{ApiError, bad_request, not_found, unauthorized};
+use super::{AppState, body};
+use crate::domain::now_ms;
+use crate::messenger::inbound::{self, PlatformEvent};
+use crate::metrics::Metrics;
+use crate::signature::{self, ReceivedHeaders, SignatureError};
+use crate::store::WebhookReply;
+use crate::store::ingest::{IngestEvent, IngestOutcome, IngestRequest};
+
+/// Handle one platform event.
+pub async fn receive(
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let result = accept(&req, &path, payload, &state).await;
+    let label = match &result {
+        Ok((kind, reply)) if reply.status().as_u16() == 202 => (*kind, "accepted"),
+        Ok((kind, _)) => (*kind, "replayed"),
+        Err(e) => ("unknown", e.metric_label()),
+    };
+    Metrics::inc2(&state.metrics.webhooks, "type", label.0, "reply", label.1);
+    result.map(|(_, reply)| reply)
+}
+
+async fn accept(
+    req: &HttpRequest,
+    channel_id: &str,
+    payload: web::Payload,
+    state: &AppState,
+) -> Result<(&'static str, HttpResponse), ApiError> {
+    let channel = state
+        .channels
+        .get(channel_id)
+        .ok_or_else(|| not_found("unknown_channel", format!("no channel {channel_id:?} is configured")))?;
+    let body = body::read_limited(req, payload, state.settings.server.max_body_bytes).await?;
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let headers = ReceivedHeaders {
+        id: header(signature::HEADER_ID),
+        timestamp: header(signature::HEADER_TIMESTAMP),
+        signature: header(signature::HEADER_SIGNATURE),
+    };
+    signature::verify(&channel.secret, &headers, &body, (state.clock)()).map_err(signature_error)?;
+    let webhook_id = headers.id.unwrap_or_default().to_string();
+    let event = inbound::parse(&body).map_err(|e| bad_request(e.code, e.message))?;
+    let kind = event.type_name();
+    let now = now_ms();
+    let (event, reply_body) = match event {
+        PlatformEvent::Created(m) => (IngestEvent::Created(m), json!({ "status": "accepted" })),
+        PlatformEvent::Updated(m) => (IngestEvent::Updated(m), json!({ "status": "accepted" })),
+        PlatformEvent::Deleted { chat_id, user_id, message_ids } => {
+            let deletion_id = new_deletion_id();
+            let reply = json!({ "deletion_id": deletion_id, "items": message_ids.len() });
+            let event = IngestEvent::Deleted { deletion_id, chat_id, user_id, message_ids };
+            (event, reply)
+        }
+    };
+    let request = IngestRequest {
+        channel: channel_id.to_string(),
+        webhook_id,
+        portal: channel.settings.portal.clone(),
+        line: channel.settings.line,
+        event,
+        reply: WebhookReply {
+            status: 202,
+            body: reply_body.to_string(),
+            at_ms: now,
+        },
+        now_ms: now,
+    };
+    let outbox = state.outbox.clone();
+    let outcome = state
+        .store
+        .commit_then(
+            move |d| d.ingest(&request),
+            move |outcome| {
+                if let IngestOutcome::Accepted { ops, .. } = outcome {
+                    outbox.enqueue(ops.clone());
+                }
+            },
+        )
+        .await?;
+    let (status, body) = match outcome {
+        IngestOutcome::Accepted { reply, .. } => (StatusCode::ACCEPTED, reply.body),
+        IngestOutcome::Replayed(first) => (StatusCode::OK, first.body),
+    };
+    Ok((kind, HttpResponse::build(status).content_type("application/json").body(body)))
+}
+
+fn signature_error(e: SignatureError) -> ApiError {
+    let code = match e {
+        SignatureError::MissingHeader(_) => "missing_signature_headers",
+        SignatureError::InvalidTimestamp
+        | SignatureError::TimestampTooOld
+        | SignatureError::TimestampInFuture => "timestamp_out_of_window",
+        SignatureError::NoMatchingSignature => "invalid_signature",
+    };
+    unauthorized(code, e.to_string())
+}
+
+/// `del_` + 128 random bits in hex.
+fn new_deletion_id() -> String {
+    let bits: u128 = rand::random();
+    format!("del_{bits:032x}")
+}

@@ -1,0 +1,72 @@
+//! HTTP boundary: the only code that knows actix-web. Routes of contract §1–§5.
+
+mod body;
+mod deletions;
+pub mod error;
+mod events;
+mod health;
+mod install;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use actix_web::web;
+
+use crate::bitrix::BitrixClient;
+use crate::metrics::Metrics;
+use crate::outbox::Outbox;
+use crate::settings::{ChannelSettings, Settings};
+use crate::signature::WebhookSecret;
+use crate::store::Store;
+
+/// Current unix time in seconds; injectable for tests of the signature window.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// The real clock.
+pub fn system_clock() -> Clock {
+    Arc::new(|| (crate::domain::now_ms() / 1000) as i64)
+}
+
+/// A configured channel with its parsed secret.
+pub struct Channel {
+    pub settings: ChannelSettings,
+    pub secret: WebhookSecret,
+}
+
+/// What handlers share.
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub channels: HashMap<String, Channel>,
+    pub store: Store,
+    pub outbox: Outbox,
+    pub client: Arc<BitrixClient>,
+    pub metrics: Arc<Metrics>,
+    pub clock: Clock,
+}
+
+impl AppState {
+    /// Index the configured channels.
+    pub fn channels_of(settings: &Settings) -> HashMap<String, Channel> {
+        settings
+            .channels
+            .iter()
+            .map(|c| {
+                let channel = Channel {
+                    settings: c.clone(),
+                    secret: c.webhook_secret(),
+                };
+                (c.id.clone(), channel)
+            })
+            .collect()
+    }
+}
+
+/// Register every route.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz))
+        .route("/metrics", web::get().to(health::metrics))
+        .route("/v1/channels/{channel}/events", web::post().to(events::receive))
+        .route("/v1/deletions/{deletion_id}", web::get().to(deletions::get))
+        .route("/bitrix/install", web::post().to(install::install));
+}
