@@ -42,13 +42,37 @@ impl Default for Metrics {
             queued_ops: Gauge::default(),
             registry: Registry::default(),
         };
-        registry.register("webhooks", "Platform webhooks by type and reply", m.webhooks.clone());
-        registry.register("bitrix_requests", "HTTP requests to Bitrix24", m.bitrix_requests.clone());
+        registry.register(
+            "webhooks",
+            "Platform webhooks by type and reply",
+            m.webhooks.clone(),
+        );
+        registry.register(
+            "bitrix_requests",
+            "HTTP requests to Bitrix24",
+            m.bitrix_requests.clone(),
+        );
         registry.register("items", "Final item results", m.items.clone());
-        registry.register("item_retries", "Transient item failures rescheduled", m.item_retries.clone());
-        registry.register("token_refreshes", "OAuth token refreshes", m.token_refreshes.clone());
-        registry.register("deliveries", "Deliveries to the messaging platform", m.deliveries.clone());
-        registry.register("queued_ops", "Bitrix24 operations waiting", m.queued_ops.clone());
+        registry.register(
+            "item_retries",
+            "Transient item failures rescheduled",
+            m.item_retries.clone(),
+        );
+        registry.register(
+            "token_refreshes",
+            "OAuth token refreshes",
+            m.token_refreshes.clone(),
+        );
+        registry.register(
+            "deliveries",
+            "Deliveries to the messaging platform",
+            m.deliveries.clone(),
+        );
+        registry.register(
+            "queued_ops",
+            "Bitrix24 operations waiting",
+            m.queued_ops.clone(),
+        );
         Metrics { registry, ..m }
     }
 }
@@ -63,7 +87,13 @@ impl Metrics {
     }
 
     /// Increment a two-label counter.
-    pub fn inc2(family: &Family<Two, Counter>, k1: &'static str, v1: &str, k2: &'static str, v2: &str) {
+    pub fn inc2(
+        family: &Family<Two, Counter>,
+        k1: &'static str,
+        v1: &str,
+        k2: &'static str,
+        v2: &str,
+    ) {
         family
             .get_or_create(&[(k1, v1.to_string()), (k2, v2.to_string())])
             .inc();

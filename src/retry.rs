@@ -46,7 +46,10 @@ mod tests {
             let d4 = backoff(4, initial, max);
             assert!((2000..=4000).contains(&(d4.as_millis() as u64)), "{d4:?}");
             let d40 = backoff(40, initial, max);
-            assert!((30_000..=60_000).contains(&(d40.as_millis() as u64)), "{d40:?}");
+            assert!(
+                (30_000..=60_000).contains(&(d40.as_millis() as u64)),
+                "{d40:?}"
+            );
         }
     }
 

@@ -40,8 +40,11 @@ pub fn classify(err: &BitrixError) -> Class {
             "PORTAL_DELETED" => Class::Final,
             // Token problems: refreshed by the client; if one still escapes, a later attempt
             // (after a refresh or a reinstall) can succeed.
-            "expired_token" | "NO_AUTH_FOUND" | "INTERNAL_SERVER_ERROR"
-            | "ERROR_UNEXPECTED_ANSWER" | "OVERLOAD_LIMIT" => transient,
+            "expired_token"
+            | "NO_AUTH_FOUND"
+            | "INTERNAL_SERVER_ERROR"
+            | "ERROR_UNEXPECTED_ANSWER"
+            | "OVERLOAD_LIMIT" => transient,
             _ if *status == 429 => Class::Transient {
                 throttle: true,
                 not_before: *operating_reset_at,
@@ -76,11 +79,17 @@ mod tests {
 
     #[test]
     fn each_error_is_classified_as_the_fact_sheet_implies() {
-        let t = |throttle, not_before| Class::Transient { throttle, not_before };
+        let t = |throttle, not_before| Class::Transient {
+            throttle,
+            not_before,
+        };
         let cases = [
             (api(503, "QUERY_LIMIT_EXCEEDED"), t(true, None)),
             (api(0, "QUERY_LIMIT_EXCEEDED"), t(true, None)),
-            (api(429, "OPERATION_TIME_LIMIT"), t(false, Some(1_700_000_000))),
+            (
+                api(429, "OPERATION_TIME_LIMIT"),
+                t(false, Some(1_700_000_000)),
+            ),
             (api(429, "SOMETHING_NEW"), t(true, Some(1_700_000_000))),
             (api(500, "INTERNAL_SERVER_ERROR"), t(false, None)),
             (api(0, "INTERNAL_SERVER_ERROR"), t(false, None)),
@@ -95,8 +104,20 @@ mod tests {
             (api(0, "ERROR_BATCH_METHOD_NOT_ALLOWED"), Class::Final),
             (BitrixError::Timeout, t(false, None)),
             (BitrixError::Transport("reset".into()), t(false, None)),
-            (BitrixError::Decode { status: 502, detail: "html".into() }, t(false, None)),
-            (BitrixError::Decode { status: 200, detail: "{}".into() }, Class::Final),
+            (
+                BitrixError::Decode {
+                    status: 502,
+                    detail: "html".into(),
+                },
+                t(false, None),
+            ),
+            (
+                BitrixError::Decode {
+                    status: 200,
+                    detail: "{}".into(),
+                },
+                Class::Final,
+            ),
             (BitrixError::NotInstalled("p".into()), t(false, None)),
         ];
         for (err, want) in cases {

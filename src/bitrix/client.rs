@@ -52,7 +52,11 @@ struct Gate {
 
 impl BitrixClient {
     /// A client with the settings' timeout and a rustls (ring) TLS stack.
-    pub fn new(settings: BitrixSettings, store: Store, metrics: Arc<Metrics>) -> Result<Self, BitrixError> {
+    pub fn new(
+        settings: BitrixSettings,
+        store: Store,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, BitrixError> {
         // reqwest is built without a bundled crypto provider; install ring once per process.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
@@ -71,7 +75,12 @@ impl BitrixClient {
     }
 
     /// Call `method` once (plus one retry after a token refresh) and return its `result`.
-    pub async fn call(&self, portal: &str, method: &str, params: Value) -> Result<Value, BitrixError> {
+    pub async fn call(
+        &self,
+        portal: &str,
+        method: &str,
+        params: Value,
+    ) -> Result<Value, BitrixError> {
         self.send(portal, method, params).await.map(|s| s.result)
     }
 
@@ -85,9 +94,16 @@ impl BitrixClient {
         debug_assert!(commands.len() <= MAX_BATCH_COMMANDS);
         let cmd: Map<String, Value> = commands
             .iter()
-            .map(|c| (c.key.clone(), Value::String(format!("{}?{}", c.method, form::encode(&c.params)))))
+            .map(|c| {
+                (
+                    c.key.clone(),
+                    Value::String(format!("{}?{}", c.method, form::encode(&c.params))),
+                )
+            })
             .collect();
-        let reply = self.send(portal, "batch", json!({ "halt": 0, "cmd": cmd })).await?;
+        let reply = self
+            .send(portal, "batch", json!({ "halt": 0, "cmd": cmd }))
+            .await?;
         let results = reply.result.get("result");
         let errors = reply.result.get("result_error");
         let gate = self.gate(portal);
@@ -132,12 +148,22 @@ impl BitrixClient {
 
     /// Remember that this portal refuses our methods inside `batch`.
     pub fn deny_batch(&self, portal: &str) {
-        tracing::warn!(portal, "portal refuses imconnector methods inside batch: using direct calls");
-        self.gate(portal).batch_denied.store(true, Ordering::Relaxed);
+        tracing::warn!(
+            portal,
+            "portal refuses imconnector methods inside batch: using direct calls"
+        );
+        self.gate(portal)
+            .batch_denied
+            .store(true, Ordering::Relaxed);
     }
 
     /// One HTTP request, refreshing the token once on `expired_token`.
-    async fn send(&self, portal: &str, method: &str, params: Value) -> Result<Success, BitrixError> {
+    async fn send(
+        &self,
+        portal: &str,
+        method: &str,
+        params: Value,
+    ) -> Result<Success, BitrixError> {
         let gate = self.gate(portal);
         let mut refreshed = false;
         loop {
@@ -146,9 +172,17 @@ impl BitrixClient {
             let outcome = self.post(&record, method, &params).await;
             let label = match &outcome {
                 Ok(_) => "ok".to_string(),
-                Err(e) => e.code().map_or_else(|| error_kind(e).to_string(), str::to_string),
+                Err(e) => e
+                    .code()
+                    .map_or_else(|| error_kind(e).to_string(), str::to_string),
             };
-            Metrics::inc2(&self.metrics.bitrix_requests, "method", method, "outcome", &label);
+            Metrics::inc2(
+                &self.metrics.bitrix_requests,
+                "method",
+                method,
+                "outcome",
+                &label,
+            );
             match outcome {
                 Ok(success) => {
                     if let Some(reset) = success.operating_reset_at {
@@ -171,7 +205,12 @@ impl BitrixClient {
         }
     }
 
-    async fn post(&self, portal: &PortalRecord, method: &str, params: &Value) -> Result<Success, BitrixError> {
+    async fn post(
+        &self,
+        portal: &PortalRecord,
+        method: &str,
+        params: &Value,
+    ) -> Result<Success, BitrixError> {
         let mut body = match params {
             Value::Object(map) => map.clone(),
             _ => Map::new(),
@@ -193,7 +232,12 @@ impl BitrixClient {
 
     /// Refresh the portal's tokens unless another request already did (the lock coalesces
     /// concurrent refreshes into one OAuth call); the new pair is durable before we return.
-    async fn refresh(&self, portal: &str, gate: &Gate, stale_access: &str) -> Result<(), BitrixError> {
+    async fn refresh(
+        &self,
+        portal: &str,
+        gate: &Gate,
+        stale_access: &str,
+    ) -> Result<(), BitrixError> {
         let _one_at_a_time = gate.refresh.lock().await;
         let current = self.installed(portal)?;
         if current.access_token != stale_access {
@@ -205,7 +249,8 @@ impl BitrixClient {
             .token_refreshes
             .get_or_create(&[("outcome", outcome.to_string())])
             .inc();
-        let tokens = result.inspect_err(|e| tracing::error!(portal, error = %e, "token refresh failed"))?;
+        let tokens =
+            result.inspect_err(|e| tracing::error!(portal, error = %e, "token refresh failed"))?;
         let (member, used) = (portal.to_string(), current.refresh_token.clone());
         let expires_at = tokens.expires_at(unix_now());
         self.store
@@ -222,6 +267,15 @@ impl BitrixClient {
             .await?;
         tracing::info!(portal, "access token refreshed");
         Ok(())
+    }
+
+    /// Exchange a refresh token at the OAuth server: proves which portal the token belongs to
+    /// (used to check an install that claims an already installed portal).
+    pub async fn exchange_refresh_token(
+        &self,
+        refresh_token: &str,
+    ) -> Result<oauth::Tokens, BitrixError> {
+        oauth::refresh(&self.http, &self.settings, refresh_token).await
     }
 
     fn installed(&self, portal: &str) -> Result<PortalRecord, BitrixError> {
@@ -251,7 +305,13 @@ impl BitrixClient {
 impl Gate {
     /// Remember an operating-limit block; fill in the reset time Bitrix24 last announced.
     fn note_error(&self, method: &str, err: &BitrixError) -> BitrixError {
-        let BitrixError::Api { status, code, description, operating_reset_at } = err else {
+        let BitrixError::Api {
+            status,
+            code,
+            description,
+            operating_reset_at,
+        } = err
+        else {
             return err.clone();
         };
         if code != "OPERATION_TIME_LIMIT" {

@@ -35,7 +35,10 @@ pub fn parse(status: u16, body: &[u8]) -> Result<Success, BitrixError> {
                 .get("time")
                 .and_then(|t| t.get("operating_reset_at"))
                 .and_then(as_i64);
-            let total = map.get("total").and_then(|t| as_i64(t)).map(|t| t.max(0) as u64);
+            let total = map
+                .get("total")
+                .and_then(|t| as_i64(t))
+                .map(|t| t.max(0) as u64);
             Ok(Success {
                 result: map.remove("result").unwrap_or(Value::Null),
                 operating_reset_at,
@@ -114,8 +117,15 @@ mod tests {
         ];
         for (status, body, code) in cases {
             match parse(status, body) {
-                Err(BitrixError::Api { status: s, code: c, .. }) => {
-                    assert_eq!((s, c.as_str()), (status, code), "{}", String::from_utf8_lossy(body))
+                Err(BitrixError::Api {
+                    status: s, code: c, ..
+                }) => {
+                    assert_eq!(
+                        (s, c.as_str()),
+                        (status, code),
+                        "{}",
+                        String::from_utf8_lossy(body)
+                    )
                 }
                 other => panic!("{code}: got {other:?}"),
             }
@@ -124,8 +134,17 @@ mod tests {
 
     #[test]
     fn non_json_and_unenveloped_replies_are_decode_errors() {
-        assert!(matches!(parse(502, b"<html>Bad Gateway</html>"), Err(BitrixError::Decode { status: 502, .. })));
-        assert!(matches!(parse(200, br#"{"foo":1}"#), Err(BitrixError::Decode { status: 200, .. })));
-        assert!(matches!(parse(500, br#"{"result":1}"#), Err(BitrixError::Decode { status: 500, .. })));
+        assert!(matches!(
+            parse(502, b"<html>Bad Gateway</html>"),
+            Err(BitrixError::Decode { status: 502, .. })
+        ));
+        assert!(matches!(
+            parse(200, br#"{"foo":1}"#),
+            Err(BitrixError::Decode { status: 200, .. })
+        ));
+        assert!(matches!(
+            parse(500, br#"{"result":1}"#),
+            Err(BitrixError::Decode { status: 500, .. })
+        ));
     }
 }

@@ -76,18 +76,24 @@ pub fn parse_results(result: &Value) -> Result<Vec<ItemResult>, BitrixError> {
         let top = result.get("SUCCESS").map(truthy);
         return Err(BitrixError::Decode {
             status: 200,
-            detail: format!("no DATA.RESULT in result (SUCCESS={top:?}): {}", errors_of(result).join("; ")),
+            detail: format!(
+                "no DATA.RESULT in result (SUCCESS={top:?}): {}",
+                errors_of(result).join("; ")
+            ),
         });
     };
     Ok(entries.iter().map(item_result).collect())
 }
 
 fn item_result(entry: &Value) -> ItemResult {
-    let session = entry.get("session").and_then(|s| {
-        Some((id_string(s.get("CHAT_ID")?)?, id_string(s.get("ID")?)?))
-    });
+    let session = entry
+        .get("session")
+        .and_then(|s| Some((id_string(s.get("CHAT_ID")?)?, id_string(s.get("ID")?)?)));
     ItemResult {
-        chat_id: entry.get("chat").and_then(|c| c.get("id")).and_then(id_string),
+        chat_id: entry
+            .get("chat")
+            .and_then(|c| c.get("id"))
+            .and_then(id_string),
         message_id: entry
             .get("message")
             .and_then(|m| m.get("id"))
@@ -140,7 +146,11 @@ mod tests {
     #[test]
     fn a_send_item_carries_every_given_field_in_bitrix_shape() {
         let m = CustomerMessage {
-            chat: ChatRef { id: "channel-123".into(), name: Some("Support".into()), url: None },
+            chat: ChatRef {
+                id: "channel-123".into(),
+                name: Some("Support".into()),
+                url: None,
+            },
             user: UserRef {
                 id: "ext-user-42".into(),
                 name: Some("Ivan".into()),
@@ -154,7 +164,10 @@ mod tests {
                 id: "ext-msg-1001".into(),
                 date: Some(1_773_265_993),
                 text: Some("Good afternoon".into()),
-                files: vec![FileRef { url: "https://x/spec.pdf".into(), name: "spec.pdf".into() }],
+                files: vec![FileRef {
+                    url: "https://x/spec.pdf".into(),
+                    name: "spec.pdf".into(),
+                }],
             },
         };
         assert_eq!(

@@ -15,6 +15,11 @@ pub struct Tokens {
     pub expires_in: Option<i64>,
     #[serde(default)]
     pub expires: Option<i64>,
+    /// The portal the tokens belong to, as the OAuth server (the trusted party) says.
+    #[serde(default)]
+    pub member_id: Option<String>,
+    #[serde(default)]
+    pub client_endpoint: Option<String>,
 }
 
 impl Tokens {
@@ -38,11 +43,7 @@ pub async fn refresh(
         .append_pair("client_id", &settings.client_id)
         .append_pair("client_secret", settings.client_secret.expose_secret())
         .append_pair("refresh_token", refresh_token);
-    let reply = http
-        .get(url)
-        .send()
-        .await
-        .map_err(BitrixError::transport)?;
+    let reply = http.get(url).send().await.map_err(BitrixError::transport)?;
     let status = reply.status().as_u16();
     let body = reply.bytes().await.map_err(BitrixError::transport)?;
     let value: serde_json::Value = serde_json::from_slice(&body)

@@ -107,7 +107,11 @@ mod tests {
         for _ in 0..49 {
             pacer.acquire().await;
         }
-        assert_eq!(start.elapsed(), Duration::ZERO, "49 of the burst pass without waiting");
+        assert_eq!(
+            start.elapsed(),
+            Duration::ZERO,
+            "49 of the burst pass without waiting"
+        );
         // The 50th needs the margin to drain; 10 more need 5 s at 2/s.
         for _ in 0..11 {
             pacer.acquire().await;
@@ -128,7 +132,10 @@ mod tests {
             let now = Instant::now();
             level = (level - now.duration_since(last).as_secs_f64() * rate).max(0.0);
             last = now;
-            assert!(level + 1.0 <= f64::from(burst), "request {i} would be rejected");
+            assert!(
+                level + 1.0 <= f64::from(burst),
+                "request {i} would be rejected"
+            );
             level += 1.0;
             if i % 7 == 0 {
                 tokio::time::sleep(Duration::from_millis(300)).await;

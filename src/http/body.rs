@@ -8,7 +8,11 @@ use futures_util::StreamExt;
 use super::error::ApiError;
 
 /// The whole body, or 413 as soon as it is known to exceed `limit`.
-pub async fn read_limited(req: &HttpRequest, mut payload: Payload, limit: usize) -> Result<Bytes, ApiError> {
+pub async fn read_limited(
+    req: &HttpRequest,
+    mut payload: Payload,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
     let declared = req
         .headers()
         .get(CONTENT_LENGTH)
@@ -19,7 +23,8 @@ pub async fn read_limited(req: &HttpRequest, mut payload: Payload, limit: usize)
     }
     let mut body = BytesMut::with_capacity(declared.unwrap_or(0).min(limit));
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| super::error::bad_request("unreadable_body", e.to_string()))?;
+        let chunk =
+            chunk.map_err(|e| super::error::bad_request("unreadable_body", e.to_string()))?;
         if body.len() + chunk.len() > limit {
             return Err(ApiError::PayloadTooLarge { limit });
         }

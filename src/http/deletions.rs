@@ -16,10 +16,12 @@ pub async fn get(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     require_admin(&req, &state)?;
-    let (record, items) = state
-        .store
-        .deletion(&path)?
-        .ok_or_else(|| not_found("unknown_deletion", format!("no deletion {:?}", path.as_str())))?;
+    let (record, items) = state.store.deletion(&path)?.ok_or_else(|| {
+        not_found(
+            "unknown_deletion",
+            format!("no deletion {:?}", path.as_str()),
+        )
+    })?;
     Ok(HttpResponse::Ok().json(deletion_report(&record, &items)))
 }
 
@@ -27,17 +29,28 @@ pub async fn get(
 pub fn require_admin(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
     let expected = state.settings.admin.token.expose_secret();
     if expected.is_empty() {
-        return Err(unauthorized("admin_api_disabled", "the admin API is disabled (admin.token is empty)"));
+        return Err(unauthorized(
+            "admin_api_disabled",
+            "the admin API is disabled (admin.token is empty)",
+        ));
     }
     let given = req
         .headers()
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(|| unauthorized("missing_token", "Authorization: Bearer <admin token> is required"))?;
+        .ok_or_else(|| {
+            unauthorized(
+                "missing_token",
+                "Authorization: Bearer <admin token> is required",
+            )
+        })?;
     // Comparing digests keeps the comparison's timing independent of the token's content.
     if Sha256::digest(given.as_bytes()) != Sha256::digest(expected.as_bytes()) {
-        return Err(unauthorized("invalid_token", "the bearer token is not the admin token"));
+        return Err(unauthorized(
+            "invalid_token",
+            "the bearer token is not the admin token",
+        ));
     }
     Ok(())
 }

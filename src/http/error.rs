@@ -91,13 +91,22 @@ impl ResponseError for ApiError {
 
 /// Shorthands.
 pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
-    ApiError::BadRequest { code, message: message.into() }
+    ApiError::BadRequest {
+        code,
+        message: message.into(),
+    }
 }
 
 pub fn unauthorized(code: &'static str, message: impl Into<String>) -> ApiError {
-    ApiError::Unauthorized { code, message: message.into() }
+    ApiError::Unauthorized {
+        code,
+        message: message.into(),
+    }
 }
 
 pub fn not_found(code: &'static str, message: impl Into<String>) -> ApiError {
-    ApiError::NotFound { code, message: message.into() }
+    ApiError::NotFound {
+        code,
+        message: message.into(),
+    }
 }

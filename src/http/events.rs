@@ -36,10 +36,12 @@ async fn accept(
     payload: web::Payload,
     state: &AppState,
 ) -> Result<(&'static str, HttpResponse), ApiError> {
-    let channel = state
-        .channels
-        .get(channel_id)
-        .ok_or_else(|| not_found("unknown_channel", format!("no channel {channel_id:?} is configured")))?;
+    let channel = state.channels.get(channel_id).ok_or_else(|| {
+        not_found(
+            "unknown_channel",
+            format!("no channel {channel_id:?} is configured"),
+        )
+    })?;
     let body = body::read_limited(req, payload, state.settings.server.max_body_bytes).await?;
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
     let headers = ReceivedHeaders {
@@ -47,7 +49,8 @@ async fn accept(
         timestamp: header(signature::HEADER_TIMESTAMP),
         signature: header(signature::HEADER_SIGNATURE),
     };
-    signature::verify(&channel.secret, &headers, &body, (state.clock)()).map_err(signature_error)?;
+    signature::verify(&channel.secret, &headers, &body, (state.clock)())
+        .map_err(signature_error)?;
     let webhook_id = headers.id.unwrap_or_default().to_string();
     let event = inbound::parse(&body).map_err(|e| bad_request(e.code, e.message))?;
     let kind = event.type_name();
@@ -55,10 +58,19 @@ async fn accept(
     let (event, reply_body) = match event {
         PlatformEvent::Created(m) => (IngestEvent::Created(m), json!({ "status": "accepted" })),
         PlatformEvent::Updated(m) => (IngestEvent::Updated(m), json!({ "status": "accepted" })),
-        PlatformEvent::Deleted { chat_id, user_id, message_ids } => {
+        PlatformEvent::Deleted {
+            chat_id,
+            user_id,
+            message_ids,
+        } => {
             let deletion_id = new_deletion_id();
             let reply = json!({ "deletion_id": deletion_id, "items": message_ids.len() });
-            let event = IngestEvent::Deleted { deletion_id, chat_id, user_id, message_ids };
+            let event = IngestEvent::Deleted {
+                deletion_id,
+                chat_id,
+                user_id,
+                message_ids,
+            };
             (event, reply)
         }
     };
@@ -91,7 +103,12 @@ async fn accept(
         IngestOutcome::Accepted { reply, .. } => (StatusCode::ACCEPTED, reply.body),
         IngestOutcome::Replayed(first) => (StatusCode::OK, first.body),
     };
-    Ok((kind, HttpResponse::build(status).content_type("application/json").body(body)))
+    Ok((
+        kind,
+        HttpResponse::build(status)
+            .content_type("application/json")
+            .body(body),
+    ))
 }
 
 fn signature_error(e: SignatureError) -> ApiError {

@@ -15,7 +15,8 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         Ok(()) => HttpResponse::Ok().json(serde_json::json!({ "status": "ready" })),
         Err(e) => {
             tracing::warn!(error = %e, "not ready: storage is not writable");
-            HttpResponse::ServiceUnavailable().json(serde_json::json!({ "status": "storage_unavailable" }))
+            HttpResponse::ServiceUnavailable()
+                .json(serde_json::json!({ "status": "storage_unavailable" }))
         }
     }
 }

@@ -66,7 +66,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .route("/metrics", web::get().to(health::metrics))
-        .route("/v1/channels/{channel}/events", web::post().to(events::receive))
+        .route(
+            "/v1/channels/{channel}/events",
+            web::post().to(events::receive),
+        )
         .route("/v1/deletions/{deletion_id}", web::get().to(deletions::get))
         .route("/bitrix/install", web::post().to(install::install));
 }

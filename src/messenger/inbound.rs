@@ -72,7 +72,9 @@ pub fn parse(body: &[u8]) -> Result<PlatformEvent, InvalidEvent> {
         "message.deleted" => deleted(data),
         other => Err(invalid(
             "unknown_type",
-            format!("unknown event type {other:?}; expected message.created, message.updated or message.deleted"),
+            format!(
+                "unknown event type {other:?}; expected message.created, message.updated or message.deleted"
+            ),
         )),
     }
 }
@@ -80,7 +82,8 @@ pub fn parse(body: &[u8]) -> Result<PlatformEvent, InvalidEvent> {
 fn customer_message(data: &Map<String, Value>) -> Result<CustomerMessage, InvalidEvent> {
     let chat = object(data, "chat", "data.chat")?.ok_or_else(|| missing("data.chat"))?;
     let user = object(data, "user", "data.user")?.ok_or_else(|| missing("data.user"))?;
-    let message = object(data, "message", "data.message")?.ok_or_else(|| missing("data.message"))?;
+    let message =
+        object(data, "message", "data.message")?.ok_or_else(|| missing("data.message"))?;
     let files = match message.get("files") {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Array(items)) => items
@@ -88,18 +91,24 @@ fn customer_message(data: &Map<String, Value>) -> Result<CustomerMessage, Invali
             .enumerate()
             .map(|(i, f)| file(f, &format!("data.message.files[{i}]")))
             .collect::<Result<_, _>>()?,
-        Some(_) => return Err(invalid("invalid_field", "data.message.files must be an array")),
+        Some(_) => {
+            return Err(invalid(
+                "invalid_field",
+                "data.message.files must be an array",
+            ));
+        }
     };
     let body = text(message, "text", "data.message.text")?.filter(|t| !t.trim().is_empty());
     if body.is_none() && files.is_empty() {
         return Err(missing("data.message.text or data.message.files"));
     }
-    let date = match message.get("date") {
-        None | Some(Value::Null) => None,
-        Some(v) => Some(
-            integer(v).ok_or_else(|| invalid("invalid_field", "data.message.date must be unix seconds"))?,
-        ),
-    };
+    let date =
+        match message.get("date") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(integer(v).ok_or_else(|| {
+                invalid("invalid_field", "data.message.date must be unix seconds")
+            })?),
+        };
     Ok(CustomerMessage {
         chat: ChatRef {
             id: id(chat, "id", "data.chat.id")?,
@@ -136,12 +145,18 @@ fn deleted(data: &Map<String, Value>) -> Result<PlatformEvent, InvalidEvent> {
         None => return Err(missing("data.messages")),
     };
     if messages.is_empty() {
-        return Err(invalid("invalid_field", "data.messages must hold at least one message"));
+        return Err(invalid(
+            "invalid_field",
+            "data.messages must hold at least one message",
+        ));
     }
     if messages.len() > MAX_DELETE_ITEMS {
         return Err(invalid(
             "too_many_items",
-            format!("data.messages holds {} messages; at most {MAX_DELETE_ITEMS} per event", messages.len()),
+            format!(
+                "data.messages holds {} messages; at most {MAX_DELETE_ITEMS} per event",
+                messages.len()
+            ),
         ));
     }
     let message_ids = messages
@@ -151,7 +166,10 @@ fn deleted(data: &Map<String, Value>) -> Result<PlatformEvent, InvalidEvent> {
             let path = format!("data.messages[{i}]");
             match m {
                 Value::Object(m) => id(m, "id", &format!("{path}.id")),
-                _ => Err(invalid("invalid_field", format!("{path} must be an object with an id"))),
+                _ => Err(invalid(
+                    "invalid_field",
+                    format!("{path} must be an object with an id"),
+                )),
             }
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -164,13 +182,22 @@ fn deleted(data: &Map<String, Value>) -> Result<PlatformEvent, InvalidEvent> {
 
 fn file(value: &Value, path: &str) -> Result<FileRef, InvalidEvent> {
     let Value::Object(f) = value else {
-        return Err(invalid("invalid_field", format!("{path} must be an object")));
+        return Err(invalid(
+            "invalid_field",
+            format!("{path} must be an object"),
+        ));
     };
-    let url = text(f, "url", &format!("{path}.url"))?.ok_or_else(|| missing(&format!("{path}.url")))?;
+    let url =
+        text(f, "url", &format!("{path}.url"))?.ok_or_else(|| missing(&format!("{path}.url")))?;
     let parsed = url::Url::parse(&url)
         .ok()
         .filter(|u| matches!(u.scheme(), "http" | "https"))
-        .ok_or_else(|| invalid("invalid_field", format!("{path}.url must be an http(s) URL")))?;
+        .ok_or_else(|| {
+            invalid(
+                "invalid_field",
+                format!("{path}.url must be an http(s) URL"),
+            )
+        })?;
     let name = match text(f, "name", &format!("{path}.name"))? {
         Some(name) => name,
         None => parsed
@@ -191,7 +218,10 @@ fn object<'a>(
     match map.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Object(o)) => Ok(Some(o)),
-        Some(_) => Err(invalid("invalid_field", format!("{path} must be an object"))),
+        Some(_) => Err(invalid(
+            "invalid_field",
+            format!("{path} must be an object"),
+        )),
     }
 }
 

@@ -42,7 +42,9 @@ impl Deliverer {
             let next = self.pass().await;
             let timer = async {
                 match next {
-                    Some(at) => tokio::time::sleep(Duration::from_millis(at.saturating_sub(now_ms()))).await,
+                    Some(at) => {
+                        tokio::time::sleep(Duration::from_millis(at.saturating_sub(now_ms()))).await
+                    }
                     None => std::future::pending().await,
                 }
             };
@@ -67,7 +69,12 @@ impl Deliverer {
         for d in pending {
             by_channel.entry(d.channel.clone()).or_default().push(d);
         }
-        let next = join_all(by_channel.into_values().map(|queue| self.channel_pass(queue))).await;
+        let next = join_all(
+            by_channel
+                .into_values()
+                .map(|queue| self.channel_pass(queue)),
+        )
+        .await;
         next.into_iter().flatten().min()
     }
 
@@ -112,16 +119,29 @@ impl Deliverer {
         let seq = delivery.seq;
         match outcome {
             Ok(()) => {
-                Metrics::inc2(&self.metrics.deliveries, "type", &delivery.event_type, "outcome", "delivered");
+                Metrics::inc2(
+                    &self.metrics.deliveries,
+                    "type",
+                    &delivery.event_type,
+                    "outcome",
+                    "delivered",
+                );
                 if let Err(e) = self.store.commit(move |d| d.delivery_done(seq)).await {
                     tracing::error!(error = %e, "cannot record a delivery (it will be sent again)");
                 }
                 None
             }
             Err(reason) => {
-                Metrics::inc2(&self.metrics.deliveries, "type", &delivery.event_type, "outcome", "retry");
+                Metrics::inc2(
+                    &self.metrics.deliveries,
+                    "type",
+                    &delivery.event_type,
+                    "outcome",
+                    "retry",
+                );
                 delivery.attempts += 1;
-                let retry_at = now_ms() + backoff(delivery.attempts, FIRST_RETRY, MAX_RETRY).as_millis() as u64;
+                let retry_at = now_ms()
+                    + backoff(delivery.attempts, FIRST_RETRY, MAX_RETRY).as_millis() as u64;
                 tracing::warn!(channel = %delivery.channel, event = %delivery.event_type, attempts = delivery.attempts, error = %reason, "delivery to the platform failed; will retry");
                 delivery.due_at_ms = retry_at;
                 delivery.last_error = Some(reason);
@@ -138,11 +158,13 @@ impl Deliverer {
     fn data(&self, delivery: &Delivery) -> Result<Value, String> {
         match &delivery.payload {
             DeliveryPayload::Inline { data } => Ok(data.clone()),
-            DeliveryPayload::DeletionReport { deletion_id } => match self.store.deletion(deletion_id) {
-                Ok(Some((record, items))) => Ok(deletion_report(&record, &items)),
-                Ok(None) => Err(format!("deletion {deletion_id} is gone")),
-                Err(e) => Err(e.to_string()),
-            },
+            DeliveryPayload::DeletionReport { deletion_id } => {
+                match self.store.deletion(deletion_id) {
+                    Ok(Some((record, items))) => Ok(deletion_report(&record, &items)),
+                    Ok(None) => Err(format!("deletion {deletion_id} is gone")),
+                    Err(e) => Err(e.to_string()),
+                }
+            }
         }
     }
 }

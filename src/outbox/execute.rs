@@ -81,7 +81,9 @@ impl Executor<'_> {
             Ok(replies) => {
                 let mut replies: Vec<_> = replies.into_iter().map(Some).collect();
                 let refused: Vec<usize> = (0..calls.len())
-                    .filter(|&i| matches!(&replies[i], Some(Err(e)) if e.code() == Some(BATCH_REFUSED)))
+                    .filter(
+                        |&i| matches!(&replies[i], Some(Err(e)) if e.code() == Some(BATCH_REFUSED)),
+                    )
                     .collect();
                 if !refused.is_empty() {
                     self.client.deny_batch(self.portal);
@@ -122,10 +124,14 @@ impl Executor<'_> {
             .ops
             .iter()
             .map(|op| match &op.kind {
-                OpKind::Send { message } | OpKind::Update { message } => messages::send_item(message),
-                OpKind::Delete { message_id, user_id, .. } => {
-                    messages::delete_item(user_id, message_id, &op.chat_id)
+                OpKind::Send { message } | OpKind::Update { message } => {
+                    messages::send_item(message)
                 }
+                OpKind::Delete {
+                    message_id,
+                    user_id,
+                    ..
+                } => messages::delete_item(user_id, message_id, &op.chat_id),
             })
             .collect();
         json!({ "CONNECTOR": self.connector, "LINE": call.line, "MESSAGES": items })
@@ -139,7 +145,10 @@ impl Executor<'_> {
             op.attempts += 1;
         }
         let results: Vec<OpResult> = match items {
-            Err(e) => ops.into_iter().map(|op| self.failed_call(op, &e, now)).collect(),
+            Err(e) => ops
+                .into_iter()
+                .map(|op| self.failed_call(op, &e, now))
+                .collect(),
             Ok(items) => match_items(&ops, items)
                 .into_iter()
                 .zip(ops)
@@ -163,12 +172,22 @@ impl Executor<'_> {
                         .get_or_create(&[("op", method.label().to_string())])
                         .inc();
                 }
-                OpOutcome::Done { .. } => {
-                    Metrics::inc2(&self.metrics.items, "op", method.label(), "result", "success")
-                }
+                OpOutcome::Done { .. } => Metrics::inc2(
+                    &self.metrics.items,
+                    "op",
+                    method.label(),
+                    "result",
+                    "success",
+                ),
                 OpOutcome::Failed { errors } => {
                     tracing::warn!(portal = self.portal, op = method.label(), message = r.op.message_id(), errors = ?errors, "item failed");
-                    Metrics::inc2(&self.metrics.items, "op", method.label(), "result", "failed")
+                    Metrics::inc2(
+                        &self.metrics.items,
+                        "op",
+                        method.label(),
+                        "result",
+                        "failed",
+                    )
                 }
             }
         }
@@ -187,7 +206,13 @@ impl Executor<'_> {
         }
     }
 
-    fn retry_or_give_up(&self, mut op: Op, e: &BitrixError, not_before: Option<i64>, now: u64) -> OpResult {
+    fn retry_or_give_up(
+        &self,
+        mut op: Op,
+        e: &BitrixError,
+        not_before: Option<i64>,
+        now: u64,
+    ) -> OpResult {
         if self.retry.exhausted(op.attempts, op.accepted_at_ms, now) {
             let errors = vec![format!("gave up after {} attempts: {e}", op.attempts)];
             return OpResult {

@@ -86,7 +86,11 @@ impl Outbox {
     }
 }
 
-async fn route(ctx: Arc<Context>, tracker: TaskTracker, mut rx: mpsc::UnboundedReceiver<RouterMsg>) {
+async fn route(
+    ctx: Arc<Context>,
+    tracker: TaskTracker,
+    mut rx: mpsc::UnboundedReceiver<RouterMsg>,
+) {
     let mut workers: HashMap<String, mpsc::UnboundedSender<PortalMsg>> = HashMap::new();
     let mut worker_for = |portal: &str| {
         workers

@@ -122,7 +122,12 @@ impl PortalQueue {
 
     /// Plan the next request at `now_ms`. `blocked` gives, for a method, the time (ms) until
     /// which the portal refuses it (operating limit).
-    pub fn plan(&self, now_ms: u64, limits: Limits, blocked: impl Fn(Method) -> Option<u64>) -> Plan {
+    pub fn plan(
+        &self,
+        now_ms: u64,
+        limits: Limits,
+        blocked: impl Fn(Method) -> Option<u64>,
+    ) -> Plan {
         let mut wake: Option<u64> = None;
         let mut soon = |t: u64| wake = Some(wake.map_or(t, |w| w.min(t)));
         let mut groups: BTreeMap<(u64, Method), Vec<Run>> = BTreeMap::new();
@@ -190,12 +195,18 @@ impl PortalQueue {
             if run.method != Method::Delete {
                 // Never split a chat's sends or updates across calls.
                 seqs = &seqs[..seqs.len().min(limits.max_batch)];
-                if current.as_ref().is_some_and(|c| c.ops.len() + seqs.len() > limits.max_batch) {
+                if current
+                    .as_ref()
+                    .is_some_and(|c| c.ops.len() + seqs.len() > limits.max_batch)
+                {
                     calls.extend(current.take());
                 }
             }
             for seq in seqs {
-                if current.as_ref().is_some_and(|c| c.ops.len() >= limits.max_batch) {
+                if current
+                    .as_ref()
+                    .is_some_and(|c| c.ops.len() >= limits.max_batch)
+                {
                     calls.extend(current.take());
                 }
                 if current.is_none() {

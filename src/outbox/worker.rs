@@ -13,8 +13,8 @@ use super::Context;
 use super::execute::Executor;
 use super::queue::{Call, Method, Plan, PortalQueue};
 use crate::domain::now_ms;
-use crate::store::ops::OpOutcome;
 use crate::store::Op;
+use crate::store::ops::OpOutcome;
 
 /// Pause after storage refused to record results.
 const STORAGE_BACKOFF: Duration = Duration::from_secs(1);
@@ -44,7 +44,8 @@ impl PortalWorker {
                 self.handle(msg);
             }
             let next = if self.installed {
-                self.queue.plan(now_ms(), self.ctx.limits, |m| self.blocked_until(m))
+                self.queue
+                    .plan(now_ms(), self.ctx.limits, |m| self.blocked_until(m))
             } else {
                 Plan::Wait(None)
             };
@@ -69,8 +70,9 @@ impl PortalWorker {
                     while let Ok(msg) = self.rx.try_recv() {
                         self.handle(msg);
                     }
-                    if let Plan::Send(calls) =
-                        self.queue.plan(now_ms(), self.ctx.limits, |m| self.blocked_until(m))
+                    if let Plan::Send(calls) = self
+                        .queue
+                        .plan(now_ms(), self.ctx.limits, |m| self.blocked_until(m))
                     {
                         self.queue.take(&calls);
                         tokio::select! {
@@ -140,7 +142,10 @@ impl PortalWorker {
                 tokio::time::sleep(STORAGE_BACKOFF).await;
             }
         }
-        executed.unsent.into_iter().for_each(|op| self.queue.push(op));
+        executed
+            .unsent
+            .into_iter()
+            .for_each(|op| self.queue.push(op));
     }
 }
 

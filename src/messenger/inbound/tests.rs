@@ -23,11 +23,16 @@ fn a_full_created_event_becomes_a_customer_message() {
                     "files": [{"url": "https://x/spec.pdf", "name": "spec.pdf"}, {"url": "https://x/a/b.png"}]}
     }}))
     .unwrap();
-    let PlatformEvent::Created(m) = event else { panic!() };
+    let PlatformEvent::Created(m) = event else {
+        panic!()
+    };
     assert_eq!(m.chat.id, "channel-123");
     assert_eq!(m.user.email.as_deref(), Some("i@x"));
     assert_eq!(m.message.date, Some(1_773_265_993));
-    assert_eq!(m.message.files[1].name, "b.png", "a missing file name comes from the URL");
+    assert_eq!(
+        m.message.files[1].name, "b.png",
+        "a missing file name comes from the URL"
+    );
 }
 
 #[test]
@@ -36,13 +41,20 @@ fn integer_ids_are_converted_exactly_without_floating_point() {
         "chat": {"id": 9_007_199_254_740_993u64}, "user": {"id": -5},
         "message": {"id": 18_446_744_073_709_551_615u64, "text": "x"}}}))
     .unwrap();
-    let PlatformEvent::Updated(m) = event else { panic!() };
+    let PlatformEvent::Updated(m) = event else {
+        panic!()
+    };
     assert_eq!(m.chat.id, "9007199254740993");
     assert_eq!(m.user.id, "-5");
     assert_eq!(m.message.id, "18446744073709551615");
     let too_big = br#"{"type":"message.created","data":{"chat":{"id":1},"user":{"id":1},"message":{"id":184467440737095516150,"text":"x"}}}"#;
     assert_eq!(parse(too_big).unwrap_err().code, "invalid_field");
-    assert_eq!(code(json!({"type": "message.created", "data": {"chat": {"id": 1.5}, "user": {"id": 1}, "message": {"id": 1, "text": "x"}}})), "invalid_field");
+    assert_eq!(
+        code(
+            json!({"type": "message.created", "data": {"chat": {"id": 1.5}, "user": {"id": 1}, "message": {"id": 1, "text": "x"}}})
+        ),
+        "invalid_field"
+    );
 }
 
 #[test]
@@ -52,7 +64,11 @@ fn a_deleted_event_lists_its_message_ids_and_an_optional_user() {
     .unwrap();
     assert_eq!(
         event,
-        PlatformEvent::Deleted { chat_id: "c".into(), user_id: None, message_ids: vec!["m1".into(), "2".into()] }
+        PlatformEvent::Deleted {
+            chat_id: "c".into(),
+            user_id: None,
+            message_ids: vec!["m1".into(), "2".into()]
+        }
     );
     let with_user = parse_json(json!({"type": "message.deleted", "data": {
         "chat": {"id": "c"}, "user": {"id": "u"}, "messages": [{"id": "m1"}]}}))
@@ -65,36 +81,63 @@ fn each_kind_of_bad_input_has_its_code() {
     assert_eq!(parse(b"{not json").unwrap_err().code, "invalid_json");
     assert_eq!(parse(b"[1,2]").unwrap_err().code, "invalid_json");
     assert_eq!(code(json!({"data": {}})), "missing_field");
-    assert_eq!(code(json!({"type": "message.exploded", "data": {}})), "unknown_type");
-    assert_eq!(code(json!({"type": "message.created"})), "missing_field");
-    assert_eq!(code(json!({"type": "message.created", "data": {"chat": {"id": "c"}, "user": {"id": "u"}}})), "missing_field");
     assert_eq!(
-        code(json!({"type": "message.created", "data": {"chat": {"id": "c"}, "user": {"id": "u"}, "message": {"id": "m"}}})),
+        code(json!({"type": "message.exploded", "data": {}})),
+        "unknown_type"
+    );
+    assert_eq!(code(json!({"type": "message.created"})), "missing_field");
+    assert_eq!(
+        code(
+            json!({"type": "message.created", "data": {"chat": {"id": "c"}, "user": {"id": "u"}}})
+        ),
+        "missing_field"
+    );
+    assert_eq!(
+        code(
+            json!({"type": "message.created", "data": {"chat": {"id": "c"}, "user": {"id": "u"}, "message": {"id": "m"}}})
+        ),
         "missing_field",
         "text or files is required"
     );
     assert_eq!(
-        code(json!({"type": "message.created", "data": {"chat": {"id": ""}, "user": {"id": "u"}, "message": {"id": "m", "text": "t"}}})),
+        code(
+            json!({"type": "message.created", "data": {"chat": {"id": ""}, "user": {"id": "u"}, "message": {"id": "m", "text": "t"}}})
+        ),
         "invalid_field"
     );
     assert_eq!(
-        code(json!({"type": "message.created", "data": {"chat": "c", "user": {"id": "u"}, "message": {"id": "m", "text": "t"}}})),
+        code(
+            json!({"type": "message.created", "data": {"chat": "c", "user": {"id": "u"}, "message": {"id": "m", "text": "t"}}})
+        ),
         "invalid_field"
     );
     assert_eq!(
-        code(json!({"type": "message.created", "data": {"chat": {"id": "c"}, "user": {"id": "u"}, "message": {"id": "m", "files": [{"url": "ftp://x"}]}}})),
+        code(
+            json!({"type": "message.created", "data": {"chat": {"id": "c"}, "user": {"id": "u"}, "message": {"id": "m", "files": [{"url": "ftp://x"}]}}})
+        ),
         "invalid_field"
     );
-    assert_eq!(code(json!({"type": "message.deleted", "data": {"chat": {"id": "c"}, "messages": []}})), "invalid_field");
+    assert_eq!(
+        code(json!({"type": "message.deleted", "data": {"chat": {"id": "c"}, "messages": []}})),
+        "invalid_field"
+    );
 }
 
 #[test]
 fn more_than_a_thousand_deletions_is_too_many_items_and_a_thousand_is_fine() {
-    let ids = |n: usize| (0..n).map(|i| json!({"id": format!("m{i}")})).collect::<Vec<_>>();
-    let ok = parse_json(json!({"type": "message.deleted", "data": {"chat": {"id": "c"}, "messages": ids(1000)}}));
+    let ids = |n: usize| {
+        (0..n)
+            .map(|i| json!({"id": format!("m{i}")}))
+            .collect::<Vec<_>>()
+    };
+    let ok = parse_json(
+        json!({"type": "message.deleted", "data": {"chat": {"id": "c"}, "messages": ids(1000)}}),
+    );
     assert!(ok.is_ok());
     assert_eq!(
-        code(json!({"type": "message.deleted", "data": {"chat": {"id": "c"}, "messages": ids(1001)}})),
+        code(
+            json!({"type": "message.deleted", "data": {"chat": {"id": "c"}, "messages": ids(1001)}})
+        ),
         "too_many_items"
     );
 }

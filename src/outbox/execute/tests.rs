@@ -31,7 +31,11 @@ fn item(chat: Option<&str>, message: Option<&str>, success: bool) -> ItemResult 
         chat_id: chat.map(Into::into),
         message_id: message.map(Into::into),
         success,
-        errors: if success { vec![] } else { vec![format!("no {}", message.unwrap_or("?"))] },
+        errors: if success {
+            vec![]
+        } else {
+            vec![format!("no {}", message.unwrap_or("?"))]
+        },
         user: None,
         session: None,
     }
@@ -52,7 +56,11 @@ fn results_are_matched_by_ids_whatever_their_order() {
         .collect();
     assert_eq!(
         got,
-        vec![Some(("a".into(), false)), Some(("b".into(), true)), Some(("a".into(), false))]
+        vec![
+            Some(("a".into(), false)),
+            Some(("b".into(), true)),
+            Some(("a".into(), false))
+        ]
     );
 }
 
@@ -69,7 +77,13 @@ fn entries_without_ids_match_by_position_only_when_counts_agree() {
     let ops = vec![op(1, "a", "m1"), op(2, "a", "m2")];
     let two = vec![item(None, None, true), item(None, None, false)];
     let matched = match_items(&ops, two);
-    assert_eq!(matched.iter().map(|m| m.as_ref().unwrap().success).collect::<Vec<_>>(), vec![true, false]);
+    assert_eq!(
+        matched
+            .iter()
+            .map(|m| m.as_ref().unwrap().success)
+            .collect::<Vec<_>>(),
+        vec![true, false]
+    );
     let one = vec![item(None, None, true)];
     assert!(match_items(&ops, one).iter().all(Option::is_none));
 }
@@ -86,40 +100,90 @@ fn executor_parts() -> (tempfile::TempDir, BitrixClient, RetrySettings, Metrics)
         request_timeout_ms: 1000,
     };
     let client = BitrixClient::new(settings, store, Arc::new(Metrics::default())).unwrap();
-    let retry = RetrySettings { initial_backoff_ms: 1000, max_backoff_ms: 8000, max_attempts: 3, max_age_secs: 3600 };
+    let retry = RetrySettings {
+        initial_backoff_ms: 1000,
+        max_backoff_ms: 8000,
+        max_attempts: 3,
+        max_age_secs: 3600,
+    };
     (dir, client, retry, Metrics::default())
 }
 
 fn call(ops: Vec<Op>) -> Call {
-    Call { line: 7, method: Method::Delete, ops }
+    Call {
+        line: 7,
+        method: Method::Delete,
+        ops,
+    }
 }
 
 fn api(status: u16, code: &str) -> BitrixError {
-    BitrixError::Api { status, code: code.into(), description: "d".into(), operating_reset_at: None }
+    BitrixError::Api {
+        status,
+        code: code.into(),
+        description: "d".into(),
+        operating_reset_at: None,
+    }
 }
 
 #[test]
 fn a_whole_call_failure_is_final_or_retried_by_its_class() {
     let (_dir, client, retry, metrics) = executor_parts();
-    let ex = Executor { client: &client, portal: "p", connector: "c", retry: &retry, metrics: &metrics };
+    let ex = Executor {
+        client: &client,
+        portal: "p",
+        connector: "c",
+        retry: &retry,
+        metrics: &metrics,
+    };
     let now = 10_000;
-    let rejected = ex.outcomes(call(vec![op(1, "a", "m1")]), Err(api(400, "ERROR_ARGUMENT")), now);
-    assert!(matches!(&rejected[0].outcome, OpOutcome::Failed { errors } if errors[0].contains("ERROR_ARGUMENT")));
+    let rejected = ex.outcomes(
+        call(vec![op(1, "a", "m1")]),
+        Err(api(400, "ERROR_ARGUMENT")),
+        now,
+    );
+    assert!(
+        matches!(&rejected[0].outcome, OpOutcome::Failed { errors } if errors[0].contains("ERROR_ARGUMENT"))
+    );
     assert_eq!(rejected[0].op.attempts, 1);
 
-    let throttled = ex.outcomes(call(vec![op(1, "a", "m1"), op(2, "a", "m2")]), Err(api(503, "QUERY_LIMIT_EXCEEDED")), now);
+    let throttled = ex.outcomes(
+        call(vec![op(1, "a", "m1"), op(2, "a", "m2")]),
+        Err(api(503, "QUERY_LIMIT_EXCEEDED")),
+        now,
+    );
     for r in &throttled {
         assert_eq!(r.outcome, OpOutcome::Retry);
-        assert!((now + 500..=now + 1000).contains(&r.op.due_at_ms), "{}", r.op.due_at_ms);
-        assert!(r.op.last_error.as_deref().unwrap().contains("QUERY_LIMIT_EXCEEDED"));
+        assert!(
+            (now + 500..=now + 1000).contains(&r.op.due_at_ms),
+            "{}",
+            r.op.due_at_ms
+        );
+        assert!(
+            r.op.last_error
+                .as_deref()
+                .unwrap()
+                .contains("QUERY_LIMIT_EXCEEDED")
+        );
     }
 }
 
 #[test]
 fn an_operating_limit_waits_for_the_announced_reset() {
     let (_dir, client, retry, metrics) = executor_parts();
-    let ex = Executor { client: &client, portal: "p", connector: "c", retry: &retry, metrics: &metrics };
-    let err = BitrixError::Api { status: 429, code: "OPERATION_TIME_LIMIT".into(), description: String::new(), operating_reset_at: Some(500) };
+    let ex = Executor {
+        client: &client,
+        portal: "p",
+        connector: "c",
+        retry: &retry,
+        metrics: &metrics,
+    };
+    let err = BitrixError::Api {
+        status: 429,
+        code: "OPERATION_TIME_LIMIT".into(),
+        description: String::new(),
+        operating_reset_at: Some(500),
+    };
     let r = ex.outcomes(call(vec![op(1, "a", "m1")]), Err(err), 10_000);
     assert_eq!(r[0].outcome, OpOutcome::Retry);
     assert_eq!(r[0].op.due_at_ms, 500_000);
@@ -128,12 +192,21 @@ fn an_operating_limit_waits_for_the_announced_reset() {
 #[test]
 fn an_item_still_failing_after_max_attempts_ends_failed_with_its_last_error() {
     let (_dir, client, retry, metrics) = executor_parts();
-    let ex = Executor { client: &client, portal: "p", connector: "c", retry: &retry, metrics: &metrics };
+    let ex = Executor {
+        client: &client,
+        portal: "p",
+        connector: "c",
+        retry: &retry,
+        metrics: &metrics,
+    };
     let mut tired = op(1, "a", "m1");
     tired.attempts = 2;
     let r = ex.outcomes(call(vec![tired]), Err(BitrixError::Timeout), 10_000);
     match &r[0].outcome {
-        OpOutcome::Failed { errors } => assert_eq!(errors, &vec!["gave up after 3 attempts: request timed out".to_string()]),
+        OpOutcome::Failed { errors } => assert_eq!(
+            errors,
+            &vec!["gave up after 3 attempts: request timed out".to_string()]
+        ),
         other => panic!("{other:?}"),
     }
 }
@@ -141,13 +214,28 @@ fn an_item_still_failing_after_max_attempts_ends_failed_with_its_last_error() {
 #[test]
 fn per_item_results_become_done_or_failed_and_missing_ones_retry() {
     let (_dir, client, retry, metrics) = executor_parts();
-    let ex = Executor { client: &client, portal: "p", connector: "c", retry: &retry, metrics: &metrics };
+    let ex = Executor {
+        client: &client,
+        portal: "p",
+        connector: "c",
+        retry: &retry,
+        metrics: &metrics,
+    };
     let reply = serde_json::json!({"SUCCESS": false, "DATA": {"RESULT": [
         {"chat": {"id": "a"}, "message": {"id": "m2"}, "SUCCESS": false, "ERRORS": ["Message not found"]},
         {"chat": {"id": "a"}, "message": {"id": "m1"}, "SUCCESS": true}
     ]}});
-    let r = ex.outcomes(call(vec![op(1, "a", "m1"), op(2, "a", "m2"), op(3, "a", "m3")]), Ok(reply), 0);
+    let r = ex.outcomes(
+        call(vec![op(1, "a", "m1"), op(2, "a", "m2"), op(3, "a", "m3")]),
+        Ok(reply),
+        0,
+    );
     assert!(matches!(r[0].outcome, OpOutcome::Done { .. }));
-    assert_eq!(r[1].outcome, OpOutcome::Failed { errors: vec!["Message not found".into()] });
+    assert_eq!(
+        r[1].outcome,
+        OpOutcome::Failed {
+            errors: vec!["Message not found".into()]
+        }
+    );
     assert_eq!(r[2].outcome, OpOutcome::Retry);
 }

@@ -9,7 +9,11 @@ const LIMITS: Limits = Limits {
 
 fn msg(chat: &str, id: &str) -> CustomerMessage {
     CustomerMessage {
-        chat: ChatRef { id: chat.into(), name: None, url: None },
+        chat: ChatRef {
+            id: chat.into(),
+            name: None,
+            url: None,
+        },
         user: UserRef {
             id: "u".into(),
             name: None,
@@ -19,7 +23,12 @@ fn msg(chat: &str, id: &str) -> CustomerMessage {
             email: None,
             phone: None,
         },
-        message: MessageBody { id: id.into(), date: None, text: Some("t".into()), files: vec![] },
+        message: MessageBody {
+            id: id.into(),
+            date: None,
+            text: Some("t".into()),
+            files: vec![],
+        },
     }
 }
 
@@ -39,7 +48,15 @@ fn op(seq: u64, line: u64, chat: &str, kind: OpKind, at: u64) -> Op {
 }
 
 fn send(seq: u64, line: u64, chat: &str, at: u64) -> Op {
-    op(seq, line, chat, OpKind::Send { message: msg(chat, &format!("m{seq}")) }, at)
+    op(
+        seq,
+        line,
+        chat,
+        OpKind::Send {
+            message: msg(chat, &format!("m{seq}")),
+        },
+        at,
+    )
 }
 
 fn delete(seq: u64, line: u64, chat: &str, at: u64) -> Op {
@@ -64,7 +81,10 @@ fn calls(plan: Plan) -> Vec<Call> {
 }
 
 fn shape(calls: &[Call]) -> Vec<(u64, Method, usize)> {
-    calls.iter().map(|c| (c.line, c.method, c.ops.len())).collect()
+    calls
+        .iter()
+        .map(|c| (c.line, c.method, c.ops.len()))
+        .collect()
 }
 
 #[test]
@@ -79,7 +99,10 @@ fn sends_leave_at_once_while_a_few_deletes_linger() {
         Plan::Wait(Some(at)) => assert_eq!(at, 1200, "delete waits linger_ms"),
         other => panic!("{other:?}"),
     }
-    assert_eq!(shape(&calls(q.plan(1200, LIMITS, no_block))), vec![(7, Method::Delete, 1)]);
+    assert_eq!(
+        shape(&calls(q.plan(1200, LIMITS, no_block))),
+        vec![(7, Method::Delete, 1)]
+    );
 }
 
 #[test]
@@ -88,7 +111,10 @@ fn a_full_batch_of_deletes_does_not_wait_for_the_linger() {
     for seq in 0..50 {
         q.push(delete(seq, 7, &format!("c{}", seq % 3), 1000));
     }
-    assert_eq!(shape(&calls(q.plan(1000, LIMITS, no_block))), vec![(7, Method::Delete, 50)]);
+    assert_eq!(
+        shape(&calls(q.plan(1000, LIMITS, no_block))),
+        vec![(7, Method::Delete, 50)]
+    );
 }
 
 #[test]
@@ -99,7 +125,10 @@ fn a_delete_waits_behind_an_earlier_send_of_its_chat() {
     let first = calls(q.plan(5000, LIMITS, no_block));
     assert_eq!(shape(&first), vec![(7, Method::Send, 1)]);
     q.take(&first);
-    assert_eq!(shape(&calls(q.plan(5000, LIMITS, no_block))), vec![(7, Method::Delete, 1)]);
+    assert_eq!(
+        shape(&calls(q.plan(5000, LIMITS, no_block))),
+        vec![(7, Method::Delete, 1)]
+    );
 }
 
 #[test]
@@ -133,7 +162,10 @@ fn at_most_max_calls_calls_are_planned_and_the_rest_stays_queued() {
     for seq in 0..300 {
         q.push(delete(seq, 7, "c", 0));
     }
-    let limits = Limits { max_calls: 4, ..LIMITS };
+    let limits = Limits {
+        max_calls: 4,
+        ..LIMITS
+    };
     let planned = calls(q.plan(1000, limits, no_block));
     assert_eq!(planned.len(), 4);
     q.take(&planned);
@@ -156,7 +188,11 @@ fn a_chats_sends_are_never_split_across_calls() {
     // a (30) fits, b (30) does not fit beside it, c is capped at 50 in a call of its own.
     assert_eq!(
         shape(&planned),
-        vec![(7, Method::Send, 30), (7, Method::Send, 30), (7, Method::Send, 50)]
+        vec![
+            (7, Method::Send, 30),
+            (7, Method::Send, 30),
+            (7, Method::Send, 50)
+        ]
     );
     for call in &planned {
         let chats: std::collections::HashSet<_> = call.ops.iter().map(|o| &o.chat_id).collect();
@@ -208,5 +244,8 @@ fn a_blocked_method_waits_while_other_methods_go() {
 
 #[test]
 fn an_empty_queue_waits_for_nothing() {
-    assert!(matches!(PortalQueue::default().plan(0, LIMITS, no_block), Plan::Wait(None)));
+    assert!(matches!(
+        PortalQueue::default().plan(0, LIMITS, no_block),
+        Plan::Wait(None)
+    ));
 }

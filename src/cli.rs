@@ -1,0 +1,109 @@
+//! Command line: `serve`, `check-config`, `sandbox` (contract §1).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::settings::Settings;
+use crate::startup::Application;
+
+/// openchannel-gateway: a messaging platform ⇄ Bitrix24 Open Channels gateway.
+#[derive(Debug, Parser)]
+#[command(name = "openchannel-gateway", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway.
+    Serve {
+        /// Settings file layered over config/default.toml (also: GATEWAY_CONFIG).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Load and validate settings, print the effective values (secrets masked).
+    CheckConfig {
+        /// Settings file layered over config/default.toml (also: GATEWAY_CONFIG).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+/// Run a parsed command line.
+pub async fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::CheckConfig { config } => match Settings::load(config.as_deref()) {
+            Ok(settings) => {
+                print!("{}", settings.masked());
+                println!("\n# settings are valid");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Serve { config } => {
+            let settings = match Settings::load(config.as_deref()) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(2);
+                }
+            };
+            serve(settings).await
+        }
+    }
+}
+
+async fn serve(settings: Settings) -> ExitCode {
+    let app = match Application::build(settings).await {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("cannot start: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let stop = app.stop_handle();
+    let running = tokio::spawn(app.run_until_stopped());
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    stop.stop().await;
+    match running.await {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) => {
+            eprintln!("server error: {e}");
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("server task failed: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

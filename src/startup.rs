@@ -1,0 +1,208 @@
+//! `Application`: builds every part from `Settings`, binds the listener (port 0 allowed), and
+//! runs until stopped. Tests and `main` go through the same path.
+//!
+//! Shutdown order: stop accepting requests and finish those in flight → cancel the background
+//! tasks (a Bitrix24 request in flight is abandoned; its ops are still on disk) → wait for them →
+//! close the store (last fsync) → return.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::ServerHandle;
+use actix_web::{App, HttpServer, web};
+use tokio::sync::{Notify, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::bitrix::{BitrixClient, MAX_BATCH_COMMANDS};
+use crate::http::{self, AppState, Clock};
+use crate::messenger::outbound::OutboundClient;
+use crate::metrics::Metrics;
+use crate::outbox::deliverer::Deliverer;
+use crate::outbox::queue::Limits;
+use crate::outbox::{Context, Outbox};
+use crate::settings::Settings;
+use crate::store::Store;
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot open storage at {path}: {source}")]
+    Storage {
+        path: String,
+        source: crate::store::StoreError,
+    },
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("cannot build the HTTP client: {0}")]
+    Client(String),
+}
+
+/// Options that tests change.
+#[derive(Clone, Default)]
+pub struct Options {
+    /// Clock for the webhook timestamp window (default: the system clock).
+    pub clock: Option<Clock>,
+}
+
+/// A built, not yet running gateway.
+pub struct Application {
+    port: u16,
+    server: actix_web::dev::Server,
+    tracker: TaskTracker,
+    cancel: CancellationToken,
+    store: Store,
+    stopped: watch::Sender<bool>,
+}
+
+/// Stops a running application and waits until it has released its storage.
+#[derive(Clone)]
+pub struct StopHandle {
+    server: ServerHandle,
+    stopped: watch::Receiver<bool>,
+}
+
+impl Application {
+    /// Build with default options.
+    pub async fn build(settings: Settings) -> Result<Application, StartError> {
+        Self::build_with(settings, Options::default()).await
+    }
+
+    /// Open storage, start the outbox and the deliverer, bind the listener.
+    pub async fn build_with(
+        settings: Settings,
+        options: Options,
+    ) -> Result<Application, StartError> {
+        let settings = Arc::new(settings);
+        let store = Store::open(&settings.storage.path).map_err(|source| StartError::Storage {
+            path: settings.storage.path.display().to_string(),
+            source,
+        })?;
+        let metrics = Arc::new(Metrics::default());
+        let client = Arc::new(
+            BitrixClient::new(settings.bitrix.clone(), store.clone(), metrics.clone())
+                .map_err(|e| StartError::Client(e.to_string()))?,
+        );
+        let cancel = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let deliveries = Arc::new(Notify::new());
+        let recovered = store.pending_ops().map_err(|source| StartError::Storage {
+            path: settings.storage.path.display().to_string(),
+            source,
+        })?;
+        let ctx = Arc::new(Context {
+            store: store.clone(),
+            client: client.clone(),
+            connector_id: settings.connector.id.clone(),
+            limits: Limits {
+                max_batch: settings.deletions.max_batch,
+                linger_ms: settings.deletions.linger_ms,
+                max_calls: MAX_BATCH_COMMANDS,
+            },
+            retry: settings.retry.clone(),
+            metrics: metrics.clone(),
+            deliveries: deliveries.clone(),
+            cancel: cancel.clone(),
+        });
+        let outbox = Outbox::start(ctx, &tracker, recovered);
+        let deliverer = Deliverer {
+            store: store.clone(),
+            settings: settings.clone(),
+            client: OutboundClient::new().map_err(StartError::Client)?,
+            metrics: metrics.clone(),
+            wake: deliveries,
+            cancel: cancel.clone(),
+        };
+        tracker.spawn(deliverer.run());
+
+        let state = web::Data::new(AppState {
+            channels: AppState::channels_of(&settings),
+            settings: settings.clone(),
+            store: store.clone(),
+            outbox,
+            client,
+            metrics,
+            clock: options.clock.unwrap_or_else(http::system_clock),
+        });
+        let addr = settings.server.listen.clone();
+        let listener = settings
+            .listen_addr()
+            .and_then(TcpListener::bind)
+            .map_err(|source| StartError::Listen {
+                addr: addr.clone(),
+                source,
+            })?;
+        let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .configure(http::configure)
+        })
+        .disable_signals()
+        .listen(listener)
+        .map_err(|source| StartError::Listen { addr, source })?
+        .run();
+        tracing::info!(port, "listening");
+        let (stopped, _) = watch::channel(false);
+        Ok(Application {
+            port,
+            server,
+            tracker,
+            cancel,
+            store,
+            stopped,
+        })
+    }
+
+    /// The bound port (useful with port 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The application's storage (for tests and tools).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// A handle that stops the application.
+    pub fn stop_handle(&self) -> StopHandle {
+        StopHandle {
+            server: self.server.handle(),
+            stopped: self.stopped.subscribe(),
+        }
+    }
+
+    /// Serve until stopped, then shut the background work down and close storage.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let Application {
+            server,
+            tracker,
+            cancel,
+            store,
+            stopped,
+            ..
+        } = self;
+        let served = server.await;
+        cancel.cancel();
+        tracker.close();
+        tracker.wait().await;
+        if let Err(e) = store.flush() {
+            tracing::error!(error = %e, "final flush failed");
+        }
+        drop(store);
+        tracing::info!("stopped");
+        let _ = stopped.send(true);
+        served
+    }
+}
+
+impl StopHandle {
+    /// Stop gracefully and wait until storage is closed.
+    pub async fn stop(mut self) {
+        self.server.stop(true).await;
+        let _ = self.stopped.wait_for(|s| *s).await;
+    }
+}

@@ -1,0 +1,18 @@
+//! Logging: `RUST_LOG` filters (default `info`); `GATEWAY_LOG_FORMAT=json` switches to JSON lines.
+
+use tracing_subscriber::EnvFilter;
+
+/// Install the global subscriber (once; later calls are ignored).
+pub fn init() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(ansi);
+    let _ = if std::env::var("GATEWAY_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
