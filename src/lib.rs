@@ -1,1 +1,3 @@
-//! placeholder
+//! openchannel-gateway: a gateway between a messaging platform and Bitrix24 Open Channels.
+
+pub mod bitrix;

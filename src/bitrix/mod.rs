@@ -1,0 +1,3 @@
+//! Bitrix24 REST boundary.
+
+pub mod form;
