@@ -39,11 +39,11 @@ fn round_trip(value: Value) {
 fn encodes_nested_keys_like_php() {
     let value = json!({"fields": {"TITLE": "My company", "PHONE": [{"VALUE": "112233", "VALUE_TYPE": "WORK"}]}});
     let encoded = encode(&value);
-    // serde_json's map is ordered by key, so PHONE comes before TITLE.
+    // Insertion order is kept (serde_json `preserve_order`), as PHP arrays keep theirs.
     assert_eq!(
         encoded,
-        "fields%5BPHONE%5D%5B0%5D%5BVALUE%5D=112233&fields%5BPHONE%5D%5B0%5D%5BVALUE_TYPE%5D=WORK\
-         &fields%5BTITLE%5D=My+company"
+        "fields%5BTITLE%5D=My+company&fields%5BPHONE%5D%5B0%5D%5BVALUE%5D=112233\
+         &fields%5BPHONE%5D%5B0%5D%5BVALUE_TYPE%5D=WORK"
     );
 }
 
@@ -54,7 +54,7 @@ fn encodes_scalars() {
     let encoded = encode(&value);
     assert_eq!(
         encoded,
-        "f=1.5&i=9007199254740993&n=-5&s=a%26b%3Dc%3Fd%25e%5Bf%5D%23&t=1&x=0&z="
+        "s=a%26b%3Dc%3Fd%25e%5Bf%5D%23&i=9007199254740993&n=-5&f=1.5&t=1&x=0&z="
     );
 }
 
@@ -157,6 +157,13 @@ fn decodes_push_and_sparse_indices() {
         json!({"a": {"5": "x", "6": "y"}})
     );
     assert_eq!(decode("a[0]=x&a[]=y").unwrap(), json!({"a": ["x", "y"]}));
+}
+
+#[test]
+fn decode_keeps_field_order() {
+    let decoded = decode("cmd[send]=a&cmd[app]=b&cmd[mid]=c&halt=1").unwrap();
+    let keys: Vec<&String> = decoded["cmd"].as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["send", "app", "mid"]);
 }
 
 #[test]
