@@ -1,0 +1,3 @@
+//! Simulators for tests and the sandbox.
+
+pub mod portal;
