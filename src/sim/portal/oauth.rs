@@ -18,11 +18,20 @@ fn oauth_error(status: u16, code: &str, description: &str) -> HttpResponse {
 }
 
 /// `GET /oauth/token/?grant_type=refresh_token&client_id&client_secret&refresh_token`.
-/// (POST is undocumented but accepted with the same query parameters.)
-pub(crate) async fn token(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
-    let Ok(query) = form::decode(req.query_string()) else {
-        return oauth_error(400, "invalid_request", "Malformed query string");
+/// A POST form is undocumented (§3.2 GAP) but accepted too; its fields override the query's.
+pub(crate) async fn token(
+    req: HttpRequest,
+    body: web::Bytes,
+    shared: web::Data<Shared>,
+) -> HttpResponse {
+    let (Ok(mut query), Ok(form_body)) =
+        (form::decode(req.query_string()), form::decode_bytes(&body))
+    else {
+        return oauth_error(400, "invalid_request", "Malformed parameters");
     };
+    if let (Some(query), Value::Object(fields)) = (query.as_object_mut(), form_body) {
+        query.extend(fields);
+    }
     let client_id = params::opt_str(&query, "client_id").unwrap_or_default();
     let client_secret = params::opt_str(&query, "client_secret").unwrap_or_default();
     if client_id != shared.config.client_id || client_secret != shared.config.client_secret {

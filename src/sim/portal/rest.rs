@@ -75,10 +75,13 @@ pub(crate) async fn handle(
         Reply::Success(result) => {
             let mut time = time_block(started, SystemTime::now());
             operating_keys(&shared, &method, started, &mut time);
-            record.status = 200;
             envelope::success(result, time)
         }
-        Reply::Failure(err) => return finish(&shared, record, &err, envelope::error(&err)),
+        Reply::Failure(err) => {
+            record.status = err.status;
+            record.error = Some(err.code.clone());
+            envelope::error(&err)
+        }
         Reply::BadGateway => {
             record.status = 502;
             record.error = Some("BAD_GATEWAY".into());

@@ -208,9 +208,24 @@ async fn refresh_tokens_rotate() {
         (400, Some("invalid_grant")),
         "the old refresh token died"
     );
-    let (status, _) = refresh(&env, "app.test", first["refresh_token"].as_str().unwrap()).await;
+    let (status, second) =
+        refresh(&env, "app.test", first["refresh_token"].as_str().unwrap()).await;
     assert_eq!(status, 200);
-    assert_eq!(env.portal.refresh_count(), 2);
+    // A POST form (undocumented) works the same way.
+    let body = format!(
+        "grant_type=refresh_token&client_id=app.test&client_secret=secret.test&refresh_token={}",
+        second["refresh_token"].as_str().unwrap()
+    );
+    let response = env
+        .http
+        .post(env.portal.oauth_url())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(env.portal.refresh_count(), 3);
 }
 
 #[tokio::test(flavor = "multi_thread")]
