@@ -28,8 +28,8 @@ pub(crate) fn dispatch(
         "imconnector.send.messages" => messages::send(st, cx, p),
         "imconnector.update.messages" => messages::update(st, cx, p),
         "imconnector.delete.messages" => messages::delete(st, cx, p),
-        "imconnector.send.status.delivery" => messages::status(st, p, true),
-        "imconnector.send.status.reading" => messages::status(st, p, false),
+        "imconnector.send.status.delivery" => messages::status(st, cx, p, true),
+        "imconnector.send.status.reading" => messages::status(st, cx, p, false),
         _ => Err(method_not_found()),
     }
 }

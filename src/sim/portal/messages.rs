@@ -42,17 +42,7 @@ fn prologue(
         return Err(ApiError::argument("MESSAGES"));
     }
     let connector = connector(st, p)?;
-    if let Some(cap) = cx.shared.config.max_messages_per_call
-        && items.len() > cap
-    {
-        return Err(ApiError::bad(
-            "ERROR_ARGUMENT",
-            format!(
-                "Too many messages in MESSAGES: {} (at most {cap} per call)",
-                items.len()
-            ),
-        ));
-    }
+    check_cap(cx, items.len())?;
     if items.iter().any(|item| !item.is_object()) {
         return Err(ApiError::bad(
             "ERROR_ARGUMENT",
@@ -67,6 +57,17 @@ fn prologue(
         line,
         items,
     })
+}
+
+/// The configured `MESSAGES` cap (the real one is undocumented, so it is off by default).
+fn check_cap(cx: &Ctx<'_>, count: usize) -> Result<(), ApiError> {
+    match cx.shared.config.max_messages_per_call {
+        Some(cap) if count > cap => Err(ApiError::bad(
+            "ERROR_ARGUMENT",
+            format!("Too many messages in MESSAGES: {count} (at most {cap} per call)"),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// `{"SUCCESS": all, "DATA": {"RESULT": entries}}`, reversed on request to test id-based matching.
@@ -299,7 +300,12 @@ pub(crate) fn delete(st: &mut PortalState, cx: &mut Ctx<'_>, p: &Value) -> Resul
 
 /// `send.status.delivery` (records external ids for later UPDATE/DELETE events) and
 /// `send.status.reading` (a documented stub: validated, then ignored).
-pub(crate) fn status(st: &mut PortalState, p: &Value, delivery: bool) -> Result<Value, ApiError> {
+pub(crate) fn status(
+    st: &mut PortalState,
+    cx: &Ctx<'_>,
+    p: &Value,
+    delivery: bool,
+) -> Result<Value, ApiError> {
     params::req_str(p, "CONNECTOR")?;
     params::req_int(p, "LINE")?;
     let items: Vec<Value> = match params::get(p, "MESSAGES") {
@@ -308,6 +314,7 @@ pub(crate) fn status(st: &mut PortalState, p: &Value, delivery: bool) -> Result<
         _ => return Err(ApiError::argument("MESSAGES")),
     };
     connector(st, p)?;
+    check_cap(cx, items.len())?;
     // Validate everything before recording anything.
     for item in &items {
         if !item.pointer("/message/id").is_some_and(Value::is_array) {

@@ -122,6 +122,25 @@ pub(super) fn register_params(id: &str) -> Value {
     })
 }
 
+/// The handle and its futures can cross threads (the gateway's tests spawn them).
+#[test]
+fn handle_and_futures_are_send() {
+    fn is_send<T: Send>(_: &T) {}
+    fn is_send_sync<T: Send + Sync + Clone>() {}
+    is_send_sync::<FakePortal>();
+    #[allow(dead_code)]
+    fn futures(portal: &FakePortal) {
+        is_send(&FakePortal::start(FakePortalConfig::default()));
+        is_send(&portal.operator_message(1, "c", "t"));
+        is_send(&portal.operator_edit(1, "t"));
+        is_send(&portal.operator_delete(1));
+        is_send(&portal.disconnect_line(1));
+        is_send(&portal.delete_line(1));
+        is_send(&portal.uninstall(true));
+        is_send(&portal.post_event_raw("h", "f"));
+    }
+}
+
 /// A client message item.
 pub(super) fn item(user: &str, chat: &str, id: &str, text: &str) -> Value {
     json!({"user": {"id": user, "name": "Ivan"}, "message": {"id": id, "date": 1773265993, "text": text},
