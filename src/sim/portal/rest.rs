@@ -58,7 +58,10 @@ pub(crate) async fn handle(
         .is_some_and(|bucket| !bucket.try_take(arrival));
     if limited {
         let err = ApiError::new(503, "QUERY_LIMIT_EXCEEDED", "Too many requests");
-        return finish(&shared, record, &err, envelope::error(&err));
+        record.status = err.status;
+        record.error = Some(err.code.clone());
+        shared.lock().requests.push(record);
+        return envelope::error(&err);
     }
     if !shared.config.latency.is_zero() {
         tokio::time::sleep(shared.config.latency).await;
@@ -94,18 +97,6 @@ pub(crate) async fn handle(
     if let Some(delay) = delay {
         tokio::time::sleep(delay).await;
     }
-    response
-}
-
-fn finish(
-    shared: &Shared,
-    mut record: RequestRecord,
-    err: &ApiError,
-    response: HttpResponse,
-) -> HttpResponse {
-    record.status = err.status;
-    record.error = Some(err.code.clone());
-    shared.lock().requests.push(record);
     response
 }
 
