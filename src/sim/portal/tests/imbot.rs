@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use super::{CONNECTOR, Env, LINE, Receiver, item};
+use super::{Env, LINE, Receiver, item};
 
 async fn register(env: &Env, code: &str) -> u64 {
     let (status, body) = env
@@ -262,5 +262,4 @@ async fn reactions() {
     );
     env.portal.set_bot_in_chat(chat, true);
     assert_eq!(react(&env, "add", bot, client_message, "eyes").await.0, 200);
-    let _ = CONNECTOR;
 }
