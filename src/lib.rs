@@ -1,4 +1,13 @@
 //! openchannel-gateway: a gateway between a messaging platform and Bitrix24 Open Channels.
+//!
+//! Layout (one module per boundary):
+//! - `http`: the only code that knows actix-web (routes of the public contract).
+//! - `store`: the only code that knows sled (trees, keys, records, group commit).
+//! - `bitrix`: the only code that knows reqwest and Bitrix24's wire format.
+//! - `messenger`: the platform's payloads, inbound and outbound.
+//! - `outbox`: the durable path from accepted events to Bitrix24 calls and platform deliveries.
+//! - `settings`, `startup`, `cli`, `telemetry`, `metrics`: running it.
+//! - `sim`: a fake portal and a fake platform for tests and the sandbox.
 pub mod bitrix;
 pub mod cli;
 pub mod domain;

@@ -1,3 +1,3 @@
-//! Simulated outside parties (messaging platform, Bitrix24 portal) for tests and the `sandbox` demo.
-
+//! Simulators for tests and the sandbox: a fake Bitrix24 portal and a fake messaging platform.
 pub mod messenger;
+pub mod portal;

@@ -1,0 +1,289 @@
+//! A fake Bitrix24 portal with its OAuth server: a real HTTP server on loopback that speaks the REST
+//! protocol of `docs/bitrix24-protocol.md` (imconnector, events, batch, imbot) and emits events.
+//!
+//! [`FakePortal`] is the handle tests and the sandbox use: it starts the server, hands out tokens,
+//! injects faults, exposes what the portal received and plays the operator side.
+
+mod batch;
+mod bucket;
+mod config;
+mod envelope;
+mod events;
+mod faults;
+mod imbot;
+mod imconnector;
+mod messages;
+mod oauth;
+mod operator;
+mod params;
+mod reactions;
+mod rest;
+mod state;
+#[cfg(test)]
+mod tests;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use actix_web::dev::ServerHandle;
+use actix_web::{App, HttpServer, web};
+
+pub use config::{BucketConfig, FakePortalConfig};
+pub use events::EmitResult;
+pub use faults::{Fault, FaultRule};
+use state::PortalState;
+pub use state::{
+    FakeBinding, FakeBot, FakeBotMessage, FakeConnector, FakeLine, FakeMessage, IssuedTokens,
+    RequestRecord,
+};
+
+/// Scope list of every token the fake issues (comma-separated, as in the OAuth answer).
+pub(crate) const SCOPE: &str = "imconnector,imopenlines,im,imbot";
+
+/// What the server's handlers share with the handle.
+pub(crate) struct Shared {
+    pub config: FakePortalConfig,
+    /// `http://127.0.0.1:PORT`
+    pub url: String,
+    /// `127.0.0.1:PORT`
+    pub domain: String,
+    pub application_token: String,
+    pub state: Mutex<PortalState>,
+    /// Client for event delivery.
+    pub http: reqwest::Client,
+}
+
+impl Shared {
+    /// The state lock. A panic in a handler must not make every later test assertion panic too.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, PortalState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(crate) fn client_endpoint(&self) -> String {
+        format!("{}/rest/", self.url)
+    }
+
+    /// The OAuth server's REST root. Here portal and OAuth server share one host, so a client that
+    /// derives `…/oauth/token/` from `server_endpoint` (as from `https://oauth.bitrix.info/rest/`) finds this fake.
+    pub(crate) fn server_endpoint(&self) -> String {
+        format!("{}/rest/", self.url)
+    }
+}
+
+/// Stops the server when the last handle is dropped.
+struct ServerGuard(ServerHandle);
+
+impl Drop for ServerGuard {
+    fn drop(&mut self) {
+        // `stop` sends the command immediately; the returned future only waits for completion.
+        #[allow(clippy::let_underscore_future)]
+        let _ = self.0.stop(false);
+    }
+}
+
+/// Handle to a running fake portal. Cheap to clone; the server stops when the last clone is dropped.
+#[derive(Clone)]
+pub struct FakePortal {
+    shared: Arc<Shared>,
+    _server: Arc<ServerGuard>,
+}
+
+impl std::fmt::Debug for FakePortal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakePortal")
+            .field("url", &self.shared.url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An HTTP client for loopback use. reqwest is built without a default TLS provider, so give it an
+/// explicit (ring) one instead of installing a process-wide default.
+pub(crate) fn loopback_client() -> reqwest::Client {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default protocol versions")
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .no_proxy()
+        // Fresh connections each time: the client is used from several runtimes (actix workers, tests).
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("loopback HTTP client")
+}
+
+impl FakePortal {
+    /// Bind `127.0.0.1:0` and start serving `/rest/` and `/oauth/token/` on the current tokio runtime.
+    pub async fn start(config: FakePortalConfig) -> std::io::Result<FakePortal> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let domain = listener.local_addr()?.to_string();
+        let shared = Arc::new(Shared {
+            state: Mutex::new(PortalState::new(&config)),
+            config,
+            url: format!("http://{domain}"),
+            domain,
+            application_token: config::random_hex(),
+            http: loopback_client(),
+        });
+        let data = web::Data::from(shared.clone());
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .app_data(web::PayloadConfig::new(16 * 1024 * 1024))
+                .route("/rest/{method}", web::route().to(rest::handle))
+                .route("/oauth/token/", web::route().to(oauth::token))
+                .route("/oauth/token", web::route().to(oauth::token))
+        })
+        .workers(1)
+        .disable_signals()
+        .shutdown_timeout(0)
+        .listen(listener)?
+        .run();
+        let handle = server.handle();
+        tokio::spawn(server);
+        Ok(FakePortal {
+            shared,
+            _server: Arc::new(ServerGuard(handle)),
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn url(&self) -> String {
+        self.shared.url.clone()
+    }
+
+    /// `{url}/rest/` — the `client_endpoint` of this portal.
+    pub fn client_endpoint(&self) -> String {
+        self.shared.client_endpoint()
+    }
+
+    /// `{url}/oauth/token/` — the OAuth token endpoint (the fake's stand-in for oauth.bitrix.info).
+    pub fn oauth_url(&self) -> String {
+        format!("{}/oauth/token/", self.shared.url)
+    }
+
+    /// `127.0.0.1:PORT` — the portal domain as sent in `auth[domain]` / `DOMAIN`.
+    pub fn domain(&self) -> String {
+        self.shared.domain.clone()
+    }
+
+    /// The portal's `member_id`.
+    pub fn member_id(&self) -> String {
+        self.shared.config.member_id.clone()
+    }
+
+    /// The `application_token` sent with every event (fixed per instance).
+    pub fn application_token(&self) -> String {
+        self.shared.application_token.clone()
+    }
+
+    /// Every token issued so far now answers 401 `expired_token` (tokens issued later are fresh).
+    pub fn expire_access_tokens(&self) {
+        let now = std::time::Instant::now();
+        self.shared
+            .lock()
+            .access_tokens
+            .values_mut()
+            .for_each(|expiry| *expiry = now);
+    }
+
+    /// Queue a fault rule (rules are tried in the order they were pushed).
+    pub fn push_fault(&self, rule: FaultRule) {
+        self.shared.lock().faults.push(rule);
+    }
+
+    /// Every HTTP request to `/rest/` so far, in completion order.
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        self.shared.lock().requests.clone()
+    }
+
+    /// Number of successful OAuth refreshes.
+    pub fn refresh_count(&self) -> usize {
+        self.shared.lock().refresh_count
+    }
+
+    /// Client messages received through `imconnector.send.messages` (duplicates included).
+    pub fn messages(&self) -> Vec<FakeMessage> {
+        self.shared.lock().messages.clone()
+    }
+
+    /// From now on, send/update/delete items with external message id `message_id` answer
+    /// `SUCCESS=false` with these `ERRORS`.
+    pub fn fail_item(&self, message_id: &str, errors: Vec<String>) {
+        self.shared
+            .lock()
+            .item_failures
+            .insert(message_id.to_owned(), errors);
+    }
+
+    /// Registered connectors.
+    pub fn connectors(&self) -> Vec<FakeConnector> {
+        self.shared.lock().connectors.values().cloned().collect()
+    }
+
+    /// State of `connector` on `line`, if it was ever activated or configured.
+    pub fn line(&self, connector: &str, line: u64) -> Option<FakeLine> {
+        self.shared
+            .lock()
+            .lines
+            .get(&(connector.to_lowercase(), line))
+            .cloned()
+    }
+
+    /// Current `event.bind` registrations.
+    pub fn bindings(&self) -> Vec<FakeBinding> {
+        self.shared
+            .lock()
+            .bindings
+            .iter()
+            .map(|(_, b)| b.clone())
+            .collect()
+    }
+
+    /// Registered bots.
+    pub fn bots(&self) -> Vec<FakeBot> {
+        self.shared.lock().bots.values().cloned().collect()
+    }
+
+    /// Messages posted by bots.
+    pub fn bot_messages(&self) -> Vec<FakeBotMessage> {
+        self.shared
+            .lock()
+            .bot_messages
+            .values()
+            .map(|(m, _)| m.clone())
+            .collect()
+    }
+
+    /// Reactions currently set: `(message id, bot id, reaction code)`.
+    pub fn reactions(&self) -> Vec<(u64, u64, String)> {
+        self.shared.lock().reactions.clone()
+    }
+
+    /// Items received by `imconnector.send.status.delivery`.
+    pub fn delivery_reports(&self) -> Vec<serde_json::Value> {
+        self.shared.lock().delivery_reports.clone()
+    }
+
+    /// Put the bots in or out of open-line chat `chat_id` (default: bots are members of every chat).
+    pub fn set_bot_in_chat(&self, chat_id: u64, present: bool) {
+        let mut st = self.shared.lock();
+        if present {
+            st.bot_absent_chats.remove(&chat_id);
+        } else {
+            st.bot_absent_chats.insert(chat_id);
+        }
+    }
+
+    /// Make a bot message `days` older (edits/deletes fail with `CANT_EDIT_MESSAGE` after 3 days).
+    pub fn age_bot_message(&self, message_id: u64, days: u32) {
+        if let Some((_, posted)) = self.shared.lock().bot_messages.get_mut(&message_id) {
+            let age = Duration::from_secs(u64::from(days) * 24 * 3600);
+            *posted = posted.checked_sub(age).unwrap_or(SystemTime::UNIX_EPOCH);
+        }
+    }
+}
