@@ -18,6 +18,7 @@ pub mod outbox;
 pub mod report;
 pub mod retry;
 pub mod settings;
+pub mod setup;
 pub mod signature;
 pub mod sim;
 pub mod startup;

@@ -24,6 +24,9 @@ use crate::outbox::{Context, Outbox};
 use crate::settings::Settings;
 use crate::store::Store;
 
+/// How long shutdown waits for the last storage handle to go.
+const CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -56,6 +59,7 @@ pub struct Application {
     cancel: CancellationToken,
     store: Store,
     stopped: watch::Sender<bool>,
+    progress: Arc<watch::Sender<u64>>,
 }
 
 /// Stops a running application and waits until it has released its storage.
@@ -89,11 +93,13 @@ impl Application {
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
         let deliveries = Arc::new(Notify::new());
+        let progress = Arc::new(watch::channel(0u64).0);
         let recovered = store.pending_ops().map_err(|source| StartError::Storage {
             path: settings.storage.path.display().to_string(),
             source,
         })?;
         let ctx = Arc::new(Context {
+            settings: settings.clone(),
             store: store.clone(),
             client: client.clone(),
             connector_id: settings.connector.id.clone(),
@@ -105,6 +111,7 @@ impl Application {
             retry: settings.retry.clone(),
             metrics: metrics.clone(),
             deliveries: deliveries.clone(),
+            progress: progress.clone(),
             cancel: cancel.clone(),
         });
         let outbox = Outbox::start(ctx, &tracker, recovered);
@@ -114,6 +121,7 @@ impl Application {
             client: OutboundClient::new().map_err(StartError::Client)?,
             metrics: metrics.clone(),
             wake: deliveries,
+            progress: progress.clone(),
             cancel: cancel.clone(),
         };
         tracker.spawn(deliverer.run());
@@ -154,7 +162,13 @@ impl Application {
             cancel,
             store,
             stopped,
+            progress,
         })
+    }
+
+    /// A counter bumped whenever Bitrix24 results or platform deliveries are recorded.
+    pub fn progress(&self) -> watch::Receiver<u64> {
+        self.progress.subscribe()
     }
 
     /// The bound port (useful with port 0).
@@ -192,7 +206,12 @@ impl Application {
         if let Err(e) = store.flush() {
             tracing::error!(error = %e, "final flush failed");
         }
+        let closed = store.on_close();
         drop(store);
+        // HTTP worker threads release their handles a moment after the server reports stopped.
+        if tokio::time::timeout(CLOSE_TIMEOUT, closed).await.is_err() {
+            tracing::warn!("storage still referenced {CLOSE_TIMEOUT:?} after shutdown");
+        }
         tracing::info!("stopped");
         let _ = stopped.send(true);
         served

@@ -17,8 +17,6 @@ use crate::store::{PortalRecord, PortalStatus, Store};
 
 /// Extra pause after `QUERY_LIMIT_EXCEEDED` (someone else is spending the portal's budget).
 const THROTTLE_PAUSE: Duration = Duration::from_secs(1);
-/// Block a method this long after `OPERATION_TIME_LIMIT` when Bitrix24 gave no reset time.
-const OPERATING_BLOCK_SECS: i64 = 60;
 /// Most commands in one `batch` (fact sheet §2.3).
 pub const MAX_BATCH_COMMANDS: usize = 50;
 
@@ -82,6 +80,43 @@ impl BitrixClient {
         params: Value,
     ) -> Result<Value, BitrixError> {
         self.send(portal, method, params).await.map(|s| s.result)
+    }
+
+    /// [`BitrixClient::call`], retrying transient failures with backoff up to `attempts` times
+    /// (for one-off calls such as setup; queued items keep their own durable retry state).
+    pub async fn call_retrying(
+        &self,
+        portal: &str,
+        method: &str,
+        params: Value,
+        attempts: u32,
+    ) -> Result<Value, BitrixError> {
+        let mut failures = 0;
+        loop {
+            let err = match self.call(portal, method, params.clone()).await {
+                Ok(v) => return Ok(v),
+                Err(e) => e,
+            };
+            failures += 1;
+            let super::Class::Transient { not_before, .. } = super::classify(&err) else {
+                return Err(err);
+            };
+            if failures >= attempts || matches!(err, BitrixError::NotInstalled(_)) {
+                return Err(err);
+            }
+            let mut wait = crate::retry::backoff(
+                failures,
+                Duration::from_millis(250),
+                Duration::from_secs(10),
+            );
+            if let Some(at) = not_before {
+                wait = wait.max(Duration::from_secs(
+                    at.saturating_sub(unix_now()).max(0) as u64
+                ));
+            }
+            tracing::info!(portal, method, error = %err, ?wait, "transient failure; retrying");
+            tokio::time::sleep(wait).await;
+        }
     }
 
     /// Run up to 50 commands in one `batch` request (`halt=0`). The outer error is for the
@@ -318,17 +353,20 @@ impl Gate {
             return err.clone();
         }
         let now = unix_now();
+        // Bitrix24: retry at the last `operating_reset_at` seen. Without one, the items' own
+        // backoff paces the retries.
         let reset = operating_reset_at
             .or_else(|| lock(&self.reset_seen).get(method).copied())
-            .filter(|&t| t > now)
-            .unwrap_or(now + OPERATING_BLOCK_SECS);
-        tracing::warn!(method, reset_at = reset, "method over its operating budget");
-        lock(&self.blocked).insert(method.to_string(), reset);
+            .filter(|&t| t > now);
+        tracing::warn!(method, reset_at = ?reset, "method over its operating budget");
+        if let Some(reset) = reset {
+            lock(&self.blocked).insert(method.to_string(), reset);
+        }
         BitrixError::Api {
             status: *status,
             code: code.clone(),
             description: description.clone(),
-            operating_reset_at: Some(reset),
+            operating_reset_at: reset,
         }
     }
 }

@@ -35,10 +35,7 @@ pub fn parse(status: u16, body: &[u8]) -> Result<Success, BitrixError> {
                 .get("time")
                 .and_then(|t| t.get("operating_reset_at"))
                 .and_then(as_i64);
-            let total = map
-                .get("total")
-                .and_then(|t| as_i64(t))
-                .map(|t| t.max(0) as u64);
+            let total = map.get("total").and_then(as_i64).map(|t| t.max(0) as u64);
             Ok(Success {
                 result: map.remove("result").unwrap_or(Value::Null),
                 operating_reset_at,

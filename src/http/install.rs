@@ -31,7 +31,6 @@ pub async fn install(
         if existing.status == PortalStatus::Installed && !same_app {
             confirm_with_oauth(&state, &mut portal).await?;
         }
-        portal.installed_at_ms = existing.installed_at_ms;
     }
     tracing::info!(portal = %portal.member_id, domain = %portal.domain, "app installed");
     let member_id = portal.member_id.clone();
@@ -102,6 +101,7 @@ fn parse(form: &Value, query: &Value) -> Result<(PortalRecord, bool), ApiError> 
             status: PortalStatus::Installed,
             installed_at_ms: now,
             updated_at_ms: now,
+            setup_at_ms: None,
         };
         return Ok((portal, false));
     }
@@ -123,6 +123,7 @@ fn parse(form: &Value, query: &Value) -> Result<(PortalRecord, bool), ApiError> 
         status: PortalStatus::Installed,
         installed_at_ms: now,
         updated_at_ms: now,
+        setup_at_ms: None,
     };
     Ok((portal, true))
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 use serde_json::Value;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::domain::now_ms;
@@ -32,6 +32,7 @@ pub struct Deliverer {
     pub client: OutboundClient,
     pub metrics: Arc<Metrics>,
     pub wake: Arc<Notify>,
+    pub progress: Arc<watch::Sender<u64>>,
     pub cancel: CancellationToken,
 }
 
@@ -117,7 +118,7 @@ impl Deliverer {
             },
         };
         let seq = delivery.seq;
-        match outcome {
+        let recorded = match outcome {
             Ok(()) => {
                 Metrics::inc2(
                     &self.metrics.deliveries,
@@ -151,7 +152,9 @@ impl Deliverer {
                 }
                 Some(retry_at)
             }
-        }
+        };
+        self.progress.send_modify(|n| *n += 1);
+        recorded
     }
 
     /// The event's `data`, rendered now for reports so that it is the current report object.

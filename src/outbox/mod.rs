@@ -16,22 +16,23 @@ pub mod execute;
 pub mod queue;
 mod worker;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::bitrix::BitrixClient;
 use crate::metrics::Metrics;
-use crate::settings::RetrySettings;
+use crate::settings::{RetrySettings, Settings};
 use crate::store::{Op, PortalStatus, Store};
 use queue::{Limits, PortalQueue};
 use worker::{PortalMsg, PortalWorker};
 
 /// What the workers share.
 pub struct Context {
+    pub settings: Arc<Settings>,
     pub store: Store,
     pub client: Arc<BitrixClient>,
     pub connector_id: String,
@@ -40,18 +41,24 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Woken whenever a deletion may have completed (a report to deliver).
     pub deliveries: Arc<Notify>,
+    /// Bumped whenever results or deliveries are recorded (observability for tools and tests).
+    pub progress: Arc<watch::Sender<u64>>,
     pub cancel: CancellationToken,
 }
 
 impl Context {
-    fn is_installed(&self, portal: &str) -> bool {
-        matches!(self.store.portal(portal), Ok(Some(p)) if p.status == PortalStatus::Installed)
+    /// Installed and set up (work may flow to it).
+    fn is_ready(&self, portal: &str) -> bool {
+        matches!(self.store.portal(portal), Ok(Some(p)) if p.is_ready())
     }
 }
 
 enum RouterMsg {
     Ops(Vec<Op>),
+    /// Installed (again): set it up, then release its work.
     Installed(String),
+    /// Setup finished.
+    Ready(String),
 }
 
 /// Handle to the outbox; cheap to clone.
@@ -69,7 +76,13 @@ impl Outbox {
             tracing::info!(ops = recovered.len(), "resuming queued Bitrix24 operations");
         }
         outbox.enqueue(recovered);
-        tracker.spawn(route(ctx, tracker.clone(), rx));
+        // Installations whose setup never completed (e.g. a crash right after install).
+        for portal in ctx.store.portals().unwrap_or_default() {
+            if portal.status == PortalStatus::Installed && portal.setup_at_ms.is_none() {
+                outbox.portal_installed(&portal.member_id);
+            }
+        }
+        tracker.spawn(route(ctx, tracker.clone(), outbox.tx.clone(), rx));
         outbox
     }
 
@@ -89,9 +102,11 @@ impl Outbox {
 async fn route(
     ctx: Arc<Context>,
     tracker: TaskTracker,
+    me: mpsc::UnboundedSender<RouterMsg>,
     mut rx: mpsc::UnboundedReceiver<RouterMsg>,
 ) {
     let mut workers: HashMap<String, mpsc::UnboundedSender<PortalMsg>> = HashMap::new();
+    let mut setting_up: HashSet<String> = HashSet::new();
     let mut worker_for = |portal: &str| {
         workers
             .entry(portal.to_string())
@@ -126,8 +141,60 @@ async fn route(
                 }
             }
             RouterMsg::Installed(portal) => {
+                if setting_up.insert(portal.clone()) {
+                    tracker.spawn(setup_portal(ctx.clone(), portal, me.clone()));
+                }
+            }
+            RouterMsg::Ready(portal) => {
+                setting_up.remove(&portal);
                 let _ = worker_for(&portal).send(PortalMsg::Installed);
             }
         }
     }
+}
+
+/// Set a freshly installed portal up, retrying transient failures until it works; then record
+/// it and release the portal's held work. A definitive refusal is logged and the work released
+/// anyway, so that its items fail visibly instead of waiting forever.
+async fn setup_portal(ctx: Arc<Context>, portal: String, router: mpsc::UnboundedSender<RouterMsg>) {
+    let mut failures = 0;
+    loop {
+        let installed_at = match ctx.store.portal(&portal) {
+            Ok(Some(p)) if p.status == PortalStatus::Installed => p.installed_at_ms,
+            _ => return,
+        };
+        match crate::setup::run(&ctx.client, &ctx.settings, &portal).await {
+            Ok(report) => {
+                tracing::info!(portal, bound = ?report.bound, lines = report.lines.len(), "portal set up");
+                let member = portal.clone();
+                let marked = ctx
+                    .store
+                    .commit(move |d| d.mark_setup(&member, installed_at, crate::domain::now_ms()))
+                    .await;
+                if let Err(e) = marked {
+                    tracing::error!(portal, error = %e, "cannot record the setup");
+                }
+                ctx.progress.send_modify(|n| *n += 1);
+                break;
+            }
+            Err(e) if crate::bitrix::classify(&e) == crate::bitrix::Class::Final => {
+                tracing::error!(portal, error = %e, "portal setup refused; releasing its queued work");
+                break;
+            }
+            Err(e) => {
+                failures += 1;
+                let wait = crate::retry::backoff(
+                    failures,
+                    std::time::Duration::from_secs(1),
+                    std::time::Duration::from_secs(300),
+                );
+                tracing::warn!(portal, error = %e, ?wait, "portal setup failed; will retry");
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = ctx.cancel.cancelled() => return,
+                }
+            }
+        }
+    }
+    let _ = router.send(RouterMsg::Ready(portal));
 }

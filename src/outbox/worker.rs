@@ -38,7 +38,7 @@ pub(crate) struct PortalWorker {
 impl PortalWorker {
     pub(crate) async fn run(mut self) {
         let cancel = self.ctx.cancel.clone();
-        self.installed = self.ctx.is_installed(&self.portal);
+        self.installed = self.ctx.is_ready(&self.portal);
         loop {
             while let Ok(msg) = self.rx.try_recv() {
                 self.handle(msg);
@@ -134,6 +134,7 @@ impl PortalWorker {
                     }
                 }
                 self.ctx.deliveries.notify_one();
+                self.ctx.progress.send_modify(|n| *n += 1);
             }
             Err(e) => {
                 // Nothing was recorded: everything goes back as it was and will be sent again.

@@ -71,6 +71,19 @@ pub struct Data {
     pub(crate) deletion_items: Tree,
     pub(crate) deliveries: Tree,
     fail_writes: AtomicBool,
+    /// Fired when the database is closed (the last handle is gone).
+    on_close: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+}
+
+impl Drop for Data {
+    fn drop(&mut self) {
+        if let Err(e) = self.db.flush() {
+            tracing::error!(error = %e, "flush on close failed");
+        }
+        if let Some(tx) = self.on_close.lock().ok().and_then(|mut t| t.take()) {
+            let _ = tx.send(());
+        }
+    }
 }
 
 impl std::ops::Deref for Store {
@@ -133,6 +146,7 @@ impl Store {
             meta,
             db,
             fail_writes: AtomicBool::new(false),
+            on_close: std::sync::Mutex::new(None),
         });
         let committer = Arc::new(committer::Committer::start(data.clone())?);
         Ok(Store { data, committer })
@@ -170,6 +184,18 @@ impl Store {
             Ok(())
         })
         .await
+    }
+
+    /// A receiver that resolves once every handle of this store is gone and the database is
+    /// closed (its directory lock released). Only the first call gets a live receiver.
+    pub fn on_close(&self) -> tokio::sync::oneshot::Receiver<()> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if let Ok(mut slot) = self.data.on_close.lock()
+            && slot.is_none()
+        {
+            *slot = Some(tx);
+        }
+        rx
     }
 
     /// Group-commit counters (commits and fsyncs so far).

@@ -28,6 +28,28 @@ impl Data {
         Ok(())
     }
 
+    /// Record that setup completed for the current installation (unless it was replaced or
+    /// uninstalled meanwhile: `installed_at_ms` identifies the installation).
+    pub fn mark_setup(
+        &self,
+        member_id: &str,
+        installed_at_ms: u64,
+        now_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let Some(old) = self.portals.get(member_id)? else {
+            return Ok(false);
+        };
+        let mut portal: PortalRecord = decode(trees::MEMBERID_PORTAL, &old)?;
+        if portal.status != PortalStatus::Installed || portal.installed_at_ms != installed_at_ms {
+            return Ok(false);
+        }
+        portal.setup_at_ms = Some(now_ms);
+        Ok(self
+            .portals
+            .compare_and_swap(member_id, Some(old), Some(encode(&portal)))?
+            .is_ok())
+    }
+
     /// Replace a portal's tokens after an OAuth refresh, unless the portal changed meanwhile
     /// (compare-and-swap on the refresh token that was used).
     pub fn rotate_tokens(

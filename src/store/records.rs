@@ -23,6 +23,16 @@ pub struct PortalRecord {
     pub status: PortalStatus,
     pub installed_at_ms: u64,
     pub updated_at_ms: u64,
+    /// When the connector setup last completed for this installation (None: not yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setup_at_ms: Option<u64>,
+}
+
+impl PortalRecord {
+    /// Installed and set up: queued work may flow to it.
+    pub fn is_ready(&self) -> bool {
+        self.status == PortalStatus::Installed && self.setup_at_ms.is_some()
+    }
 }
 
 /// Whether a portal currently has the app installed.

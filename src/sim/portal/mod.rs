@@ -51,10 +51,18 @@ pub(crate) struct Shared {
     pub state: Mutex<PortalState>,
     /// Client for event delivery.
     pub http: reqwest::Client,
+    /// Bumped after every request, refresh and emitted event, so tests can wait for a state
+    /// without polling.
+    pub changes: tokio::sync::watch::Sender<u64>,
 }
 
 impl Shared {
     /// The state lock. A panic in a handler must not make every later test assertion panic too.
+    /// Tell waiters that the state changed.
+    pub(crate) fn changed(&self) {
+        self.changes.send_modify(|n| *n += 1);
+    }
+
     pub(crate) fn lock(&self) -> MutexGuard<'_, PortalState> {
         self.state
             .lock()
@@ -128,6 +136,7 @@ impl FakePortal {
             domain,
             application_token: config::random_hex(),
             http: loopback_client(),
+            changes: tokio::sync::watch::channel(0).0,
         });
         let data = web::Data::from(shared.clone());
         let server = HttpServer::new(move || {
@@ -149,6 +158,34 @@ impl FakePortal {
             shared,
             _server: Arc::new(ServerGuard(handle)),
         })
+    }
+
+    /// Wait until `done(self)` holds, re-checking after every change of the portal's state
+    /// (requests, refreshes, events). On timeout, Err carries the last requests seen.
+    pub async fn wait_until(
+        &self,
+        timeout: std::time::Duration,
+        done: impl Fn(&FakePortal) -> bool,
+    ) -> Result<(), String> {
+        let mut changes = self.shared.changes.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            changes.borrow_and_update();
+            if done(self) {
+                return Ok(());
+            }
+            if tokio::time::timeout_at(deadline, changes.changed())
+                .await
+                .is_err()
+            {
+                let requests = self.requests();
+                let tail: Vec<_> = requests.iter().rev().take(10).collect();
+                return Err(format!(
+                    "condition not met within {timeout:?}; {} requests, last: {tail:?}",
+                    requests.len()
+                ));
+            }
+        }
     }
 
     /// `http://127.0.0.1:PORT`

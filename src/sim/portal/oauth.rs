@@ -55,6 +55,7 @@ pub(crate) async fn token(
         st.refresh_count += 1;
         st.issue_tokens(shared.config.access_token_ttl)
     };
+    shared.changed();
     json_response(200, &token_json(&shared, &issued))
 }
 

@@ -61,6 +61,7 @@ pub(crate) async fn handle(
         record.status = err.status;
         record.error = Some(err.code.clone());
         shared.lock().requests.push(record);
+        shared.changed();
         return envelope::error(&err);
     }
     if !shared.config.latency.is_zero() {
@@ -93,6 +94,7 @@ pub(crate) async fn handle(
     };
     // Record before any delay: a client that times out drops this future, but the call did happen.
     shared.lock().requests.push(record);
+    shared.changed();
     events::spawn_all(shared.clone().into_inner(), emissions);
     if let Some(delay) = delay {
         tokio::time::sleep(delay).await;

@@ -1,0 +1,128 @@
+//! Setting a portal up as our imconnector provider (contract §5, fact sheet §5 setup order):
+//! `imconnector.register` → `event.bind` of what is missing → per channel of the portal
+//! `imconnector.activate` then `imconnector.connector.data.set` → `imconnector.status`.
+//! Every step is idempotent: running it again changes nothing and binds nothing twice.
+
+use serde_json::{Value, json};
+
+use crate::bitrix::{BitrixClient, BitrixError};
+use crate::settings::Settings;
+
+/// Events the gateway handles at `{public_url}/bitrix/events`.
+pub const EVENTS: [&str; 6] = [
+    "ONIMCONNECTORMESSAGEADD",
+    "ONIMCONNECTORMESSAGEUPDATE",
+    "ONIMCONNECTORMESSAGEDELETE",
+    "ONIMCONNECTORSTATUSDELETE",
+    "ONIMCONNECTORLINEDELETE",
+    "ONAPPUNINSTALL",
+];
+
+/// Attempts per setup call when Bitrix24 fails transiently.
+const ATTEMPTS: u32 = 5;
+
+/// What setup did.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct SetupReport {
+    /// Events bound now (already bound ones are left alone).
+    pub bound: Vec<String>,
+    /// `(line, imconnector.status result)` per channel of the portal.
+    pub lines: Vec<(u64, Value)>,
+}
+
+/// Run the setup of one portal.
+pub async fn run(
+    client: &BitrixClient,
+    settings: &Settings,
+    member_id: &str,
+) -> Result<SetupReport, BitrixError> {
+    let call = |method: &'static str, params: Value| {
+        client.call_retrying(member_id, method, params, ATTEMPTS)
+    };
+    let base = settings.public_base();
+    let connector = &settings.connector.id;
+    let registered = call(
+        "imconnector.register",
+        json!({
+            "ID": connector,
+            "NAME": settings.connector.name,
+            "ICON": { "DATA_IMAGE": icon_data_url(), "COLOR": "#2fc6f6", "SIZE": "90%", "POSITION": "center" },
+            "PLACEMENT_HANDLER": format!("{base}/bitrix/placement"),
+        }),
+    )
+    .await?;
+    // `{"result": true}` or `{"result": {"result": true}}` (fact sheet §5.1 CONFLICT); a logical
+    // failure arrives as HTTP 200 with `result: false` and an error code.
+    let inner = registered.get("result").unwrap_or(&registered);
+    if inner != &Value::Bool(true) {
+        return Err(BitrixError::Api {
+            status: 200,
+            code: inner_str(&registered, "error")
+                .unwrap_or("REGISTRATION_FAILED")
+                .to_string(),
+            description: inner_str(&registered, "error_description")
+                .unwrap_or_default()
+                .to_string(),
+            operating_reset_at: None,
+        });
+    }
+    let handler = format!("{base}/bitrix/events");
+    let bound = call("event.get", json!({})).await?;
+    let already = |event: &str| {
+        bound.as_array().is_some_and(|list| {
+            list.iter().any(|b| {
+                b.get("event")
+                    .and_then(Value::as_str)
+                    .is_some_and(|e| e.eq_ignore_ascii_case(event))
+                    && b.get("handler").and_then(Value::as_str) == Some(handler.as_str())
+            })
+        })
+    };
+    let mut report = SetupReport::default();
+    for event in EVENTS {
+        if !already(event) {
+            call("event.bind", json!({ "event": event, "handler": handler })).await?;
+            report.bound.push(event.to_string());
+        }
+    }
+    for channel in settings.channels.iter().filter(|c| c.portal == member_id) {
+        call(
+            "imconnector.activate",
+            json!({ "CONNECTOR": connector, "LINE": channel.line, "ACTIVE": 1 }),
+        )
+        .await?;
+        call(
+            "imconnector.connector.data.set",
+            json!({
+                "CONNECTOR": connector,
+                "LINE": channel.line,
+                "DATA": { "ID": format!("{connector}_{}", channel.id), "NAME": format!("{} ({})", settings.connector.name, channel.id) },
+            }),
+        )
+        .await?;
+        let status = call(
+            "imconnector.status",
+            json!({ "CONNECTOR": connector, "LINE": channel.line }),
+        )
+        .await?;
+        report.lines.push((channel.line, status));
+    }
+    Ok(report)
+}
+
+fn inner_str<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.get("result")
+        .and_then(|r| r.get(key))
+        .or_else(|| v.get(key))
+        .and_then(Value::as_str)
+}
+
+/// The connector's icon: an SVG as a `data:` URL (URL-encoded, as Bitrix24 expects).
+pub fn icon_data_url() -> String {
+    const SVG: &str = r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 70 71"><path fill="#fff" d="M35 10c-14 0-25 9.6-25 21.5 0 6.3 3.2 12 8.3 16L16 60l13-6.3c1.9.4 3.9.6 6 .6 14 0 25-9.6 25-21.5S49 10 35 10z"/><circle cx="25" cy="32" r="3.5" fill="#2fc6f6"/><circle cx="35" cy="32" r="3.5" fill="#2fc6f6"/><circle cx="45" cy="32" r="3.5" fill="#2fc6f6"/></svg>"##;
+    let encoded: String = url::form_urlencoded::byte_serialize(SVG.as_bytes()).collect();
+    format!(
+        "data:image/svg+xml;charset=US-ASCII,{}",
+        encoded.replace('+', "%20")
+    )
+}

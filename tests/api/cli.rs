@@ -1,0 +1,62 @@
+//! The binary's `check-config`: clear errors, exit codes, secrets masked.
+
+use std::process::Command;
+
+fn gateway() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_openchannel-gateway"));
+    cmd.env_remove("GATEWAY_CONFIG");
+    cmd
+}
+
+#[test]
+fn check_config_prints_effective_values_with_secrets_masked() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gw.toml");
+    std::fs::write(
+        &path,
+        "[bitrix]\nclient_secret = \"topsecret-1\"\n[admin]\ntoken = \"admintoken-2\"\n[[channels]]\nid = \"acme\"\nportal = \"abc123\"\nline = 7\nsecret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"\noutbound_url = \"https://m.example/hook\"\n",
+    )
+    .unwrap();
+    let out = gateway()
+        .args(["check-config", "--config"])
+        .arg(&path)
+        .env("GATEWAY__SERVER__LISTEN", "127.0.0.1:9999")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("listen = \"127.0.0.1:9999\""), "{text}");
+    for secret in ["topsecret-1", "admintoken-2", "MfKQ9r8G"] {
+        assert!(!text.contains(secret), "{secret} leaked: {text}");
+    }
+}
+
+#[test]
+fn invalid_settings_stop_start_up_with_one_clear_message() {
+    let out = gateway()
+        .arg("serve")
+        .env("GATEWAY__CONNECTOR__ID", "Not.Valid")
+        .env("GATEWAY__SERVER__LISTEN", "nowhere")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("connector.id") && err.contains("server.listen"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_missing_config_file_is_reported() {
+    let out = gateway()
+        .args(["check-config", "--config", "/no/such/file.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/no/such/file.toml"));
+}

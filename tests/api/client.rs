@@ -1,0 +1,150 @@
+//! `BitrixClient` on its own against the fake portal: coalesced refresh, pacing.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use openchannel_gateway::bitrix::{BitrixClient, BitrixError};
+use openchannel_gateway::metrics::Metrics;
+use openchannel_gateway::settings::BitrixSettings;
+use openchannel_gateway::sim::portal::{BucketConfig, FakePortal, FakePortalConfig};
+use openchannel_gateway::store::{PortalRecord, PortalStatus, Store};
+use serde_json::json;
+
+async fn client_for(
+    portal: &FakePortal,
+    rate: f64,
+    burst: u32,
+) -> (tempfile::TempDir, Store, Arc<BitrixClient>) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let tokens = portal.issue_tokens();
+    let record = PortalRecord {
+        member_id: portal.member_id(),
+        domain: portal.domain(),
+        client_endpoint: portal.client_endpoint(),
+        access_token: tokens.access_token,
+        refresh_token: tokens.refresh_token,
+        expires_at: 0,
+        application_token: portal.application_token(),
+        scope: String::new(),
+        status: PortalStatus::Installed,
+        installed_at_ms: 0,
+        updated_at_ms: 0,
+        setup_at_ms: Some(0),
+    };
+    store.commit(move |d| d.put_portal(&record)).await.unwrap();
+    let settings = BitrixSettings {
+        client_id: "app.test".into(),
+        client_secret: "secret.test".into(),
+        oauth_url: portal.oauth_url(),
+        rate_per_second: rate,
+        burst,
+        request_timeout_ms: 5000,
+    };
+    let client = BitrixClient::new(settings, store.clone(), Arc::new(Metrics::default())).unwrap();
+    (dir, store, Arc::new(client))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_calls_with_an_expired_token_share_one_refresh() {
+    let portal = FakePortal::start(FakePortalConfig::default())
+        .await
+        .unwrap();
+    let (_dir, store, client) = client_for(&portal, 1000.0, 1000).await;
+    let before = store.portal(&portal.member_id()).unwrap().unwrap();
+    portal.expire_access_tokens();
+    let calls: Vec<_> = (0..20)
+        .map(|_| {
+            let (client, member) = (client.clone(), portal.member_id());
+            tokio::spawn(async move { client.call(&member, "app.info", json!({})).await })
+        })
+        .collect();
+    for call in calls {
+        call.await
+            .unwrap()
+            .expect("call succeeds after the refresh");
+    }
+    assert_eq!(portal.refresh_count(), 1);
+    let after = store.portal(&portal.member_id()).unwrap().unwrap();
+    assert_ne!(after.access_token, before.access_token);
+    assert_ne!(
+        after.refresh_token, before.refresh_token,
+        "the rotated refresh token is stored"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_refresh_is_an_error_not_a_loop() {
+    let portal = FakePortal::start(FakePortalConfig::default())
+        .await
+        .unwrap();
+    let (_dir, store, client) = client_for(&portal, 1000.0, 1000).await;
+    // Use up the stored refresh token behind the client's back.
+    let stale = store.portal(&portal.member_id()).unwrap().unwrap();
+    let oauth = format!(
+        "{}?grant_type=refresh_token&client_id=app.test&client_secret=secret.test&refresh_token={}",
+        portal.oauth_url(),
+        stale.refresh_token
+    );
+    assert_eq!(reqwest::get(oauth).await.unwrap().status(), 200);
+    portal.expire_access_tokens();
+    let err = client
+        .call(&portal.member_id(), "app.info", json!({}))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, BitrixError::Refresh(m) if m.contains("invalid_grant")),
+        "{err:?}"
+    );
+    assert!(
+        !format!("{err}").contains("secret.test"),
+        "no secret in the error"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_request_rate_seen_by_the_portal_stays_within_its_bucket() {
+    let bucket = BucketConfig {
+        rate_per_second: 10.0,
+        burst: 5,
+    };
+    let portal = FakePortal::start(FakePortalConfig {
+        bucket: Some(bucket),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let (_dir, _store, client) = client_for(&portal, bucket.rate_per_second, bucket.burst).await;
+    let start = Instant::now();
+    let calls: Vec<_> = (0..25)
+        .map(|_| {
+            let (client, member) = (client.clone(), portal.member_id());
+            tokio::spawn(async move { client.call(&member, "app.info", json!({})).await })
+        })
+        .collect();
+    for call in calls {
+        call.await.unwrap().expect("no call is rejected");
+    }
+    let requests = portal.requests();
+    assert_eq!(requests.len(), 25);
+    assert!(requests.iter().all(|r| r.status == 200), "{requests:?}");
+    // Replay the arrivals through the portal's own rule.
+    let mut arrivals: Vec<Instant> = requests.iter().map(|r| r.at).collect();
+    arrivals.sort();
+    let (mut level, mut last) = (0.0f64, arrivals[0]);
+    for at in arrivals {
+        level = (level - at.duration_since(last).as_secs_f64() * bucket.rate_per_second).max(0.0);
+        last = at;
+        assert!(
+            level + 1.0 <= f64::from(bucket.burst) + 1e-9,
+            "level {level}"
+        );
+        level += 1.0;
+    }
+    // 5 pass at once, 20 more at 10/s.
+    assert!(
+        start.elapsed() >= Duration::from_millis(1900),
+        "{:?}",
+        start.elapsed()
+    );
+}

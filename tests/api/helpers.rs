@@ -1,0 +1,317 @@
+//! `spawn_app()`: a gateway on port 0 with a temp data directory, wired to a fresh fake portal
+//! and fake platform; signed-request helpers; waiting on the gateway's progress signal.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openchannel_gateway::settings::Settings;
+use openchannel_gateway::signature::WebhookSecret;
+use openchannel_gateway::sim::messenger::{FakeMessenger, MessengerClient};
+use openchannel_gateway::sim::portal::{FakePortal, FakePortalConfig};
+use openchannel_gateway::startup::{Application, StopHandle};
+use openchannel_gateway::store::Store;
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+/// How long any wait in a test may take before it fails.
+pub const WAIT: Duration = Duration::from_secs(10);
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+pub const LINE: u64 = 7;
+
+/// Knobs of one test gateway.
+#[derive(Clone)]
+pub struct TestOptions {
+    pub portal: FakePortalConfig,
+    /// Gateway-side bucket (rate per second, burst).
+    pub bucket: (f64, u32),
+    pub max_batch: usize,
+    pub linger_ms: u64,
+    pub max_attempts: u32,
+    pub request_timeout_ms: u64,
+    /// POST the portal's ONAPPINSTALL before returning.
+    pub install: bool,
+}
+
+impl Default for TestOptions {
+    fn default() -> Self {
+        TestOptions {
+            portal: FakePortalConfig::default(),
+            bucket: (1000.0, 1000),
+            max_batch: 50,
+            linger_ms: 20,
+            max_attempts: 8,
+            request_timeout_ms: 2000,
+            install: true,
+        }
+    }
+}
+
+/// A running gateway and its counterparts.
+pub struct TestApp {
+    pub base: String,
+    pub portal: FakePortal,
+    pub messenger: FakeMessenger,
+    /// The platform's client for channel "acme".
+    pub client: MessengerClient,
+    pub secret: WebhookSecret,
+    pub http: reqwest::Client,
+    pub options: TestOptions,
+    store: Option<Store>,
+    progress: watch::Receiver<u64>,
+    stop: StopHandle,
+    dir: Arc<tempfile::TempDir>,
+    config: PathBuf,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_with(TestOptions::default()).await
+}
+
+pub async fn spawn_with(options: TestOptions) -> TestApp {
+    let portal = FakePortal::start(options.portal.clone())
+        .await
+        .expect("fake portal");
+    let secret = WebhookSecret::generate();
+    let messenger = FakeMessenger::start(secret.clone())
+        .await
+        .expect("fake messenger");
+    let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
+    let config = dir.path().join("gateway.toml");
+    std::fs::write(
+        &config,
+        config_toml(&options, &portal, &messenger, &secret, dir.path()),
+    )
+    .expect("config");
+    let mut app = start(options, portal, messenger, secret, dir, config).await;
+    if app.options.install {
+        app.install().await;
+    }
+    app
+}
+
+fn config_toml(
+    o: &TestOptions,
+    portal: &FakePortal,
+    messenger: &FakeMessenger,
+    secret: &WebhookSecret,
+    dir: &std::path::Path,
+) -> String {
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+public_url = "http://127.0.0.1:1"
+max_body_bytes = 65536
+[storage]
+path = "{data}"
+[bitrix]
+client_id = "{client_id}"
+client_secret = "{client_secret}"
+oauth_url = "{oauth}"
+rate_per_second = {rate}
+burst = {burst}
+request_timeout_ms = {timeout}
+[deletions]
+max_batch = {max_batch}
+linger_ms = {linger}
+[retry]
+initial_backoff_ms = 20
+max_backoff_ms = 200
+max_attempts = {attempts}
+max_age_secs = 3600
+[admin]
+token = "{ADMIN_TOKEN}"
+[[channels]]
+id = "acme"
+portal = "{member}"
+line = {LINE}
+secret = "{secret}"
+outbound_url = "{outbound}"
+"#,
+        data = dir.join("data").display(),
+        client_id = o.portal.client_id,
+        client_secret = o.portal.client_secret,
+        oauth = portal.oauth_url(),
+        rate = o.bucket.0,
+        burst = o.bucket.1,
+        timeout = o.request_timeout_ms,
+        max_batch = o.max_batch,
+        linger = o.linger_ms,
+        attempts = o.max_attempts,
+        member = portal.member_id(),
+        secret = secret.to_whsec(),
+        outbound = messenger.url(),
+    )
+}
+
+async fn start(
+    options: TestOptions,
+    portal: FakePortal,
+    messenger: FakeMessenger,
+    secret: WebhookSecret,
+    dir: Arc<tempfile::TempDir>,
+    config: PathBuf,
+) -> TestApp {
+    let settings = Settings::load_from(Some(config.clone()), Vec::new()).expect("test settings");
+    let app = Application::build(settings).await.expect("gateway builds");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let store = app.store().clone();
+    let progress = app.progress();
+    let stop = app.stop_handle();
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        client: MessengerClient::new(&base, "acme", secret.clone()),
+        base,
+        portal,
+        messenger,
+        secret,
+        http: reqwest::Client::new(),
+        options,
+        store: Some(store),
+        progress,
+        stop,
+        dir,
+        config,
+    }
+}
+
+impl TestApp {
+    /// The gateway's storage.
+    pub fn store(&self) -> &Store {
+        self.store.as_ref().expect("store is open")
+    }
+
+    /// POST the fake portal's ONAPPINSTALL event to /bitrix/install.
+    pub async fn install(&mut self) {
+        let reply = self
+            .post_form("/bitrix/install", self.portal.install_event_body())
+            .await;
+        assert_eq!(reply.status(), 200, "install: {:?}", reply.text().await);
+        let member = self.portal.member_id();
+        self.wait_for("portal set up", |s| {
+            s.portal(&member).unwrap().is_some_and(|p| p.is_ready())
+        })
+        .await;
+    }
+
+    pub async fn post_form(&self, path: &str, body: String) -> reqwest::Response {
+        self.http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn get_admin(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Signed event on channel "acme"; returns (status, JSON body).
+    pub async fn post_event(&self, event_type: &str, data: Value) -> (u16, Value) {
+        let reply = self
+            .client
+            .post_event(event_type, data)
+            .await
+            .expect("request");
+        status_json(reply).await
+    }
+
+    /// Wait until `done(store)` holds, re-checking whenever the gateway records progress.
+    pub async fn wait_for(&self, what: &str, done: impl Fn(&Store) -> bool) {
+        let mut progress = self.progress.clone();
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            progress.borrow_and_update();
+            if done(self.store()) {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, progress.changed())
+                .await
+                .is_err()
+            {
+                panic!("timed out waiting for: {what}");
+            }
+        }
+    }
+
+    /// Stop gracefully and start again on the same data directory and counterparts.
+    pub async fn restart(mut self) -> TestApp {
+        self.store.take();
+        let TestApp {
+            portal,
+            messenger,
+            secret,
+            options,
+            stop,
+            dir,
+            config,
+            ..
+        } = self;
+        stop.stop().await;
+        start(options, portal, messenger, secret, dir, config).await
+    }
+
+    /// Stop gracefully.
+    pub async fn shutdown(mut self) {
+        self.store.take();
+        self.stop.clone().stop().await;
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn config_path(&self) -> &PathBuf {
+        &self.config
+    }
+}
+
+pub async fn status_json(reply: reqwest::Response) -> (u16, Value) {
+    let status = reply.status().as_u16();
+    let text = reply.text().await.unwrap_or_default();
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, body)
+}
+
+/// A `message.created` payload.
+pub fn created(chat: &str, user: &str, message: &str, text: &str) -> Value {
+    json!({
+        "chat": {"id": chat, "name": format!("Chat {chat}")},
+        "user": {"id": user, "name": "Ivan"},
+        "message": {"id": message, "date": 1_773_265_993, "text": text}
+    })
+}
+
+/// Requests the fake portal saw for `method`, directly or inside `batch`.
+pub fn calls_of(portal: &FakePortal, method: &str) -> usize {
+    portal
+        .requests()
+        .iter()
+        .map(|r| {
+            if r.method.eq_ignore_ascii_case(method) {
+                1
+            } else {
+                r.commands
+                    .iter()
+                    .filter(|c| c.eq_ignore_ascii_case(method))
+                    .count()
+            }
+        })
+        .sum()
+}

@@ -1,0 +1,12 @@
+//! Integration tests: the real server on port 0 against a fake Bitrix24 portal and a fake
+//! messaging platform, both real HTTP servers on loopback.
+
+mod helpers;
+
+mod cli;
+mod client;
+mod events;
+mod forwarding;
+mod health;
+mod install;
+mod restart;
