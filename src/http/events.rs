@@ -88,6 +88,7 @@ async fn accept(
         now_ms: now,
     };
     let outbox = state.outbox.clone();
+    let is_deletion = matches!(request.event, IngestEvent::Deleted { .. });
     let outcome = state
         .store
         .commit_then(
@@ -95,6 +96,10 @@ async fn accept(
             move |outcome| {
                 if let IngestOutcome::Accepted { ops, .. } = outcome {
                     outbox.enqueue(ops.clone());
+                    if is_deletion {
+                        // Items that were final at once may already complete the deletion.
+                        outbox.deliveries_changed();
+                    }
                 }
             },
         )

@@ -65,13 +65,17 @@ enum RouterMsg {
 #[derive(Clone)]
 pub struct Outbox {
     tx: mpsc::UnboundedSender<RouterMsg>,
+    deliveries: Arc<Notify>,
 }
 
 impl Outbox {
     /// Start the router with the ops recovered from storage.
     pub fn start(ctx: Arc<Context>, tracker: &TaskTracker, recovered: Vec<Op>) -> Outbox {
         let (tx, rx) = mpsc::unbounded_channel();
-        let outbox = Outbox { tx };
+        let outbox = Outbox {
+            tx,
+            deliveries: ctx.deliveries.clone(),
+        };
         if !recovered.is_empty() {
             tracing::info!(ops = recovered.len(), "resuming queued Bitrix24 operations");
         }
@@ -91,6 +95,11 @@ impl Outbox {
         if !ops.is_empty() {
             let _ = self.tx.send(RouterMsg::Ops(ops));
         }
+    }
+
+    /// Something may have been queued for the platform: let the deliverer look.
+    pub fn deliveries_changed(&self) {
+        self.deliveries.notify_one();
     }
 
     /// A portal installed the app: release what was held for it.

@@ -18,6 +18,8 @@ use tokio::sync::watch;
 pub const WAIT: Duration = Duration::from_secs(10);
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 pub const LINE: u64 = 7;
+/// The second channel ("beta") is on another line of the same portal.
+pub const LINE_B: u64 = 9;
 
 /// Knobs of one test gateway.
 #[derive(Clone)]
@@ -52,8 +54,10 @@ pub struct TestApp {
     pub base: String,
     pub portal: FakePortal,
     pub messenger: FakeMessenger,
-    /// The platform's client for channel "acme".
+    /// The platform's client for channel "acme" (line 7).
     pub client: MessengerClient,
+    /// The platform's client for channel "beta" (line 9).
+    pub beta: MessengerClient,
     pub secret: WebhookSecret,
     pub http: reqwest::Client,
     pub options: TestOptions,
@@ -128,6 +132,12 @@ portal = "{member}"
 line = {LINE}
 secret = "{secret}"
 outbound_url = "{outbound}"
+[[channels]]
+id = "beta"
+portal = "{member}"
+line = {LINE_B}
+secret = "{secret}"
+outbound_url = "{outbound}"
 "#,
         data = dir.join("data").display(),
         client_id = o.portal.client_id,
@@ -162,6 +172,7 @@ async fn start(
     tokio::spawn(app.run_until_stopped());
     TestApp {
         client: MessengerClient::new(&base, "acme", secret.clone()),
+        beta: MessengerClient::new(&base, "beta", secret.clone()),
         base,
         portal,
         messenger,

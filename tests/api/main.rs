@@ -5,6 +5,7 @@ mod helpers;
 
 mod cli;
 mod client;
+mod deletions;
 mod events;
 mod forwarding;
 mod health;

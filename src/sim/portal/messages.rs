@@ -206,6 +206,7 @@ pub(crate) fn send(st: &mut PortalState, cx: &mut Ctx<'_>, p: &Value) -> Result<
                 files: files_of(item),
                 deleted: false,
                 update_count: 0,
+                delete_requests: 0,
             });
             out.insert(
                 "session".into(),
@@ -278,6 +279,11 @@ pub(crate) fn delete(st: &mut PortalState, cx: &mut Ctx<'_>, p: &Value) -> Resul
         let chat = text_at(item, &["chat", "id"]).unwrap_or_default();
         let message = text_at(item, &["message", "id"]).unwrap_or_default();
         let mut errors = Vec::new();
+        for m in st.messages.iter_mut().filter(|m| {
+            m.connector == call.connector && m.line == call.line && m.chat_id == chat && m.message_id == message
+        }) {
+            m.delete_requests += 1;
+        }
         // Only the author's own message can be deleted, and only once.
         let found = find(st, &call, &chat, &message, Some(&user));
         if let Some(injected) = injected(st, item) {

@@ -228,6 +228,11 @@ impl FakePortal {
             .for_each(|expiry| *expiry = now);
     }
 
+    /// Remove every pending fault (the end of a simulated outage).
+    pub fn clear_faults(&self) {
+        self.shared.lock().faults.clear();
+    }
+
     /// Queue a fault rule (rules are tried in the order they were pushed).
     pub fn push_fault(&self, rule: FaultRule) {
         self.shared.lock().faults.push(rule);

@@ -63,6 +63,9 @@ pub struct FakeMessage {
     pub deleted: bool,
     /// Number of successful `imconnector.update.messages` edits.
     pub update_count: u32,
+    /// Number of `imconnector.delete.messages` items that targeted this message, whatever their
+    /// outcome (tests use it to prove an item is never sent again after its success).
+    pub delete_requests: u32,
 }
 
 /// A connector registered with `imconnector.register`.
