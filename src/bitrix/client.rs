@@ -56,7 +56,7 @@ impl BitrixClient {
         metrics: Arc<Metrics>,
     ) -> Result<Self, BitrixError> {
         // reqwest is built without a bundled crypto provider; install ring once per process.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        crate::tls::install_provider();
         let http = reqwest::Client::builder()
             .timeout(settings.request_timeout())
             .connect_timeout(settings.request_timeout().min(Duration::from_secs(10)))

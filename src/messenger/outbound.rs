@@ -32,7 +32,7 @@ pub struct OutboundClient {
 impl OutboundClient {
     /// A client with [`DELIVERY_TIMEOUT`].
     pub fn new() -> Result<OutboundClient, String> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        crate::tls::install_provider();
         let http = reqwest::Client::builder()
             .timeout(DELIVERY_TIMEOUT)
             .user_agent(concat!("openchannel-gateway/", env!("CARGO_PKG_VERSION")))

@@ -23,7 +23,8 @@ const BATCH_REFUSED: &str = "ERROR_BATCH_METHOD_NOT_ALLOWED";
 pub struct Executed {
     /// Outcomes to record (every op that was part of a sent call).
     pub results: Vec<OpResult>,
-    /// Ops of calls that were never sent (the portal was throttled first): back to the queue.
+    /// Ops of calls that were never sent (throttled first, or refused inside `batch`): back to
+    /// the queue. Their `attempts` counted a call that did not happen; it stays counted.
     pub unsent: Vec<Op>,
     /// The portal has no installed app (any more).
     pub not_installed: bool,
@@ -73,27 +74,23 @@ impl Executor<'_> {
             })
             .collect();
         match self.client.batch(self.portal, &commands).await {
+            // The portal refuses our method inside `batch`: from now on calls go one by one
+            // (see the worker); these were not executed, so they are simply planned again.
             Err(e) if e.code() == Some(BATCH_REFUSED) => {
                 self.client.deny_batch(self.portal);
-                self.send_direct(calls).await
+                calls.iter().map(|_| None).collect()
             }
             Err(e) => calls.iter().map(|_| Some(Err(e.clone()))).collect(),
-            Ok(replies) => {
-                let mut replies: Vec<_> = replies.into_iter().map(Some).collect();
-                let refused: Vec<usize> = (0..calls.len())
-                    .filter(
-                        |&i| matches!(&replies[i], Some(Err(e)) if e.code() == Some(BATCH_REFUSED)),
-                    )
-                    .collect();
-                if !refused.is_empty() {
-                    self.client.deny_batch(self.portal);
-                    let again: Vec<Call> = refused.iter().map(|&i| calls[i].clone()).collect();
-                    for (i, reply) in refused.into_iter().zip(self.send_direct(&again).await) {
-                        replies[i] = reply;
+            Ok(replies) => replies
+                .into_iter()
+                .map(|reply| match reply {
+                    Err(e) if e.code() == Some(BATCH_REFUSED) => {
+                        self.client.deny_batch(self.portal);
+                        None
                     }
-                }
-                replies
-            }
+                    other => Some(other),
+                })
+                .collect(),
         }
     }
 
@@ -140,10 +137,8 @@ impl Executor<'_> {
     fn outcomes(&self, call: Call, reply: Result<Value, BitrixError>, now: u64) -> Vec<OpResult> {
         let method = call.method;
         let items = reply.and_then(|result| messages::parse_results(&result));
-        let mut ops = call.ops;
-        for op in &mut ops {
-            op.attempts += 1;
-        }
+        // `attempts` already counts this call (recorded before it was sent).
+        let ops = call.ops;
         let results: Vec<OpResult> = match items {
             Err(e) => ops
                 .into_iter()

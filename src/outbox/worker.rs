@@ -11,10 +11,10 @@ use tokio::sync::mpsc;
 
 use super::Context;
 use super::execute::Executor;
-use super::queue::{Call, Method, Plan, PortalQueue};
+use super::queue::{Call, Limits, Method, Plan, PortalQueue};
 use crate::domain::now_ms;
 use crate::store::Op;
-use crate::store::ops::OpOutcome;
+use crate::store::ops::{OpOutcome, OpResult};
 
 /// Pause after storage refused to record results.
 const STORAGE_BACKOFF: Duration = Duration::from_secs(1);
@@ -45,7 +45,7 @@ impl PortalWorker {
             }
             let next = if self.installed {
                 self.queue
-                    .plan(now_ms(), self.ctx.limits, |m| self.blocked_until(m))
+                    .plan(now_ms(), self.limits(), |m| self.blocked_until(m))
             } else {
                 Plan::Wait(None)
             };
@@ -72,7 +72,7 @@ impl PortalWorker {
                     }
                     if let Plan::Send(calls) = self
                         .queue
-                        .plan(now_ms(), self.ctx.limits, |m| self.blocked_until(m))
+                        .plan(now_ms(), self.limits(), |m| self.blocked_until(m))
                     {
                         self.queue.take(&calls);
                         tokio::select! {
@@ -93,6 +93,16 @@ impl PortalWorker {
         }
     }
 
+    /// Without `batch` every call is its own request: plan one at a time, so that each call's
+    /// results are recorded before the next call goes out.
+    fn limits(&self) -> Limits {
+        let mut limits = self.ctx.limits;
+        if self.ctx.client.batch_denied(&self.portal) {
+            limits.max_calls = 1;
+        }
+        limits
+    }
+
     fn blocked_until(&self, method: Method) -> Option<u64> {
         self.ctx
             .client
@@ -100,7 +110,36 @@ impl PortalWorker {
             .map(|s| (s.max(0) as u64) * 1000)
     }
 
-    async fn send(&mut self, calls: Vec<Call>) {
+    async fn send(&mut self, mut calls: Vec<Call>) {
+        // Write-ahead: the attempt is on disk before the request leaves, so after a crash an
+        // item that may have reached Bitrix24 says so (attempts ≥ 1).
+        for op in calls.iter_mut().flat_map(|c| c.ops.iter_mut()) {
+            op.attempts += 1;
+        }
+        let started: Vec<OpResult> = calls
+            .iter()
+            .flat_map(|c| c.ops.iter().cloned())
+            .map(|op| OpResult {
+                op,
+                outcome: OpOutcome::Retry,
+            })
+            .collect();
+        if let Err(e) = self
+            .ctx
+            .store
+            .commit(move |d| d.apply_results(&started, now_ms()))
+            .await
+        {
+            tracing::error!(portal = %self.portal, error = %e, "cannot record an attempt; not sending");
+            for op in calls.into_iter().flat_map(|c| c.ops) {
+                self.queue.push(Op {
+                    attempts: op.attempts - 1,
+                    ..op
+                });
+            }
+            tokio::time::sleep(STORAGE_BACKOFF).await;
+            return;
+        }
         let originals: Vec<Op> = calls.iter().flat_map(|c| c.ops.iter().cloned()).collect();
         let executor = Executor {
             client: &self.ctx.client,

@@ -73,6 +73,7 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_with(options: TestOptions) -> TestApp {
+    openchannel_gateway::tls::install_provider();
     let portal = FakePortal::start(options.portal.clone())
         .await
         .expect("fake portal");
@@ -94,7 +95,7 @@ pub async fn spawn_with(options: TestOptions) -> TestApp {
     app
 }
 
-fn config_toml(
+pub fn config_toml(
     o: &TestOptions,
     portal: &FakePortal,
     messenger: &FakeMessenger,
@@ -276,20 +277,6 @@ impl TestApp {
         } = self;
         stop.stop().await;
         start(options, portal, messenger, secret, dir, config).await
-    }
-
-    /// Stop gracefully.
-    pub async fn shutdown(mut self) {
-        self.store.take();
-        self.stop.clone().stop().await;
-    }
-
-    pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
-    }
-
-    pub fn config_path(&self) -> &PathBuf {
-        &self.config
     }
 }
 

@@ -5,6 +5,7 @@ mod helpers;
 
 mod cli;
 mod client;
+mod crash;
 mod deletions;
 mod events;
 mod forwarding;

@@ -138,7 +138,10 @@ fn a_whole_call_failure_is_final_or_retried_by_its_class() {
     };
     let now = 10_000;
     let rejected = ex.outcomes(
-        call(vec![op(1, "a", "m1")]),
+        call(vec![Op {
+            attempts: 1,
+            ..op(1, "a", "m1")
+        }]),
         Err(api(400, "ERROR_ARGUMENT")),
         now,
     );
@@ -200,7 +203,7 @@ fn an_item_still_failing_after_max_attempts_ends_failed_with_its_last_error() {
         metrics: &metrics,
     };
     let mut tired = op(1, "a", "m1");
-    tired.attempts = 2;
+    tired.attempts = 3;
     let r = ex.outcomes(call(vec![tired]), Err(BitrixError::Timeout), 10_000);
     match &r[0].outcome {
         OpOutcome::Failed { errors } => assert_eq!(

@@ -280,7 +280,10 @@ pub(crate) fn delete(st: &mut PortalState, cx: &mut Ctx<'_>, p: &Value) -> Resul
         let message = text_at(item, &["message", "id"]).unwrap_or_default();
         let mut errors = Vec::new();
         for m in st.messages.iter_mut().filter(|m| {
-            m.connector == call.connector && m.line == call.line && m.chat_id == chat && m.message_id == message
+            m.connector == call.connector
+                && m.line == call.line
+                && m.chat_id == chat
+                && m.message_id == message
         }) {
             m.delete_requests += 1;
         }
