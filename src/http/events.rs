@@ -91,18 +91,15 @@ async fn accept(
     let is_deletion = matches!(request.event, IngestEvent::Deleted { .. });
     let outcome = state
         .store
-        .commit_then(
-            move |d| d.ingest(&request),
-            move |outcome| {
-                if let IngestOutcome::Accepted { ops, .. } = outcome {
-                    outbox.enqueue(ops.clone());
-                    if is_deletion {
-                        // Items that were final at once may already complete the deletion.
-                        outbox.deliveries_changed();
-                    }
+        .ingest(request, move |outcome| {
+            if let IngestOutcome::Accepted { ops, .. } = outcome {
+                outbox.enqueue(ops.clone());
+                if is_deletion {
+                    // Items that were final at once may already complete the deletion.
+                    outbox.deliveries_changed();
                 }
-            },
-        )
+            }
+        })
         .await?;
     let (status, body) = match outcome {
         IngestOutcome::Accepted { reply, .. } => (StatusCode::ACCEPTED, reply.body),

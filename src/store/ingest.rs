@@ -50,9 +50,34 @@ pub const UNKNOWN_MESSAGE: &str =
     "unknown message: the gateway has no record of it and the event gave no user.id";
 
 impl Data {
-    /// Store an event atomically (call inside `Store::commit`).
+    /// Store an event atomically (call inside `Store::commit`; `Store::ingest` groups them).
     pub fn ingest(&self, req: &IngestRequest) -> Result<IngestOutcome, StoreError> {
-        self.transaction(|tx| {
+        self.transaction(|tx| ingest_one(tx, req))
+    }
+
+    /// Store several events in one transaction (each still all-or-nothing with the others); if
+    /// that fails, each is tried alone so that one bad record cannot fail its neighbours.
+    pub(crate) fn ingest_all(
+        &self,
+        reqs: &[&IngestRequest],
+    ) -> Vec<Result<IngestOutcome, StoreError>> {
+        if reqs.len() > 1 {
+            let together = self.transaction(|tx| {
+                reqs.iter()
+                    .map(|r| ingest_one(tx, r))
+                    .collect::<TxResult<Vec<_>>>()
+            });
+            if let Ok(outcomes) = together {
+                return outcomes.into_iter().map(Ok).collect();
+            }
+        }
+        reqs.iter().map(|r| self.ingest(r)).collect()
+    }
+}
+
+fn ingest_one(tx: &super::Tx<'_>, req: &IngestRequest) -> TxResult<IngestOutcome> {
+    {
+        {
             let wkey = keys::webhook(&req.channel, &req.webhook_id);
             if let Some(first) = tx_get::<WebhookReply>(tx.webhooks, trees::WEBHOOKID_REPLY, &wkey)?
             {
@@ -87,7 +112,7 @@ impl Data {
                 reply: req.reply.clone(),
                 ops,
             })
-        })
+        }
     }
 }
 

@@ -167,6 +167,22 @@ impl Store {
         self.committer.run(apply, after).await
     }
 
+    /// Accept a platform event durably ([`Data::ingest`]); concurrent acceptances share one
+    /// transaction and one fsync. `after` runs right after the fsync, in commit order.
+    pub async fn ingest<A>(
+        &self,
+        req: ingest::IngestRequest,
+        after: A,
+    ) -> Result<ingest::IngestOutcome, StoreError>
+    where
+        A: FnOnce(&ingest::IngestOutcome) + Send + 'static,
+    {
+        if self.data.fail_writes.load(Ordering::Relaxed) {
+            return Err(StoreError::Unavailable("writes are disabled".into()));
+        }
+        self.committer.ingest(req, after).await
+    }
+
     /// [`Store::commit_then`] without a post-commit hook.
     pub async fn commit<T, F>(&self, apply: F) -> Result<T, StoreError>
     where

@@ -1,0 +1,46 @@
+//! Shared pieces of the benchmarks: a gateway on port 0 and latency statistics.
+
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use openchannel_gateway::settings::Settings;
+use openchannel_gateway::startup::{Application, StopHandle};
+
+/// A running gateway.
+pub struct Gateway {
+    pub base: String,
+    pub stop: StopHandle,
+    pub app_store: openchannel_gateway::store::Store,
+}
+
+/// Start a gateway from a TOML settings text.
+pub async fn start_gateway(dir: &Path, toml: &str) -> Gateway {
+    let config = dir.join("gateway.toml");
+    std::fs::write(&config, toml).expect("write config");
+    let settings = Settings::load_from(Some(config), Vec::new()).expect("settings");
+    let app = Application::build(settings).await.expect("gateway");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let stop = app.stop_handle();
+    let app_store = app.store().clone();
+    tokio::spawn(app.run_until_stopped());
+    Gateway {
+        base,
+        stop,
+        app_store,
+    }
+}
+
+/// p-th percentile of sorted samples.
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}

@@ -1,0 +1,2 @@
+//! Placeholder until the deletion benchmark lands.
+fn main() {}

@@ -1,0 +1,212 @@
+//! Ingest benchmark: signed `message.created` webhooks driven over loopback by concurrent
+//! clients at the gateway's durable path (verify → parse → sled transaction → group fsync → 202),
+//! beside the same load on a no-op actix-web handler in the same run.
+//!
+//! `cargo bench --bench ingest` (env: BENCH_SECS, BENCH_CLIENTS). The portal is not installed,
+//! so no Bitrix24 traffic competes: this measures acceptance only.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use actix_web::{App, HttpResponse, HttpServer, web};
+use openchannel_gateway::signature::{self, WebhookSecret};
+use serde_json::json;
+
+struct Signed {
+    id: String,
+    timestamp: String,
+    signature: String,
+    body: Vec<u8>,
+}
+
+struct Run {
+    accepted: usize,
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+}
+
+fn env_num(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Pre-sign requests so that client-side HMAC work is not part of either measurement.
+fn sign_all(secret: &WebhookSecret, n: usize) -> Arc<Vec<Signed>> {
+    let now = (openchannel_gateway::domain::now_ms() / 1000) as i64;
+    Arc::new(
+        (0..n)
+            .map(|i| {
+                let body = serde_json::to_vec(&json!({
+                    "type": "message.created",
+                    "data": {
+                        "chat": {"id": format!("chat-{}", i % 500), "name": "Bench chat"},
+                        "user": {"id": format!("user-{}", i % 500), "name": "Bench"},
+                        "message": {"id": format!("msg-{i}"), "date": now, "text": "Hello from the benchmark, a message of ordinary length."}
+                    }
+                }))
+                .unwrap();
+                let id = format!("msg_bench_{i}");
+                let h = signature::sign_headers(secret, &id, now, &body);
+                Signed { id, timestamp: h.timestamp, signature: h.signature, body }
+            })
+            .collect(),
+    )
+}
+
+async fn drive(
+    url: String,
+    requests: Arc<Vec<Signed>>,
+    clients: usize,
+    duration: Duration,
+    expect: u16,
+) -> Run {
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(clients)
+        .build()
+        .unwrap();
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let deadline = start + duration;
+    let tasks: Vec<_> = (0..clients)
+        .map(|_| {
+            let (http, url, requests, next) =
+                (http.clone(), url.clone(), requests.clone(), next.clone());
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut accepted = 0;
+                while Instant::now() < deadline {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(r) = requests.get(i) else { break };
+                    let sent = Instant::now();
+                    let reply = http
+                        .post(&url)
+                        .header("content-type", "application/json")
+                        .header("webhook-id", &r.id)
+                        .header("webhook-timestamp", &r.timestamp)
+                        .header("webhook-signature", &r.signature)
+                        .body(r.body.clone())
+                        .send()
+                        .await;
+                    if let Ok(reply) = reply {
+                        let ok = reply.status().as_u16() == expect;
+                        let _ = reply.bytes().await;
+                        if ok {
+                            accepted += 1;
+                            latencies.push(sent.elapsed());
+                        }
+                    }
+                }
+                (accepted, latencies)
+            })
+        })
+        .collect();
+    let mut run = Run {
+        accepted: 0,
+        elapsed: Duration::ZERO,
+        latencies: Vec::new(),
+    };
+    for t in tasks {
+        let (accepted, latencies) = t.await.unwrap();
+        run.accepted += accepted;
+        run.latencies.extend(latencies);
+    }
+    run.elapsed = start.elapsed();
+    run.latencies.sort();
+    run
+}
+
+fn report(name: &str, run: &Run) -> f64 {
+    let rate = run.accepted as f64 / run.elapsed.as_secs_f64();
+    println!(
+        "{name:<28} {:>8} accepted in {:>5.1} s = {:>9.0} req/s   p50 {:>7.2} ms   p99 {:>7.2} ms",
+        run.accepted,
+        run.elapsed.as_secs_f64(),
+        rate,
+        common::ms(common::percentile(&run.latencies, 50.0)),
+        common::ms(common::percentile(&run.latencies, 99.0)),
+    );
+    rate
+}
+
+#[tokio::main]
+async fn main() {
+    openchannel_gateway::tls::install_provider();
+    let secs = env_num("BENCH_SECS", 10);
+    let clients = env_num("BENCH_CLIENTS", 64) as usize;
+    let duration = Duration::from_secs(secs);
+    let secret = WebhookSecret::generate();
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[storage]\npath = \"{}\"\n[[channels]]\nid = \"bench\"\nportal = \"benchportal\"\nline = 1\nsecret = \"{}\"\noutbound_url = \"http://127.0.0.1:9/hook\"\n",
+        dir.path().join("data").display(),
+        secret.to_whsec()
+    );
+    let gateway = common::start_gateway(dir.path(), &toml).await;
+
+    let noop = HttpServer::new(|| {
+        App::new().route(
+            "/v1/channels/{channel}/events",
+            web::post().to(|_body: web::Bytes| async {
+                HttpResponse::Accepted()
+                    .content_type("application/json")
+                    .body("{\"status\":\"accepted\"}")
+            }),
+        )
+    })
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let noop_port = noop.addrs()[0].port();
+    let noop = noop.disable_signals().run();
+    let noop_handle = noop.handle();
+    tokio::spawn(noop);
+
+    // Enough distinct, pre-signed requests for the fastest server (never replayed).
+    let requests = sign_all(&secret, 600_000);
+    println!("{clients} concurrent clients, {secs} s per run, loopback, 2 server workers each");
+    let warm = drive(
+        format!("http://127.0.0.1:{noop_port}/v1/channels/bench/events"),
+        requests.clone(),
+        clients,
+        Duration::from_secs(1),
+        202,
+    )
+    .await;
+    let _ = warm;
+    let noop_run = drive(
+        format!("http://127.0.0.1:{noop_port}/v1/channels/bench/events"),
+        requests.clone(),
+        clients,
+        duration,
+        202,
+    )
+    .await;
+    let noop_rate = report("no-op actix handler", &noop_run);
+    let gw_run = drive(
+        format!("{}/v1/channels/bench/events", gateway.base),
+        requests.clone(),
+        clients,
+        duration,
+        202,
+    )
+    .await;
+    let gw_rate = report("gateway (durable 202)", &gw_run);
+    let stats = gateway.app_store.commit_stats();
+    println!(
+        "gateway fsyncs: {} for {} commits ({:.1} commits per fsync)",
+        stats.flushes,
+        stats.commits,
+        stats.commits as f64 / stats.flushes.max(1) as f64
+    );
+    println!(
+        "ratio gateway / no-op: {:.2} (goal ≥ 0.50)",
+        gw_rate / noop_rate
+    );
+    noop_handle.stop(false).await;
+    drop(gateway.app_store);
+    gateway.stop.stop().await;
+}
