@@ -61,6 +61,7 @@ fn sign_all(secret: &WebhookSecret, n: usize) -> Arc<Vec<Signed>> {
 async fn drive(
     url: String,
     requests: Arc<Vec<Signed>>,
+    next: Arc<AtomicUsize>,
     clients: usize,
     duration: Duration,
     expect: u16,
@@ -69,7 +70,6 @@ async fn drive(
         .pool_max_idle_per_host(clients)
         .build()
         .unwrap();
-    let next = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
     let deadline = start + duration;
     let tasks: Vec<_> = (0..clients)
@@ -165,36 +165,67 @@ async fn main() {
     let noop_handle = noop.handle();
     tokio::spawn(noop);
 
-    // Enough distinct, pre-signed requests for the fastest server (never replayed).
-    let requests = sign_all(&secret, 600_000);
-    println!("{clients} concurrent clients, {secs} s per run, loopback, 2 server workers each");
-    let warm = drive(
-        format!("http://127.0.0.1:{noop_port}/v1/channels/bench/events"),
+    // Enough distinct, pre-signed requests for every run (never replayed).
+    let rounds = env_num("BENCH_ROUNDS", 3) as usize;
+    let requests = sign_all(&secret, (60_000 * secs as usize) * rounds.max(1) + 150_000);
+    let noop_url = format!("http://127.0.0.1:{noop_port}/v1/channels/bench/events");
+    let gw_url = format!("{}/v1/channels/bench/events", gateway.base);
+    println!(
+        "{clients} concurrent clients, {rounds} rounds of {secs} s per server, loopback, 2 server workers each"
+    );
+    let offset = Arc::new(AtomicUsize::new(0));
+    let _ = drive(
+        noop_url.clone(),
         requests.clone(),
+        offset.clone(),
         clients,
         Duration::from_secs(1),
         202,
     )
     .await;
-    let _ = warm;
-    let noop_run = drive(
-        format!("http://127.0.0.1:{noop_port}/v1/channels/bench/events"),
+    let _ = drive(
+        gw_url.clone(),
         requests.clone(),
+        offset.clone(),
         clients,
-        duration,
+        Duration::from_secs(1),
         202,
     )
     .await;
-    let noop_rate = report("no-op actix handler", &noop_run);
-    let gw_run = drive(
-        format!("{}/v1/channels/bench/events", gateway.base),
-        requests.clone(),
-        clients,
-        duration,
-        202,
-    )
-    .await;
-    let gw_rate = report("gateway (durable 202)", &gw_run);
+    let mut ratios = Vec::new();
+    let (mut noop_all, mut gw_all) = (Vec::new(), Vec::new());
+    for round in 1..=rounds {
+        println!("round {round}");
+        let only_gateway = std::env::var("BENCH_ONLY").is_ok_and(|v| v == "gateway");
+        let noop_dur = if only_gateway {
+            Duration::from_millis(100)
+        } else {
+            duration
+        };
+        let noop_run = drive(
+            noop_url.clone(),
+            requests.clone(),
+            offset.clone(),
+            clients,
+            noop_dur,
+            202,
+        )
+        .await;
+        let noop_rate = report("  no-op actix handler", &noop_run);
+        let gw_run = drive(
+            gw_url.clone(),
+            requests.clone(),
+            offset.clone(),
+            clients,
+            duration,
+            202,
+        )
+        .await;
+        let gw_rate = report("  gateway (durable 202)", &gw_run);
+        ratios.push(gw_rate / noop_rate);
+        noop_all.push(noop_rate);
+        gw_all.push(gw_rate);
+    }
     let stats = gateway.app_store.commit_stats();
     println!(
         "gateway fsyncs: {} for {} commits ({:.1} commits per fsync)",
@@ -202,9 +233,15 @@ async fn main() {
         stats.commits,
         stats.commits as f64 / stats.flushes.max(1) as f64
     );
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[v.len() / 2]
+    };
     println!(
-        "ratio gateway / no-op: {:.2} (goal ≥ 0.50)",
-        gw_rate / noop_rate
+        "median: no-op {:.0} req/s, gateway {:.0} req/s; median ratio gateway / no-op: {:.2} (goal ≥ 0.50)",
+        median(&mut noop_all),
+        median(&mut gw_all),
+        median(&mut ratios)
     );
     noop_handle.stop(false).await;
     drop(gateway.app_store);

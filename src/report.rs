@@ -16,7 +16,7 @@ pub fn deletion_report(record: &DeletionRecord, items: &[DeletionItem]) -> Value
                 "chat_id": i.chat_id,
                 "success": i.success,
                 "errors": i.errors,
-                "attempts": i.attempts,
+                "attempts": i.state.attempts,
             })
         })
         .collect();

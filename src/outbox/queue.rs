@@ -80,21 +80,23 @@ pub enum Plan {
 }
 
 type ChatKey = (u64, String);
+/// An op's identity and order: (event seq, item index).
+type OpKey = (u64, u32);
 
 /// Pending ops of one portal.
 #[derive(Default)]
 pub struct PortalQueue {
-    ops: HashMap<u64, Op>,
-    chats: BTreeMap<ChatKey, VecDeque<u64>>,
+    ops: HashMap<OpKey, Op>,
+    chats: BTreeMap<ChatKey, VecDeque<OpKey>>,
 }
 
 /// A chat's head run while planning.
 struct Run {
     line: u64,
     method: Method,
-    seqs: Vec<u64>,
+    seqs: Vec<OpKey>,
     eligible_at: u64,
-    head_seq: u64,
+    head_seq: OpKey,
 }
 
 impl PortalQueue {
@@ -111,7 +113,7 @@ impl PortalQueue {
     /// Add (or put back) an op at its place in its chat's order.
     pub fn push(&mut self, op: Op) {
         let key = (op.line, op.chat_id.clone());
-        let seq = op.seq;
+        let seq = op.key();
         if self.ops.insert(seq, op).is_some() {
             return;
         }
@@ -144,20 +146,20 @@ impl PortalQueue {
                 soon(until);
                 continue;
             }
-            let run: Vec<u64> = seqs
+            let run: Vec<OpKey> = seqs
                 .iter()
                 .map_while(|s| {
                     self.ops
                         .get(s)
                         .filter(|op| Method::of(op) == method && op.due_at_ms <= now_ms)
-                        .map(|op| op.seq)
+                        .map(Op::key)
                 })
                 .collect();
             groups.entry((*line, method)).or_default().push(Run {
                 line: *line,
                 method,
                 eligible_at: head.due_at_ms,
-                head_seq: head.seq,
+                head_seq: head.key(),
                 seqs: run,
             });
         }
@@ -231,10 +233,10 @@ impl PortalQueue {
     /// Remove the ops of planned calls from the queue (they are now in flight).
     pub fn take(&mut self, calls: &[Call]) {
         for op in calls.iter().flat_map(|c| &c.ops) {
-            if self.ops.remove(&op.seq).is_some() {
+            if self.ops.remove(&op.key()).is_some() {
                 let key = (op.line, op.chat_id.clone());
                 if let Some(chat) = self.chats.get_mut(&key) {
-                    chat.retain(|&s| s != op.seq);
+                    chat.retain(|&s| s != op.key());
                     if chat.is_empty() {
                         self.chats.remove(&key);
                     }

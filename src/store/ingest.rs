@@ -1,12 +1,12 @@
-//! Accepting a platform event: one transaction that checks the webhook-id, records the mapping
-//! and queues the Bitrix24 operations, so a 2xx always means "all of it is on disk".
+//! Accepting a platform event. The common case is one write: the event record in `seq_event`
+//! (the webhook-id check reads the in-memory index of pending events and `webhookid_reply`).
+//! Acceptance runs only on the committer thread, so the check and the write cannot interleave
+//! with another acceptance.
 
-use sled::transaction::ConflictableTransactionError;
-
-use super::codec::{tx_get, tx_put};
+use super::codec::{decode, encode, tx_put};
 use super::{
-    Data, DeletionItem, DeletionRecord, MessageRecord, MessageState, Op, OpKind, StoreError,
-    TxResult, WebhookReply, deliveries, keys, trees,
+    Data, DeletionItem, DeletionRecord, DeletionReport, EventRecord, ItemState, MessageRecord, Op,
+    StoreError, WebhookReply, Work, deliveries, keys, trees,
 };
 use crate::domain::CustomerMessage;
 
@@ -23,7 +23,7 @@ pub struct IngestRequest {
     pub now_ms: u64,
 }
 
-/// The event kinds that queue Bitrix24 operations.
+/// The event kinds that lead to Bitrix24 work.
 #[derive(Debug, Clone)]
 pub enum IngestEvent {
     Created(CustomerMessage),
@@ -39,7 +39,7 @@ pub enum IngestEvent {
 /// Result of [`Data::ingest`].
 #[derive(Debug, Clone)]
 pub enum IngestOutcome {
-    /// Stored now; these ops are new.
+    /// Stored now; these items are new work.
     Accepted { reply: WebhookReply, ops: Vec<Op> },
     /// The webhook-id was accepted before: nothing changed, here is the first reply.
     Replayed(WebhookReply),
@@ -50,172 +50,205 @@ pub const UNKNOWN_MESSAGE: &str =
     "unknown message: the gateway has no record of it and the event gave no user.id";
 
 impl Data {
-    /// Store an event atomically (call inside `Store::commit`; `Store::ingest` groups them).
+    /// Store an event (call on the committer thread: `Store::ingest`).
     pub fn ingest(&self, req: &IngestRequest) -> Result<IngestOutcome, StoreError> {
-        self.transaction(|tx| ingest_one(tx, req))
+        if let Some(first) = self.first_reply(&req.channel, &req.webhook_id)? {
+            return Ok(IngestOutcome::Replayed(first));
+        }
+        let seq = self.generate_id()?;
+        let (chat_id, work) = match &req.event {
+            IngestEvent::Created(m) => {
+                if self
+                    .known_user(&req.portal, req.line, &m.chat.id, &m.message.id)?
+                    .is_some()
+                {
+                    tracing::info!(channel = %req.channel, message = %m.message.id, "message.created for a known message id: not sent again");
+                    self.finish_without_work(req)?;
+                    return Ok(accepted(req, Vec::new()));
+                }
+                (
+                    m.chat.id.clone(),
+                    Work::Send {
+                        message: m.clone(),
+                        state: due(req),
+                    },
+                )
+            }
+            IngestEvent::Updated(m) => (
+                m.chat.id.clone(),
+                Work::Update {
+                    message: m.clone(),
+                    state: due(req),
+                },
+            ),
+            IngestEvent::Deleted {
+                deletion_id,
+                chat_id,
+                user_id,
+                message_ids,
+            } => (
+                chat_id.clone(),
+                self.deletion_work(req, deletion_id, chat_id, user_id.as_deref(), message_ids)?,
+            ),
+        };
+        let record = EventRecord {
+            seq,
+            channel: req.channel.clone(),
+            webhook_id: req.webhook_id.clone(),
+            reply: req.reply.clone(),
+            portal: req.portal.clone(),
+            line: req.line,
+            chat_id,
+            accepted_at_ms: req.now_ms,
+            work,
+        };
+        if let Work::Delete { deletion, items } = &record.work
+            && deletion.pending == 0
+        {
+            self.finish_deletion_now(req, deletion, items)?;
+            return Ok(accepted(req, Vec::new()));
+        }
+        self.events.insert(keys::u64_be(seq), encode(&record))?;
+        self.pending().add(&record);
+        Ok(accepted(req, record.pending_ops()))
     }
 
-    /// Store several events in one transaction (each still all-or-nothing with the others); if
-    /// that fails, each is tried alone so that one bad record cannot fail its neighbours.
+    /// Several acceptances in order (the committer groups them).
     pub(crate) fn ingest_all(
         &self,
         reqs: &[&IngestRequest],
     ) -> Vec<Result<IngestOutcome, StoreError>> {
-        if reqs.len() > 1 {
-            let together = self.transaction(|tx| {
-                reqs.iter()
-                    .map(|r| ingest_one(tx, r))
-                    .collect::<TxResult<Vec<_>>>()
-            });
-            if let Ok(outcomes) = together {
-                return outcomes.into_iter().map(Ok).collect();
-            }
-        }
         reqs.iter().map(|r| self.ingest(r)).collect()
     }
-}
 
-fn ingest_one(tx: &super::Tx<'_>, req: &IngestRequest) -> TxResult<IngestOutcome> {
-    {
+    /// The reply given to this webhook-id before, pending or finished.
+    fn first_reply(
+        &self,
+        channel: &str,
+        webhook_id: &str,
+    ) -> Result<Option<WebhookReply>, StoreError> {
+        let pending = self
+            .pending()
+            .webhooks
+            .get(&(channel.to_string(), webhook_id.to_string()))
+            .copied();
+        if let Some(seq) = pending
+            && let Some(bytes) = self.events.get(keys::u64_be(seq))?
         {
-            let wkey = keys::webhook(&req.channel, &req.webhook_id);
-            if let Some(first) = tx_get::<WebhookReply>(tx.webhooks, trees::WEBHOOKID_REPLY, &wkey)?
-            {
-                return Ok(IngestOutcome::Replayed(first));
-            }
-            tx_put(tx.webhooks, &wkey, &req.reply)?;
-            let ops = match &req.event {
-                IngestEvent::Created(m) => created(tx, req, m)?,
-                IngestEvent::Updated(m) => {
-                    vec![new_op(
-                        tx,
-                        req,
-                        &m.chat.id,
-                        OpKind::Update { message: m.clone() },
-                    )?]
-                }
-                IngestEvent::Deleted {
-                    deletion_id,
-                    chat_id,
-                    user_id,
-                    message_ids,
-                } => deleted(
-                    tx,
-                    req,
-                    deletion_id,
-                    chat_id,
-                    user_id.as_deref(),
-                    message_ids,
-                )?,
-            };
-            Ok(IngestOutcome::Accepted {
-                reply: req.reply.clone(),
-                ops,
-            })
+            let record: EventRecord = decode(trees::SEQ_EVENT, &bytes)?;
+            return Ok(Some(record.reply));
         }
+        self.webhooks
+            .get(keys::webhook(channel, webhook_id))?
+            .map(|v| decode(trees::WEBHOOKID_REPLY, &v))
+            .transpose()
+    }
+
+    /// The external user of a message the gateway knows: queued, or answered by Bitrix24.
+    fn known_user(
+        &self,
+        portal: &str,
+        line: u64,
+        chat: &str,
+        message: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let key = keys::message(portal, line, chat, message);
+        if let Some(user) = self.pending().sends.get(&key) {
+            return Ok(Some(user.clone()));
+        }
+        Ok(self
+            .messages
+            .get(&key)?
+            .map(|v| decode::<MessageRecord>(trees::MESSAGE_STATE, &v))
+            .transpose()?
+            .map(|m| m.user_id))
+    }
+
+    fn deletion_work(
+        &self,
+        req: &IngestRequest,
+        deletion_id: &str,
+        chat_id: &str,
+        user_id: Option<&str>,
+        message_ids: &[String],
+    ) -> Result<Work, StoreError> {
+        let mut items = Vec::with_capacity(message_ids.len());
+        for message_id in message_ids {
+            let user = match user_id {
+                Some(u) => Some(u.to_string()),
+                None => self.known_user(&req.portal, req.line, chat_id, message_id)?,
+            };
+            let unknown = user.is_none();
+            items.push(DeletionItem {
+                message_id: message_id.clone(),
+                chat_id: chat_id.to_string(),
+                user_id: user,
+                success: unknown.then_some(false),
+                errors: if unknown {
+                    vec![UNKNOWN_MESSAGE.to_string()]
+                } else {
+                    Vec::new()
+                },
+                state: due(req),
+            });
+        }
+        let pending = items.iter().filter(|i| i.success.is_none()).count() as u32;
+        Ok(Work::Delete {
+            deletion: DeletionRecord {
+                id: deletion_id.to_string(),
+                channel: req.channel.clone(),
+                created_at_ms: req.now_ms,
+                completed_at_ms: (pending == 0).then_some(req.now_ms),
+                total: items.len() as u32,
+                pending,
+            },
+            items,
+        })
+    }
+
+    /// An event with nothing to send: only its reply needs keeping.
+    fn finish_without_work(&self, req: &IngestRequest) -> Result<(), StoreError> {
+        self.webhooks.insert(
+            keys::webhook(&req.channel, &req.webhook_id),
+            encode(&req.reply),
+        )?;
+        Ok(())
+    }
+
+    /// A deletion none of whose items can be sent is complete at once: report and callback.
+    fn finish_deletion_now(
+        &self,
+        req: &IngestRequest,
+        deletion: &DeletionRecord,
+        items: &[DeletionItem],
+    ) -> Result<(), StoreError> {
+        let report = DeletionReport {
+            deletion: deletion.clone(),
+            items: items.to_vec(),
+        };
+        self.transaction(|tx| {
+            tx_put(
+                tx.webhooks,
+                &keys::webhook(&req.channel, &req.webhook_id),
+                &req.reply,
+            )?;
+            tx_put(tx.deletions, deletion.id.as_bytes(), &report)?;
+            deliveries::tx_enqueue_report(tx, deletion, req.now_ms)
+        })
     }
 }
 
-fn new_op(tx: &super::Tx<'_>, req: &IngestRequest, chat_id: &str, kind: OpKind) -> TxResult<Op> {
-    let seq = tx.any.generate_id()?;
-    let op = Op {
-        seq,
-        channel: req.channel.clone(),
-        portal: req.portal.clone(),
-        line: req.line,
-        chat_id: chat_id.to_string(),
-        kind,
+fn due(req: &IngestRequest) -> ItemState {
+    ItemState {
         attempts: 0,
-        accepted_at_ms: req.now_ms,
         due_at_ms: req.now_ms,
         last_error: None,
-    };
-    tx_put(tx.ops, &keys::u64_be(seq), &op)?;
-    Ok(op)
+    }
 }
 
-/// A new message is recorded as queued; a message id seen before is not sent twice.
-fn created(tx: &super::Tx<'_>, req: &IngestRequest, m: &CustomerMessage) -> TxResult<Vec<Op>> {
-    let mkey = keys::message(&req.portal, req.line, &m.chat.id, &m.message.id);
-    if tx.messages.get(&mkey)?.is_some() {
-        tracing::info!(channel = %req.channel, message = %m.message.id, "message.created for a known message id: not sent again");
-        return Ok(Vec::new());
+fn accepted(req: &IngestRequest, ops: Vec<Op>) -> IngestOutcome {
+    IngestOutcome::Accepted {
+        reply: req.reply.clone(),
+        ops,
     }
-    let record = MessageRecord {
-        channel: req.channel.clone(),
-        user_id: m.user.id.clone(),
-        state: MessageState::Queued,
-        created_at_ms: req.now_ms,
-        updated_at_ms: req.now_ms,
-        error: None,
-    };
-    tx_put(tx.messages, &mkey, &record)?;
-    Ok(vec![new_op(
-        tx,
-        req,
-        &m.chat.id,
-        OpKind::Send { message: m.clone() },
-    )?])
-}
-
-/// One deletion record plus one item per message; items that can be resolved get an op, the
-/// others are final at once.
-fn deleted(
-    tx: &super::Tx<'_>,
-    req: &IngestRequest,
-    deletion_id: &str,
-    chat_id: &str,
-    user_id: Option<&str>,
-    message_ids: &[String],
-) -> TxResult<Vec<Op>> {
-    let total = u32::try_from(message_ids.len()).map_err(|_| {
-        ConflictableTransactionError::Abort(StoreError::Unavailable("too many items".into()))
-    })?;
-    let mut ops = Vec::with_capacity(message_ids.len());
-    for (index, message_id) in (0u32..).zip(message_ids) {
-        let mkey = keys::message(&req.portal, req.line, chat_id, message_id);
-        let known: Option<MessageRecord> = tx_get(tx.messages, trees::MESSAGE_STATE, &mkey)?;
-        let user = user_id
-            .map(str::to_string)
-            .or_else(|| known.map(|r| r.user_id));
-        let item = DeletionItem {
-            message_id: message_id.clone(),
-            chat_id: chat_id.to_string(),
-            success: user.is_none().then_some(false),
-            errors: if user.is_none() {
-                vec![UNKNOWN_MESSAGE.to_string()]
-            } else {
-                Vec::new()
-            },
-            attempts: 0,
-        };
-        tx_put(
-            tx.deletion_items,
-            &keys::deletion_item(deletion_id, index),
-            &item,
-        )?;
-        if let Some(user_id) = user {
-            let kind = OpKind::Delete {
-                deletion_id: deletion_id.to_string(),
-                index,
-                message_id: message_id.clone(),
-                user_id,
-            };
-            ops.push(new_op(tx, req, chat_id, kind)?);
-        }
-    }
-    let pending = ops.len() as u32;
-    let record = DeletionRecord {
-        id: deletion_id.to_string(),
-        channel: req.channel.clone(),
-        created_at_ms: req.now_ms,
-        completed_at_ms: (pending == 0).then_some(req.now_ms),
-        total,
-        pending,
-    };
-    tx_put(tx.deletions, deletion_id.as_bytes(), &record)?;
-    if pending == 0 {
-        deliveries::tx_enqueue_report(tx, &record, req.now_ms)?;
-    }
-    Ok(ops)
 }

@@ -65,20 +65,6 @@ pub fn portal_prefix(portal: &str) -> Vec<u8> {
     key
 }
 
-/// `deletionitem_item`: deletion_id ‖ SEP ‖ index.
-pub fn deletion_item(deletion_id: &str, index: u32) -> Vec<u8> {
-    let mut key = deletion_items_prefix(deletion_id);
-    key.extend_from_slice(&index.to_be_bytes());
-    key
-}
-
-/// Prefix of all items of one deletion.
-pub fn deletion_items_prefix(deletion_id: &str) -> Vec<u8> {
-    let mut key = deletion_id.as_bytes().to_vec();
-    key.push(SEP);
-    key
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,14 +93,5 @@ mod tests {
         assert_ne!(message("p", 7, "c", "m"), message("p", 8, "c", "m"));
         assert!(a.starts_with(&portal_prefix("p")));
         assert!(!a.starts_with(&portal_prefix("p2")));
-    }
-
-    #[test]
-    fn deletion_items_sort_by_index_under_their_prefix() {
-        let k1 = deletion_item("d", 1);
-        let k300 = deletion_item("d", 300);
-        assert!(k1 < k300);
-        assert!(k300.starts_with(&deletion_items_prefix("d")));
-        assert!(!deletion_item("dd", 1).starts_with(&deletion_items_prefix("d")));
     }
 }

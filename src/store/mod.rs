@@ -8,6 +8,9 @@
 //!   must not be repeated) go through [`Store::commit`]: the closure runs on the single committer
 //!   thread, and the caller resumes only after an fsync that covers it. Concurrent commits share
 //!   one fsync (group commit, `committer.rs`), and post-commit hooks run in commit order.
+//! - Accepting an event is one write (`seq_event`); everything derived from it (mapping, reports,
+//!   replies of finished events) is written when Bitrix24 answers. What is pending is also
+//!   indexed in memory (`pending.rs`), rebuilt from `seq_event` at open.
 //! - Multi-tree changes are single sled transactions (`Tx`), so a crash leaves either all of a
 //!   change or none of it.
 
@@ -19,6 +22,7 @@ pub mod ingest;
 pub mod keys;
 pub mod mapping;
 pub mod ops;
+mod pending;
 pub mod portals;
 pub mod records;
 pub mod trees;
@@ -62,14 +66,15 @@ pub struct Data {
     db: sled::Db,
     meta: Tree,
     pub(crate) portals: Tree,
+    pub(crate) events: Tree,
     pub(crate) webhooks: Tree,
     pub(crate) chats: Tree,
     pub(crate) users: Tree,
     pub(crate) messages: Tree,
-    pub(crate) ops: Tree,
     pub(crate) deletions: Tree,
-    pub(crate) deletion_items: Tree,
     pub(crate) deliveries: Tree,
+    /// What is pending, indexed in memory; changed only on the committer thread.
+    pub(crate) pending: std::sync::Mutex<pending::Pending>,
     fail_writes: AtomicBool,
     /// Fired when the database is closed (the last handle is gone).
     on_close: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
@@ -95,13 +100,12 @@ impl std::ops::Deref for Store {
 
 /// Views of every tree inside one transaction.
 pub(crate) struct Tx<'a> {
+    pub events: &'a TransactionalTree,
     pub webhooks: &'a TransactionalTree,
     pub chats: &'a TransactionalTree,
     pub users: &'a TransactionalTree,
     pub messages: &'a TransactionalTree,
-    pub ops: &'a TransactionalTree,
     pub deletions: &'a TransactionalTree,
-    pub deletion_items: &'a TransactionalTree,
     pub deliveries: &'a TransactionalTree,
     /// For `generate_id` inside the transaction.
     pub any: &'a TransactionalTree,
@@ -111,7 +115,12 @@ impl Store {
     /// Open (creating if missing) the data directory and check its schema version.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         std::fs::create_dir_all(path).map_err(|e| StoreError::Sled(e.into()))?;
-        let db = sled::Config::new().path(path).open()?;
+        // Durability comes from explicit group-commit flushes, not from a background timer.
+        let db = sled::Config::new()
+            .path(path)
+            .mode(sled::Mode::HighThroughput)
+            .flush_every_ms(None)
+            .open()?;
         let meta = db.open_tree(trees::META)?;
         match meta.get("schema_version")? {
             None => {
@@ -135,19 +144,20 @@ impl Store {
         let open = |name| db.open_tree(name);
         let data = Arc::new(Data {
             portals: open(trees::MEMBERID_PORTAL)?,
+            events: open(trees::SEQ_EVENT)?,
             webhooks: open(trees::WEBHOOKID_REPLY)?,
             chats: open(trees::CHAT_LINK)?,
             users: open(trees::USER_LINK)?,
             messages: open(trees::MESSAGE_STATE)?,
-            ops: open(trees::SEQ_OP)?,
             deletions: open(trees::DELETIONID_DELETION)?,
-            deletion_items: open(trees::DELETIONITEM_ITEM)?,
             deliveries: open(trees::SEQ_DELIVERY)?,
+            pending: std::sync::Mutex::new(pending::Pending::default()),
             meta,
             db,
             fail_writes: AtomicBool::new(false),
             on_close: std::sync::Mutex::new(None),
         });
+        data.rebuild_pending()?;
         let committer = Arc::new(committer::Committer::start(data.clone())?);
         Ok(Store { data, committer })
     }
@@ -233,28 +243,25 @@ impl Data {
         f: impl Fn(&Tx<'_>) -> TxResult<T>,
     ) -> Result<T, StoreError> {
         let i = self;
-        let all: [&Tree; 9] = [
-            &i.portals,
+        let all: [&Tree; 7] = [
+            &i.events,
             &i.webhooks,
             &i.chats,
             &i.users,
             &i.messages,
-            &i.ops,
             &i.deletions,
-            &i.deletion_items,
             &i.deliveries,
         ];
         all[..]
             .transaction(|v: &Vec<TransactionalTree>| {
                 f(&Tx {
+                    events: &v[0],
                     webhooks: &v[1],
                     chats: &v[2],
                     users: &v[3],
                     messages: &v[4],
-                    ops: &v[5],
-                    deletions: &v[6],
-                    deletion_items: &v[7],
-                    deliveries: &v[8],
+                    deletions: &v[5],
+                    deliveries: &v[6],
                     any: &v[0],
                 })
             })

@@ -1,14 +1,17 @@
-//! The queue of pending Bitrix24 operations and the one transaction that records their results.
+//! Pending Bitrix24 items and the one transaction that records what happened to them.
 //!
-//! Invariants: an op exists in `seq_op` until its result is final; the transaction that removes
-//! it also records that result (mapping, deletion item), so after a crash an op is either still
-//! queued (and will be sent again) or its result is on disk (and it is never sent again).
+//! Invariants: an item is pending as long as its event record is in `seq_event` without a
+//! result for it. The transaction that records a result also writes what follows from it
+//! (mapping, the finished event's reply, the deletion report and its callback), so after a crash
+//! an item is either still pending (and is sent again) or its result is on disk (and it is never
+//! sent again).
 
-use super::codec::{decode, tx_get, tx_put};
-use super::deletions::{ItemUpdate, tx_update_item};
+use std::collections::BTreeMap;
+
+use super::codec::{tx_get, tx_put};
 use super::{
-    ChatLink, Data, MessageRecord, MessageState, Op, OpKind, StoreError, Tx, TxResult, UserLink,
-    keys, trees,
+    ChatLink, Data, DeletionReport, EventRecord, ItemState, MessageRecord, MessageState, Op,
+    StoreError, Tx, TxResult, UserLink, Work, deliveries, keys, trees,
 };
 
 /// What happened to one op in a call.
@@ -21,7 +24,8 @@ pub enum OpOutcome {
     },
     /// Final failure: Bitrix24 rejected the item, or the gateway gave up on it.
     Failed { errors: Vec<String> },
-    /// Transient failure: try again at `op.due_at_ms` (attempts and error already on `op`).
+    /// Not final: the op's attempts, due time and last error are to be recorded (before a call,
+    /// or after a transient failure).
     Retry,
 }
 
@@ -33,126 +37,167 @@ pub struct OpResult {
 }
 
 impl Data {
-    /// Every queued op in seq order (the order in which they take effect per chat).
+    /// Every pending item, in (seq, item) order: per chat, the order in which they take effect.
     pub fn pending_ops(&self) -> Result<Vec<Op>, StoreError> {
-        self.ops
+        Ok(self
+            .pending_events()?
             .iter()
-            .values()
-            .map(|v| decode(trees::SEQ_OP, &v?))
-            .collect()
+            .flat_map(EventRecord::pending_ops)
+            .collect())
     }
 
     /// Record the outcomes of one call atomically (call inside `Store::commit`).
     pub fn apply_results(&self, results: &[OpResult], now_ms: u64) -> Result<(), StoreError> {
-        self.transaction(|tx| {
-            for r in results {
-                apply_one(tx, r, now_ms)?;
+        let mut by_event: BTreeMap<u64, Vec<&OpResult>> = BTreeMap::new();
+        for r in results {
+            by_event.entry(r.op.seq).or_default().push(r);
+        }
+        let finished = self.transaction(|tx| {
+            let mut finished = Vec::new();
+            for (seq, results) in &by_event {
+                let key = keys::u64_be(*seq);
+                let Some(mut record) = tx_get::<EventRecord>(tx.events, trees::SEQ_EVENT, &key)?
+                else {
+                    // Already finished: a recorded result is never overwritten.
+                    continue;
+                };
+                if apply_to_event(tx, &mut record, results, now_ms)? {
+                    tx.events.remove(&key)?;
+                    tx_put(
+                        tx.webhooks,
+                        &keys::webhook(&record.channel, &record.webhook_id),
+                        &record.reply,
+                    )?;
+                    if let Work::Delete { deletion, items } = &record.work {
+                        let report = DeletionReport {
+                            deletion: deletion.clone(),
+                            items: items.clone(),
+                        };
+                        tx_put(tx.deletions, deletion.id.as_bytes(), &report)?;
+                        deliveries::tx_enqueue_report(tx, deletion, now_ms)?;
+                    }
+                    finished.push(record);
+                } else {
+                    tx_put(tx.events, &key, &record)?;
+                }
             }
-            Ok(())
-        })
+            Ok(finished)
+        })?;
+        let mut pending = self.pending();
+        finished.iter().for_each(|rec| pending.remove(rec));
+        Ok(())
     }
 }
 
-fn apply_one(tx: &Tx<'_>, r: &OpResult, now_ms: u64) -> TxResult<()> {
-    let op = &r.op;
-    let op_key = keys::u64_be(op.seq);
-    if tx.ops.get(op_key)?.is_none() {
-        // Already final (recorded by an earlier call): never overwrite a recorded result.
-        return Ok(());
-    }
-    match &r.outcome {
-        OpOutcome::Retry => {
-            tx_put(tx.ops, &op_key, op)?;
-            if let OpKind::Delete {
-                deletion_id, index, ..
-            } = &op.kind
-            {
-                tx_update_item(
-                    tx,
-                    deletion_id,
-                    *index,
-                    op.attempts,
-                    ItemUpdate::Attempted,
-                    now_ms,
-                )?;
-            }
-            return Ok(());
-        }
-        OpOutcome::Done { .. } | OpOutcome::Failed { .. } => {
-            tx.ops.remove(&op_key)?;
-        }
-    }
-    let (success, errors): (bool, &[String]) = match &r.outcome {
-        OpOutcome::Failed { errors } => (false, errors),
-        _ => (true, &[]),
-    };
-    let mkey = keys::message(&op.portal, op.line, &op.chat_id, op.message_id());
-    let mut record: Option<MessageRecord> = tx_get(tx.messages, trees::MESSAGE_STATE, &mkey)?;
-    match &op.kind {
-        OpKind::Send { message } => {
-            let record = record.get_or_insert_with(|| MessageRecord {
-                channel: op.channel.clone(),
-                user_id: message.user.id.clone(),
-                state: MessageState::Queued,
-                created_at_ms: op.accepted_at_ms,
-                updated_at_ms: now_ms,
-                error: None,
-            });
-            // A delete that already took effect wins over a late send result.
-            if record.state != MessageState::Deleted {
-                record.state = if success {
+/// Apply results to one event; true when every item of it is now final.
+fn apply_to_event(
+    tx: &Tx<'_>,
+    record: &mut EventRecord,
+    results: &[&OpResult],
+    now_ms: u64,
+) -> TxResult<bool> {
+    let (portal, line, chat) = (record.portal.clone(), record.line, record.chat_id.clone());
+    let mkey = |message: &str| keys::message(&portal, line, &chat, message);
+    match &mut record.work {
+        Work::Send { message, state } | Work::Update { message, state } => {
+            let Some(r) = results.last() else {
+                return Ok(false);
+            };
+            let (success, errors) = match &r.outcome {
+                OpOutcome::Retry => {
+                    *state = retry_state(&r.op);
+                    return Ok(false);
+                }
+                OpOutcome::Done { .. } => (true, Vec::new()),
+                OpOutcome::Failed { errors } => (false, errors.clone()),
+            };
+            let key = mkey(&message.message.id);
+            let existing: Option<MessageRecord> = tx_get(tx.messages, trees::MESSAGE_STATE, &key)?;
+            let is_send = matches!(r.op.kind, super::OpKind::Send { .. });
+            let mut m = match (existing, is_send) {
+                (Some(m), _) => m,
+                (None, true) => MessageRecord {
+                    channel: record.channel.clone(),
+                    user_id: message.user.id.clone(),
+                    state: MessageState::Sent,
+                    created_at_ms: record.accepted_at_ms,
+                    updated_at_ms: now_ms,
+                    error: None,
+                },
+                // An update of a message the gateway never sent: nothing to record it on.
+                (None, false) => return Ok(true),
+            };
+            if is_send && m.state != MessageState::Deleted {
+                m.state = if success {
                     MessageState::Sent
                 } else {
                     MessageState::Failed
                 };
             }
+            m.updated_at_ms = now_ms;
+            m.error = (!success).then(|| errors.join("; "));
+            tx_put(tx.messages, &key, &m)?;
             if let OpOutcome::Done {
-                bitrix_user_id,
+                bitrix_user_id: Some(uid),
                 session,
             } = &r.outcome
             {
-                if let Some(uid) = bitrix_user_id {
-                    let link = UserLink {
-                        bitrix_user_id: uid.clone(),
-                        updated_at_ms: now_ms,
-                    };
-                    tx_put(tx.users, &keys::user(&op.portal, &message.user.id), &link)?;
-                }
-                if let Some((chat, session)) = session {
+                let user = UserLink {
+                    bitrix_user_id: uid.clone(),
+                    updated_at_ms: now_ms,
+                };
+                tx_put(tx.users, &keys::user(&portal, &message.user.id), &user)?;
+                if let Some((chat_id, session_id)) = session {
                     let link = ChatLink {
-                        bitrix_chat_id: chat.clone(),
-                        session_id: session.clone(),
+                        bitrix_chat_id: chat_id.clone(),
+                        session_id: session_id.clone(),
                         updated_at_ms: now_ms,
                     };
-                    tx_put(
-                        tx.chats,
-                        &keys::chat(&op.portal, op.line, &op.chat_id),
-                        &link,
-                    )?;
+                    tx_put(tx.chats, &keys::chat(&portal, line, &chat), &link)?;
                 }
             }
+            Ok(true)
         }
-        OpKind::Update { .. } => {}
-        OpKind::Delete {
-            deletion_id, index, ..
-        } => {
-            tx_update_item(
-                tx,
-                deletion_id,
-                *index,
-                op.attempts,
-                ItemUpdate::Final { success, errors },
-                now_ms,
-            )?;
-            if let (true, Some(record)) = (success, record.as_mut()) {
-                record.state = MessageState::Deleted;
+        Work::Delete { deletion, items } => {
+            for r in results {
+                let Some(item) = items.get_mut(r.op.item as usize) else {
+                    continue;
+                };
+                if item.success.is_some() {
+                    continue;
+                }
+                item.state = retry_state(&r.op);
+                let (success, errors) = match &r.outcome {
+                    OpOutcome::Retry => continue,
+                    OpOutcome::Done { .. } => (true, Vec::new()),
+                    OpOutcome::Failed { errors } => (false, errors.clone()),
+                };
+                item.success = Some(success);
+                item.errors = errors;
+                deletion.pending = deletion.pending.saturating_sub(1);
+                let key = mkey(&item.message_id);
+                if success
+                    && let Some(mut m) =
+                        tx_get::<MessageRecord>(tx.messages, trees::MESSAGE_STATE, &key)?
+                {
+                    m.state = MessageState::Deleted;
+                    m.updated_at_ms = now_ms;
+                    tx_put(tx.messages, &key, &m)?;
+                }
             }
+            if deletion.pending == 0 {
+                deletion.completed_at_ms = Some(now_ms);
+                return Ok(true);
+            }
+            Ok(false)
         }
     }
-    if let Some(record) = record.as_mut() {
-        record.updated_at_ms = now_ms;
-        record.error = (!success).then(|| errors.join("; "));
-        tx_put(tx.messages, &mkey, record)?;
+}
+
+fn retry_state(op: &Op) -> ItemState {
+    ItemState {
+        attempts: op.attempts,
+        due_at_ms: op.due_at_ms,
+        last_error: op.last_error.clone(),
     }
-    Ok(())
 }

@@ -66,7 +66,7 @@ pub struct UserLink {
     pub updated_at_ms: u64,
 }
 
-/// What the gateway knows of one external message (`message_state`).
+/// What the gateway knows of one external message (`message_state`), once Bitrix24 answered.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MessageRecord {
     pub channel: String,
@@ -84,8 +84,6 @@ pub struct MessageRecord {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MessageState {
-    /// Accepted, send still pending.
-    Queued,
     /// Bitrix24 confirmed it.
     Sent,
     /// Bitrix24 rejected it, or it was given up.
@@ -94,28 +92,75 @@ pub enum MessageState {
     Deleted,
 }
 
-/// A pending Bitrix24 operation (`seq_op`). Ops of one (portal, line, chat) take effect in
-/// `seq` order; an op is removed in the same transaction that records its final result.
+/// An accepted platform event whose Bitrix24 work is not finished (`seq_event`). Writing this
+/// one record is what accepting an event means; it is removed, in the transaction that records
+/// the last result, when every item is final.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Op {
+pub struct EventRecord {
     pub seq: u64,
     pub channel: String,
+    pub webhook_id: String,
+    /// The reply given, replayed for a retry of the same webhook-id.
+    pub reply: WebhookReply,
     pub portal: String,
     pub line: u64,
     pub chat_id: String,
-    pub kind: OpKind,
-    /// Calls this op has been part of so far.
-    pub attempts: u32,
     pub accepted_at_ms: u64,
+    pub work: Work,
+}
+
+/// The Bitrix24 work of an event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Work {
+    /// `imconnector.send.messages` of one message.
+    Send {
+        message: CustomerMessage,
+        state: ItemState,
+    },
+    /// `imconnector.update.messages` of one message.
+    Update {
+        message: CustomerMessage,
+        state: ItemState,
+    },
+    /// `imconnector.delete.messages` of every item.
+    Delete {
+        deletion: DeletionRecord,
+        items: Vec<DeletionItem>,
+    },
+}
+
+/// Retry state of a single-item event.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ItemState {
+    /// Calls the item has been part of so far.
+    pub attempts: u32,
     /// Not to be sent before this time (backoff).
     pub due_at_ms: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
 }
 
+/// One pending Bitrix24 item, as the outbox plans it (derived from an `EventRecord`, never
+/// stored on its own). Items of one (portal, line, chat) take effect in (`seq`, `item`) order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Op {
+    pub seq: u64,
+    /// Index of the item within its event (0 for sends and updates).
+    pub item: u32,
+    pub channel: String,
+    pub portal: String,
+    pub line: u64,
+    pub chat_id: String,
+    pub kind: OpKind,
+    pub attempts: u32,
+    pub accepted_at_ms: u64,
+    pub due_at_ms: u64,
+    pub last_error: Option<String>,
+}
+
 /// What an op does.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum OpKind {
     /// `imconnector.send.messages`
     Send { message: CustomerMessage },
@@ -124,7 +169,6 @@ pub enum OpKind {
     /// One item of a deletion: `imconnector.delete.messages`.
     Delete {
         deletion_id: String,
-        index: u32,
         message_id: String,
         user_id: String,
     },
@@ -138,9 +182,63 @@ impl Op {
             OpKind::Delete { message_id, .. } => message_id,
         }
     }
+
+    /// Unique and ordered within a portal.
+    pub fn key(&self) -> (u64, u32) {
+        (self.seq, self.item)
+    }
 }
 
-/// One `message.deleted` event (`deletionid_deletion`).
+impl EventRecord {
+    /// The items of this event that still need Bitrix24.
+    pub fn pending_ops(&self) -> Vec<Op> {
+        let op = |item: u32, kind: OpKind, state: &ItemState| Op {
+            seq: self.seq,
+            item,
+            channel: self.channel.clone(),
+            portal: self.portal.clone(),
+            line: self.line,
+            chat_id: self.chat_id.clone(),
+            kind,
+            attempts: state.attempts,
+            accepted_at_ms: self.accepted_at_ms,
+            due_at_ms: state.due_at_ms,
+            last_error: state.last_error.clone(),
+        };
+        match &self.work {
+            Work::Send { message, state } => vec![op(
+                0,
+                OpKind::Send {
+                    message: message.clone(),
+                },
+                state,
+            )],
+            Work::Update { message, state } => {
+                vec![op(
+                    0,
+                    OpKind::Update {
+                        message: message.clone(),
+                    },
+                    state,
+                )]
+            }
+            Work::Delete { deletion, items } => (0u32..)
+                .zip(items)
+                .filter(|(_, i)| i.success.is_none())
+                .filter_map(|(index, i)| {
+                    let kind = OpKind::Delete {
+                        deletion_id: deletion.id.clone(),
+                        message_id: i.message_id.clone(),
+                        user_id: i.user_id.clone()?,
+                    };
+                    Some(op(index, kind, &i.state))
+                })
+                .collect(),
+        }
+    }
+}
+
+/// One `message.deleted` event: its summary.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeletionRecord {
     pub id: String,
@@ -153,15 +251,26 @@ pub struct DeletionRecord {
     pub pending: u32,
 }
 
-/// One message of a deletion (`deletionitem_item`).
+/// One message of a deletion.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeletionItem {
     pub message_id: String,
     pub chat_id: String,
+    /// The external user the delete is sent for (None: unknown, the item failed at once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
     /// None while pending.
     pub success: Option<bool>,
     pub errors: Vec<String>,
-    pub attempts: u32,
+    #[serde(flatten)]
+    pub state: ItemState,
+}
+
+/// A finished deletion (`deletionid_deletion`): what its report shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeletionReport {
+    pub deletion: DeletionRecord,
+    pub items: Vec<DeletionItem>,
 }
 
 /// An event for the messaging platform (`seq_delivery`), kept until a 2xx or given up.

@@ -11,7 +11,11 @@ pub const SCHEMA_VERSION: u32 = 1;
 pub const META: &str = "meta";
 /// member_id → `PortalRecord` (domain, client_endpoint, tokens, application_token, status).
 pub const MEMBERID_PORTAL: &str = "memberid_portal";
-/// channel ‖ 0xFF ‖ webhook-id → `WebhookReply` (the first reply, replayed for a retry).
+/// seq u64 BE → `EventRecord`: an accepted event whose Bitrix24 work is not finished. The one
+/// record written to accept an event; removed when its last item is final.
+pub const SEQ_EVENT: &str = "seq_event";
+/// channel ‖ 0xFF ‖ webhook-id → `WebhookReply` of an event whose work is finished (the first
+/// reply, replayed for a late retry; pending events are found through `seq_event`).
 pub const WEBHOOKID_REPLY: &str = "webhookid_reply";
 /// member_id ‖ 0xFF ‖ line u64 BE ‖ external chat id → `ChatLink` (Bitrix24 chat id, session id).
 pub const CHAT_LINK: &str = "chat_link";
@@ -19,24 +23,7 @@ pub const CHAT_LINK: &str = "chat_link";
 pub const USER_LINK: &str = "user_link";
 /// member_id ‖ 0xFF ‖ line u64 BE ‖ external chat id ‖ 0xFF ‖ external message id → `MessageRecord`.
 pub const MESSAGE_STATE: &str = "message_state";
-/// seq u64 BE → `Op`: a pending Bitrix24 operation (send, update, delete item); removed when final.
-pub const SEQ_OP: &str = "seq_op";
-/// deletion_id → `DeletionRecord` (channel, times, pending count).
+/// deletion_id → `DeletionReport` of a finished deletion (pending ones live in `seq_event`).
 pub const DELETIONID_DELETION: &str = "deletionid_deletion";
-/// deletion_id ‖ 0xFF ‖ item index u32 BE → `DeletionItem` (message, chat, success, errors, attempts).
-pub const DELETIONITEM_ITEM: &str = "deletionitem_item";
 /// seq u64 BE → `Delivery`: an event for the messaging platform; removed once delivered.
 pub const SEQ_DELIVERY: &str = "seq_delivery";
-
-/// Every tree, in the order of `Tx`'s fields.
-pub const ALL: [&str; 9] = [
-    MEMBERID_PORTAL,
-    WEBHOOKID_REPLY,
-    CHAT_LINK,
-    USER_LINK,
-    MESSAGE_STATE,
-    SEQ_OP,
-    DELETIONID_DELETION,
-    DELETIONITEM_ITEM,
-    SEQ_DELIVERY,
-];

@@ -9,13 +9,13 @@ use crate::store::Store;
 fn op(seq: u64, chat: &str, message: &str) -> Op {
     Op {
         seq,
+        item: 0,
         channel: "ch".into(),
         portal: "p".into(),
         line: 7,
         chat_id: chat.into(),
         kind: OpKind::Delete {
             deletion_id: "d".into(),
-            index: seq as u32,
             message_id: message.into(),
             user_id: "u".into(),
         },

@@ -35,6 +35,7 @@ fn msg(chat: &str, id: &str) -> CustomerMessage {
 fn op(seq: u64, line: u64, chat: &str, kind: OpKind, at: u64) -> Op {
     Op {
         seq,
+        item: 0,
         channel: "ch".into(),
         portal: "p".into(),
         line,
@@ -62,7 +63,6 @@ fn send(seq: u64, line: u64, chat: &str, at: u64) -> Op {
 fn delete(seq: u64, line: u64, chat: &str, at: u64) -> Op {
     let kind = OpKind::Delete {
         deletion_id: "d".into(),
-        index: seq as u32,
         message_id: format!("m{seq}"),
         user_id: "u".into(),
     };

@@ -1,0 +1,75 @@
+//! In-memory index of what is pending in `seq_event`: webhook-ids, deletion ids and queued
+//! sends. Rebuilt from `seq_event` when the store opens; changed only on the committer thread
+//! (acceptance adds, the transaction that finishes an event removes after it commits).
+
+use std::collections::HashMap;
+use std::sync::MutexGuard;
+
+use super::codec::decode;
+use super::{Data, EventRecord, StoreError, Work, keys, trees};
+
+/// The index.
+#[derive(Debug, Default)]
+pub(crate) struct Pending {
+    /// (channel, webhook-id) → seq.
+    pub webhooks: HashMap<(String, String), u64>,
+    /// deletion id → seq.
+    pub deletions: HashMap<String, u64>,
+    /// `message_state` key of a queued send → its external user id.
+    pub sends: HashMap<Vec<u8>, String>,
+}
+
+impl Pending {
+    pub(crate) fn add(&mut self, rec: &EventRecord) {
+        self.webhooks
+            .insert((rec.channel.clone(), rec.webhook_id.clone()), rec.seq);
+        match &rec.work {
+            Work::Send { message, .. } => {
+                let key = keys::message(&rec.portal, rec.line, &rec.chat_id, &message.message.id);
+                self.sends.insert(key, message.user.id.clone());
+            }
+            Work::Delete { deletion, .. } => {
+                self.deletions.insert(deletion.id.clone(), rec.seq);
+            }
+            Work::Update { .. } => {}
+        }
+    }
+
+    pub(crate) fn remove(&mut self, rec: &EventRecord) {
+        self.webhooks
+            .remove(&(rec.channel.clone(), rec.webhook_id.clone()));
+        match &rec.work {
+            Work::Send { message, .. } => {
+                let key = keys::message(&rec.portal, rec.line, &rec.chat_id, &message.message.id);
+                self.sends.remove(&key);
+            }
+            Work::Delete { deletion, .. } => {
+                self.deletions.remove(&deletion.id);
+            }
+            Work::Update { .. } => {}
+        }
+    }
+}
+
+impl Data {
+    pub(crate) fn pending(&self) -> MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Every pending event, in seq order.
+    pub fn pending_events(&self) -> Result<Vec<EventRecord>, StoreError> {
+        self.events
+            .iter()
+            .values()
+            .map(|v| decode(trees::SEQ_EVENT, &v?))
+            .collect()
+    }
+
+    pub(crate) fn rebuild_pending(&self) -> Result<(), StoreError> {
+        let events = self.pending_events()?;
+        let mut pending = self.pending();
+        *pending = Pending::default();
+        events.iter().for_each(|rec| pending.add(rec));
+        Ok(())
+    }
+}
