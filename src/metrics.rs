@@ -1,14 +1,18 @@
 //! Prometheus metrics of one gateway instance (`GET /metrics`). A registry per instance, not a
 //! global recorder, so that several gateways can live in one test process.
 
+use std::borrow::Cow;
+
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-type One = [(&'static str, String); 1];
-type Two = [(&'static str, String); 2];
+/// Label values are mostly static strings; `Cow` avoids an allocation per increment for them.
+type Value = Cow<'static, str>;
+type One = [(&'static str, Value); 1];
+type Two = [(&'static str, Value); 2];
 
 /// Every metric the gateway exports.
 pub struct Metrics {
@@ -90,13 +94,18 @@ impl Metrics {
     pub fn inc2(
         family: &Family<Two, Counter>,
         k1: &'static str,
-        v1: &str,
+        v1: impl Into<Value>,
         k2: &'static str,
-        v2: &str,
+        v2: impl Into<Value>,
     ) {
         family
-            .get_or_create(&[(k1, v1.to_string()), (k2, v2.to_string())])
+            .get_or_create(&[(k1, v1.into()), (k2, v2.into())])
             .inc();
+    }
+
+    /// Increment a one-label counter.
+    pub fn inc1(family: &Family<One, Counter>, k: &'static str, v: impl Into<Value>) {
+        family.get_or_create(&[(k, v.into())]).inc();
     }
 }
 

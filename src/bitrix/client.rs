@@ -214,9 +214,9 @@ impl BitrixClient {
             Metrics::inc2(
                 &self.metrics.bitrix_requests,
                 "method",
-                method,
+                method.to_string(),
                 "outcome",
-                &label,
+                label,
             );
             match outcome {
                 Ok(success) => {
@@ -280,10 +280,7 @@ impl BitrixClient {
         }
         let result = oauth::refresh(&self.http, &self.settings, &current.refresh_token).await;
         let outcome = if result.is_ok() { "ok" } else { "failed" };
-        self.metrics
-            .token_refreshes
-            .get_or_create(&[("outcome", outcome.to_string())])
-            .inc();
+        Metrics::inc1(&self.metrics.token_refreshes, "outcome", outcome);
         let tokens =
             result.inspect_err(|e| tracing::error!(portal, error = %e, "token refresh failed"))?;
         let (member, used) = (portal.to_string(), current.refresh_token.clone());

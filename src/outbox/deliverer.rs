@@ -123,7 +123,7 @@ impl Deliverer {
                 Metrics::inc2(
                     &self.metrics.deliveries,
                     "type",
-                    &delivery.event_type,
+                    delivery.event_type.clone(),
                     "outcome",
                     "delivered",
                 );
@@ -136,7 +136,7 @@ impl Deliverer {
                 Metrics::inc2(
                     &self.metrics.deliveries,
                     "type",
-                    &delivery.event_type,
+                    delivery.event_type.clone(),
                     "outcome",
                     "retry",
                 );

@@ -162,10 +162,7 @@ impl Executor<'_> {
         for r in &results {
             match &r.outcome {
                 OpOutcome::Retry => {
-                    self.metrics
-                        .item_retries
-                        .get_or_create(&[("op", method.label().to_string())])
-                        .inc();
+                    Metrics::inc1(&self.metrics.item_retries, "op", method.label());
                 }
                 OpOutcome::Done { .. } => Metrics::inc2(
                     &self.metrics.items,

@@ -1,44 +1,34 @@
-//! Group commit, pipelined: the *apply* thread runs write jobs in arrival order and hands each
-//! group to the *flush* thread, which makes everything applied so far durable with one fsync and
-//! then completes the groups in order. While one group is being fsynced the next is applied, so
-//! a request waits for about one fsync, and under load the fsyncs per second stay bounded while
-//! each request still waits for its own durability.
+//! Group commit. Writes are applied in a single order (under the apply lock) and each one then
+//! queues its completion for the *flush* thread, which makes everything applied so far durable
+//! with one fsync and completes what it covered, in order. While one fsync runs, later writes are
+//! applied, so a request waits for about one fsync, and under load the fsyncs per second stay
+//! bounded while each request still waits for its own durability.
 //!
-//! Consecutive event acceptances of a group also share one sled transaction
-//! (`Data::ingest_all`), which is most of their cost.
+//! Event acceptances are small and apply on the caller's thread (no hand-off); other writes
+//! (results of a Bitrix24 call may touch thousands of keys) run on the *apply* thread so that
+//! they never block an async worker.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, oneshot};
 
 use super::ingest::{IngestOutcome, IngestRequest};
 use super::{Data, StoreError};
 
-/// Most jobs applied as one group.
-const MAX_GROUP: usize = 4096;
 const APPLY_THREAD: &str = "store-apply";
 const FLUSH_THREAD: &str = "store-flush";
 
-/// Runs once the group's fsync is done (Ok) or failed (Err with the reason).
+/// Runs once the fsync that covers a write is done (Ok) or failed (Err with the reason).
 type Completion = Box<dyn FnOnce(Result<(), String>) + Send>;
-
-enum Job {
-    /// Any write, run on its own.
-    Apply(Box<dyn FnOnce(&Data) -> Completion + Send>),
-    /// An event acceptance; consecutive ones share a transaction.
-    Ingest(
-        Box<IngestRequest>,
-        Box<dyn FnOnce(Result<IngestOutcome, StoreError>) -> Completion + Send>,
-    ),
-}
+type Job = Box<dyn FnOnce(&Data) -> Completion + Send>;
 
 /// Counters of the committer.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CommitStats {
-    /// Jobs committed.
+    /// Writes committed.
     pub commits: u64,
-    /// fsyncs issued (each covers one or more groups of jobs).
+    /// fsyncs issued (each covers one or more writes).
     pub flushes: u64,
 }
 
@@ -49,7 +39,12 @@ struct Counters {
 }
 
 pub(crate) struct Committer {
+    data: Arc<Data>,
+    /// Serialises applying a write with queueing its completion, so that completions (and the
+    /// hooks they run) follow the order in which writes were applied.
+    apply_lock: Arc<Mutex<()>>,
     jobs: Option<mpsc::UnboundedSender<Job>>,
+    completions: Option<mpsc::UnboundedSender<Completion>>,
     threads: Vec<std::thread::JoinHandle<()>>,
     stats: Arc<Counters>,
 }
@@ -57,39 +52,51 @@ pub(crate) struct Committer {
 impl Committer {
     pub(crate) fn start(data: Arc<Data>) -> Result<Committer, StoreError> {
         let (jobs_tx, jobs_rx) = mpsc::unbounded_channel();
-        let (groups_tx, groups_rx) = mpsc::unbounded_channel();
+        let (completions_tx, completions_rx) = mpsc::unbounded_channel();
         let stats = Arc::new(Counters::default());
+        let apply_lock = Arc::new(Mutex::new(()));
         let spawn_error =
             |e: std::io::Error| StoreError::Unavailable(format!("cannot start the committer: {e}"));
-        let apply_data = data.clone();
-        let apply_stats = stats.clone();
+        let applier = Applier {
+            data: data.clone(),
+            lock: apply_lock.clone(),
+            completions: completions_tx.clone(),
+            stats: stats.clone(),
+        };
         let apply = std::thread::Builder::new()
             .name(APPLY_THREAD.into())
-            .spawn(move || apply_loop(&apply_data, jobs_rx, groups_tx, &apply_stats))
+            .spawn(move || applier.run(jobs_rx))
             .map_err(spawn_error)?;
+        let flush_data = data.clone();
         let flush_stats = stats.clone();
         let flush = std::thread::Builder::new()
             .name(FLUSH_THREAD.into())
-            .spawn(move || flush_loop(&data, groups_rx, &flush_stats))
+            .spawn(move || flush_loop(&flush_data, completions_rx, &flush_stats))
             .map_err(spawn_error)?;
         Ok(Committer {
+            data,
+            apply_lock,
             jobs: Some(jobs_tx),
+            completions: Some(completions_tx),
             threads: vec![apply, flush],
             stats,
         })
     }
 
-    /// Run `apply`, make it durable, then `after` (in commit order) and return.
+    /// Run `apply` on the apply thread, make it durable, then `after` (in commit order), return.
     pub(crate) async fn run<T, F, A>(&self, apply: F, after: A) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Data) -> Result<T, StoreError> + Send + 'static,
-        A: FnOnce(&T) + Send + 'static,
+        A: FnOnce(&mut T) + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
-        self.submit(Job::Apply(Box::new(move |data: &Data| {
-            finisher(apply(data), after, reply)
-        })))?;
+        let job: Job = Box::new(move |data: &Data| finisher(apply(data), after, reply));
+        self.jobs
+            .as_ref()
+            .ok_or_else(stopped)?
+            .send(job)
+            .map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }
 
@@ -100,22 +107,20 @@ impl Committer {
         after: A,
     ) -> Result<IngestOutcome, StoreError>
     where
-        A: FnOnce(&IngestOutcome) + Send + 'static,
+        A: FnOnce(&mut IngestOutcome) + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
-        self.submit(Job::Ingest(
-            Box::new(req),
-            Box::new(move |applied| finisher(applied, after, reply)),
-        ))?;
+        {
+            let _ordered = lock(&self.apply_lock);
+            let completion = finisher(self.data.ingest(&req), after, reply);
+            self.stats.commits.fetch_add(1, Ordering::Relaxed);
+            self.completions
+                .as_ref()
+                .ok_or_else(stopped)?
+                .send(completion)
+                .map_err(|_| stopped())?;
+        }
         answer.await.map_err(|_| stopped())?
-    }
-
-    fn submit(&self, job: Job) -> Result<(), StoreError> {
-        self.jobs
-            .as_ref()
-            .ok_or_else(stopped)?
-            .send(job)
-            .map_err(|_| stopped())
     }
 
     pub(crate) fn stats(&self) -> CommitStats {
@@ -126,16 +131,16 @@ impl Committer {
     }
 }
 
-/// The completion of one job: its applied result and the fsync outcome decide the reply.
+/// The completion of one write: its applied result and the fsync outcome decide the reply.
 fn finisher<T: Send + 'static>(
     applied: Result<T, StoreError>,
-    after: impl FnOnce(&T) + Send + 'static,
+    after: impl FnOnce(&mut T) + Send + 'static,
     reply: oneshot::Sender<Result<T, StoreError>>,
 ) -> Completion {
     Box::new(move |flushed| {
         let outcome = match (applied, flushed) {
-            (Ok(value), Ok(())) => {
-                after(&value);
+            (Ok(mut value), Ok(())) => {
+                after(&mut value);
                 Ok(value)
             }
             (Err(e), _) => Err(e),
@@ -149,11 +154,16 @@ fn stopped() -> StoreError {
     StoreError::Unavailable("committer stopped".into())
 }
 
+fn lock(m: &Mutex<()>) -> std::sync::MutexGuard<'_, ()> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 impl Drop for Committer {
-    /// Close the queue and wait for both threads, so that once the last `Store` is gone the
+    /// Close the queues and wait for both threads, so that once the last `Store` is gone the
     /// database is closed too (a restart in the same process can reopen it).
     fn drop(&mut self) {
         self.jobs.take();
+        self.completions.take();
         let current = std::thread::current();
         let own = matches!(current.name(), Some(APPLY_THREAD | FLUSH_THREAD));
         for thread in self.threads.drain(..) {
@@ -164,80 +174,42 @@ impl Drop for Committer {
     }
 }
 
-fn apply_loop(
-    data: &Data,
-    mut jobs_rx: mpsc::UnboundedReceiver<Job>,
-    groups_tx: mpsc::UnboundedSender<Vec<Completion>>,
-    stats: &Counters,
-) {
-    let mut jobs: Vec<Job> = Vec::new();
-    while let Some(first) = jobs_rx.blocking_recv() {
-        jobs.push(first);
-        while jobs.len() < MAX_GROUP {
-            match jobs_rx.try_recv() {
-                Ok(job) => jobs.push(job),
-                Err(_) => break,
+/// The apply thread: runs queued jobs one by one under the apply lock.
+struct Applier {
+    data: Arc<Data>,
+    lock: Arc<Mutex<()>>,
+    completions: mpsc::UnboundedSender<Completion>,
+    stats: Arc<Counters>,
+}
+
+impl Applier {
+    fn run(self, mut jobs: mpsc::UnboundedReceiver<Job>) {
+        while let Some(job) = jobs.blocking_recv() {
+            let _ordered = lock(&self.lock);
+            let completion = job(&self.data);
+            self.stats.commits.fetch_add(1, Ordering::Relaxed);
+            if self.completions.send(completion).is_err() {
+                return;
             }
-        }
-        stats
-            .commits
-            .fetch_add(jobs.len() as u64, Ordering::Relaxed);
-        if groups_tx.send(apply(data, jobs.drain(..))).is_err() {
-            return;
         }
     }
 }
 
-fn flush_loop(
-    data: &Data,
-    mut groups_rx: mpsc::UnboundedReceiver<Vec<Completion>>,
-    stats: &Counters,
-) {
-    let mut groups: Vec<Vec<Completion>> = Vec::new();
-    while let Some(first) = groups_rx.blocking_recv() {
-        groups.push(first);
-        while let Ok(group) = groups_rx.try_recv() {
-            groups.push(group);
+fn flush_loop(data: &Data, mut rx: mpsc::UnboundedReceiver<Completion>, stats: &Counters) {
+    let mut group: Vec<Completion> = Vec::new();
+    while let Some(first) = rx.blocking_recv() {
+        group.push(first);
+        while let Ok(more) = rx.try_recv() {
+            group.push(more);
         }
-        // Every group taken here was fully applied before this fsync starts.
+        // Every write whose completion was taken here was applied before this fsync starts.
         let flushed = data.flush().map_err(|e| {
             tracing::error!(error = %e, "storage flush failed");
             format!("flush failed: {e}")
         });
         stats.flushes.fetch_add(1, Ordering::Relaxed);
-        for completion in groups.drain(..).flatten() {
+        for completion in group.drain(..) {
             completion(flushed.clone());
         }
     }
-}
-
-/// Apply a group in arrival order; runs of acceptances go through one transaction.
-fn apply(data: &Data, jobs: impl Iterator<Item = Job>) -> Vec<Completion> {
-    type Pending = (
-        Box<IngestRequest>,
-        Box<dyn FnOnce(Result<IngestOutcome, StoreError>) -> Completion + Send>,
-    );
-    let mut completions: Vec<Completion> = Vec::new();
-    let mut run: Vec<Pending> = Vec::new();
-    let end_run = |run: &mut Vec<Pending>, completions: &mut Vec<Completion>| {
-        if run.is_empty() {
-            return;
-        }
-        let requests: Vec<&IngestRequest> = run.iter().map(|(r, _)| r.as_ref()).collect();
-        let outcomes = data.ingest_all(&requests);
-        for ((_, finish), outcome) in run.drain(..).zip(outcomes) {
-            completions.push(finish(outcome));
-        }
-    };
-    for job in jobs {
-        match job {
-            Job::Ingest(req, finish) => run.push((req, finish)),
-            Job::Apply(f) => {
-                end_run(&mut run, &mut completions);
-                completions.push(f(data));
-            }
-        }
-    }
-    end_run(&mut run, &mut completions);
-    completions
 }

@@ -113,14 +113,6 @@ impl Data {
         Ok(accepted(req, record.pending_ops()))
     }
 
-    /// Several acceptances in order (the committer groups them).
-    pub(crate) fn ingest_all(
-        &self,
-        reqs: &[&IngestRequest],
-    ) -> Vec<Result<IngestOutcome, StoreError>> {
-        reqs.iter().map(|r| self.ingest(r)).collect()
-    }
-
     /// The reply given to this webhook-id before, pending or finished.
     fn first_reply(
         &self,

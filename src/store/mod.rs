@@ -169,7 +169,7 @@ impl Store {
     where
         T: Send + 'static,
         F: FnOnce(&Data) -> Result<T, StoreError> + Send + 'static,
-        A: FnOnce(&T) + Send + 'static,
+        A: FnOnce(&mut T) + Send + 'static,
     {
         if self.data.fail_writes.load(Ordering::Relaxed) {
             return Err(StoreError::Unavailable("writes are disabled".into()));
@@ -185,7 +185,7 @@ impl Store {
         after: A,
     ) -> Result<ingest::IngestOutcome, StoreError>
     where
-        A: FnOnce(&ingest::IngestOutcome) + Send + 'static,
+        A: FnOnce(&mut ingest::IngestOutcome) + Send + 'static,
     {
         if self.data.fail_writes.load(Ordering::Relaxed) {
             return Err(StoreError::Unavailable("writes are disabled".into()));
