@@ -195,7 +195,7 @@ pub(crate) fn send(st: &mut PortalState, cx: &mut Ctx<'_>, p: &Value) -> Result<
             let session = st.session(&target);
             let internal_id = st.next_message_id();
             // A repeated external id is stored again on purpose: duplicates must be visible to tests.
-            st.messages.push(FakeMessage {
+            st.push_message(FakeMessage {
                 connector: call.connector.clone(),
                 line: call.line,
                 chat_id: chat,
@@ -226,14 +226,13 @@ fn find(
     message: &str,
     user: Option<&str>,
 ) -> Option<usize> {
-    st.messages.iter().rposition(|m| {
-        m.connector == call.connector
-            && m.line == call.line
-            && m.chat_id == chat
-            && m.message_id == message
-            && !m.deleted
-            && user.is_none_or(|u| u == m.user_id)
-    })
+    st.messages_with(&call.connector, call.line, chat, message)
+        .into_iter()
+        .rev()
+        .find(|&i| {
+            let m = &st.messages[i];
+            !m.deleted && user.is_none_or(|u| u == m.user_id)
+        })
 }
 
 pub(crate) fn update(st: &mut PortalState, cx: &mut Ctx<'_>, p: &Value) -> Result<Value, ApiError> {

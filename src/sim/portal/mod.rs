@@ -228,6 +228,28 @@ impl FakePortal {
             .for_each(|expiry| *expiry = now);
     }
 
+    /// Put messages straight into the portal, as if a client had sent them earlier through
+    /// `connector` (benchmarks start from a portal that already holds many messages).
+    pub fn seed_messages(&self, connector: &str, line: u64, chat_id: &str, user_id: &str, message_ids: &[String]) {
+        let mut st = self.shared.lock();
+        for id in message_ids {
+            let internal_id = st.next_message_id();
+            st.push_message(FakeMessage {
+                connector: connector.to_ascii_lowercase(),
+                line,
+                chat_id: chat_id.to_string(),
+                user_id: user_id.to_string(),
+                message_id: id.clone(),
+                internal_id,
+                text: String::new(),
+                files: Vec::new(),
+                deleted: false,
+                update_count: 0,
+                delete_requests: 0,
+            });
+        }
+    }
+
     /// Remove every pending fault (the end of a simulated outage).
     pub fn clear_faults(&self) {
         self.shared.lock().faults.clear();

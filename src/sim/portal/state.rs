@@ -182,6 +182,9 @@ pub(crate) struct PortalState {
     /// Open-line chat id → what it belongs to.
     pub chats: HashMap<u64, ChatTarget>,
     pub messages: Vec<FakeMessage>,
+    /// (connector, line, chat id, message id) → indexes into `messages` (lookups stay fast when a
+    /// benchmark fills the portal with thousands of messages).
+    pub message_index: HashMap<(String, u64, String, String), Vec<usize>>,
     /// External message id → errors to answer for items carrying it.
     pub item_failures: HashMap<String, Vec<String>>,
     pub delivery_reports: Vec<Value>,
@@ -222,6 +225,7 @@ impl PortalState {
             sessions: HashMap::new(),
             chats: HashMap::new(),
             messages: Vec::new(),
+            message_index: HashMap::new(),
             item_failures: HashMap::new(),
             delivery_reports: Vec::new(),
             delivered_ext_ids: HashMap::new(),
@@ -283,6 +287,19 @@ impl PortalState {
         self.sessions.insert(target.clone(), session.clone());
         self.chats.insert(session.chat_id, target.clone());
         session
+    }
+
+    /// Store a client message and index it.
+    pub(crate) fn push_message(&mut self, m: FakeMessage) {
+        let key = (m.connector.clone(), m.line, m.chat_id.clone(), m.message_id.clone());
+        self.message_index.entry(key).or_default().push(self.messages.len());
+        self.messages.push(m);
+    }
+
+    /// Indexes of the client messages with these ids, oldest first.
+    pub(crate) fn messages_with(&self, connector: &str, line: u64, chat: &str, message: &str) -> Vec<usize> {
+        let key = (connector.to_string(), line, chat.to_string(), message.to_string());
+        self.message_index.get(&key).cloned().unwrap_or_default()
     }
 
     /// A new message id (shared by client, operator and bot messages so ids never collide).
