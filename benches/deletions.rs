@@ -27,12 +27,20 @@ const LINGER_MS: u64 = 200;
 
 fn portal_config() -> FakePortalConfig {
     FakePortalConfig {
-        bucket: Some(BucketConfig { rate_per_second: 2.0, burst: 50 }),
+        bucket: Some(BucketConfig {
+            rate_per_second: 2.0,
+            burst: 50,
+        }),
         ..Default::default()
     }
 }
 
-fn gateway_toml(dir: &std::path::Path, portal: &FakePortal, messenger: &FakeMessenger, secret: &WebhookSecret) -> String {
+fn gateway_toml(
+    dir: &std::path::Path,
+    portal: &FakePortal,
+    messenger: &FakeMessenger,
+    secret: &WebhookSecret,
+) -> String {
     let mut toml = format!(
         "[server]\nlisten = \"127.0.0.1:0\"\n[storage]\npath = \"{}\"\n[bitrix]\nclient_id = \"app.test\"\nclient_secret = \"secret.test\"\noauth_url = \"{}\"\nrate_per_second = 2.0\nburst = 50\n[deletions]\nmax_batch = 50\nlinger_ms = {LINGER_MS}\n",
         dir.join("data").display(),
@@ -50,7 +58,9 @@ fn gateway_toml(dir: &std::path::Path, portal: &FakePortal, messenger: &FakeMess
 }
 
 fn ids(line: u64, chat: usize) -> Vec<String> {
-    (0..MESSAGES_PER_CHAT).map(|i| format!("m-{line}-{chat}-{i}")).collect()
+    (0..MESSAGES_PER_CHAT)
+        .map(|i| format!("m-{line}-{chat}-{i}"))
+        .collect()
 }
 
 #[tokio::main]
@@ -60,7 +70,11 @@ async fn main() {
     let portal = FakePortal::start(portal_config()).await.unwrap();
     let messenger = FakeMessenger::start(secret.clone()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let gateway = common::start_gateway(dir.path(), &gateway_toml(dir.path(), &portal, &messenger, &secret)).await;
+    let gateway = common::start_gateway(
+        dir.path(),
+        &gateway_toml(dir.path(), &portal, &messenger, &secret),
+    )
+    .await;
     let http = reqwest::Client::new();
     let install = http
         .post(format!("{}/bitrix/install", gateway.base))
@@ -72,10 +86,19 @@ async fn main() {
     assert_eq!(install.status(), 200);
     let member = portal.member_id();
     let store = gateway.app_store.clone();
-    wait(Duration::from_secs(60), || store.portal(&member).unwrap().is_some_and(|p| p.is_ready())).await;
+    wait(Duration::from_secs(60), || {
+        store.portal(&member).unwrap().is_some_and(|p| p.is_ready())
+    })
+    .await;
     for line in 1..=LINES {
         for chat in 0..CHATS_PER_LINE {
-            portal.seed_messages("ocgw", line, &format!("chat-{chat}"), &format!("user-{line}-{chat}"), &ids(line, chat));
+            portal.seed_messages(
+                "ocgw",
+                line,
+                &format!("chat-{chat}"),
+                &format!("user-{line}-{chat}"),
+                &ids(line, chat),
+            );
         }
     }
     let setup_requests = portal.requests().len();
@@ -83,7 +106,9 @@ async fn main() {
 
     // The run: 100 events (10 lines × 10 chats) of 100 deletions each, 10,000 in all.
     let start = Instant::now();
-    let events: Vec<(u64, usize)> = (1..=LINES).flat_map(|l| (0..CHATS_PER_LINE).map(move |c| (l, c))).collect();
+    let events: Vec<(u64, usize)> = (1..=LINES)
+        .flat_map(|l| (0..CHATS_PER_LINE).map(move |c| (l, c)))
+        .collect();
     let replies: Vec<String> = futures_util::stream::iter(events)
         .map(|(line, chat)| {
             let client = MessengerClient::new(&gateway.base, &format!("line{line}"), secret.clone());
@@ -101,22 +126,52 @@ async fn main() {
         .await;
     let accepted = start.elapsed();
     messenger
-        .wait_for(|d| d.iter().filter(|d| d.acknowledged() && d.event_type == "deletion.completed").count() >= replies.len(), Duration::from_secs(120))
+        .wait_for(
+            |d| {
+                d.iter()
+                    .filter(|d| d.acknowledged() && d.event_type == "deletion.completed")
+                    .count()
+                    >= replies.len()
+            },
+            Duration::from_secs(120),
+        )
         .await
         .unwrap();
     let drained = start.elapsed();
     let run_requests: Vec<_> = portal.requests().into_iter().skip(setup_requests).collect();
     let delete_calls: usize = run_requests
         .iter()
-        .map(|r| if r.method == "imconnector.delete.messages" { 1 } else { r.commands.iter().filter(|c| *c == "imconnector.delete.messages").count() })
+        .map(|r| {
+            if r.method == "imconnector.delete.messages" {
+                1
+            } else {
+                r.commands
+                    .iter()
+                    .filter(|c| *c == "imconnector.delete.messages")
+                    .count()
+            }
+        })
         .sum();
     let deleted = portal.messages().iter().filter(|m| m.deleted).count();
     let rejected = run_requests.iter().filter(|r| r.status == 503).count();
-    println!("gateway: 10000 deletions accepted in {:.2} s, drained (every item final, every report delivered) in {:.2} s", accepted.as_secs_f64(), drained.as_secs_f64());
-    println!("gateway: {} HTTP requests ({} imconnector.delete.messages calls inside them), {} QUERY_LIMIT_EXCEEDED, {} messages deleted", run_requests.len(), delete_calls, rejected, deleted);
+    println!(
+        "gateway: 10000 deletions accepted in {:.2} s, drained (every item final, every report delivered) in {:.2} s",
+        accepted.as_secs_f64(),
+        drained.as_secs_f64()
+    );
+    println!(
+        "gateway: {} HTTP requests ({} imconnector.delete.messages calls inside them), {} QUERY_LIMIT_EXCEEDED, {} messages deleted",
+        run_requests.len(),
+        delete_calls,
+        rejected,
+        deleted
+    );
 
     // Naive client: one call per message, paced by the same bucket, on a fresh portal.
-    let naive_calls = std::env::var("BENCH_NAIVE_CALLS").ok().and_then(|v| v.parse().ok()).unwrap_or(80usize);
+    let naive_calls = std::env::var("BENCH_NAIVE_CALLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(80usize);
     let (burst_calls, burst_time, naive_rate) = naive(naive_calls).await;
     let naive_total = burst_time + (10_000 - burst_calls) as f64 / naive_rate;
     println!(
@@ -132,7 +187,13 @@ async fn main() {
     // Light load: one single-item deletion every 600 ms (below 2/s) on one line.
     let client = MessengerClient::new(&gateway.base, "line1", secret.clone());
     let before = portal.requests().len();
-    portal.seed_messages("ocgw", 1, "light", "user-light", &(0..30).map(|i| format!("light-{i}")).collect::<Vec<_>>());
+    portal.seed_messages(
+        "ocgw",
+        1,
+        "light",
+        "user-light",
+        &(0..30).map(|i| format!("light-{i}")).collect::<Vec<_>>(),
+    );
     let mut acks = Vec::new();
     for i in 0..30 {
         let data = json!({"chat": {"id": "light"}, "user": {"id": "user-light"}, "messages": [{"id": format!("light-{i}")}]});
@@ -141,8 +202,18 @@ async fn main() {
         acks.push(Instant::now());
         tokio::time::sleep(Duration::from_millis(600)).await;
     }
-    let calls: Vec<Instant> = portal.requests().into_iter().skip(before).filter(|r| r.method == "imconnector.delete.messages").map(|r| r.at).collect();
-    let mut delays: Vec<Duration> = acks.iter().zip(&calls).map(|(a, c)| c.saturating_duration_since(*a)).collect();
+    let calls: Vec<Instant> = portal
+        .requests()
+        .into_iter()
+        .skip(before)
+        .filter(|r| r.method == "imconnector.delete.messages")
+        .map(|r| r.at)
+        .collect();
+    let mut delays: Vec<Duration> = acks
+        .iter()
+        .zip(&calls)
+        .map(|(a, c)| c.saturating_duration_since(*a))
+        .collect();
     delays.sort();
     println!(
         "light load: {} events, 202 → delete call leaves: p50 {:.0} ms, p99 {:.0} ms (goal p99 <= linger {LINGER_MS} + 100 ms)",
@@ -185,10 +256,18 @@ async fn naive(calls: usize) -> (usize, f64, f64) {
         burst: 50,
         request_timeout_ms: 30_000,
     };
-    let client = Arc::new(BitrixClient::new(settings, store, Arc::new(Metrics::default())).unwrap());
+    let client =
+        Arc::new(BitrixClient::new(settings, store, Arc::new(Metrics::default())).unwrap());
     let member = portal.member_id();
     client.call(&member, "imconnector.register", json!({"ID": "ocgw", "NAME": "n", "ICON": {"DATA_IMAGE": "data:image/svg+xml,x"}, "PLACEMENT_HANDLER": "http://x/p"})).await.unwrap();
-    client.call(&member, "imconnector.activate", json!({"CONNECTOR": "ocgw", "LINE": 1, "ACTIVE": 1})).await.unwrap();
+    client
+        .call(
+            &member,
+            "imconnector.activate",
+            json!({"CONNECTOR": "ocgw", "LINE": 1, "ACTIVE": 1}),
+        )
+        .await
+        .unwrap();
     let ids: Vec<String> = (0..calls).map(|i| format!("n{i}")).collect();
     portal.seed_messages("ocgw", 1, "c", "u", &ids);
     // Two setup calls were spent; the pacer keeps one request of headroom: 47 fit the burst.
@@ -197,14 +276,20 @@ async fn naive(calls: usize) -> (usize, f64, f64) {
     let mut burst_time = 0.0;
     for (i, id) in ids.iter().enumerate() {
         let params = json!({"CONNECTOR": "ocgw", "LINE": 1, "MESSAGES": [{"user": {"id": "u"}, "message": {"id": id}, "chat": {"id": "c"}}]});
-        client.call(&member, "imconnector.delete.messages", params).await.unwrap();
+        client
+            .call(&member, "imconnector.delete.messages", params)
+            .await
+            .unwrap();
         if i + 1 == burst_calls {
             burst_time = start.elapsed().as_secs_f64();
         }
     }
     let total = start.elapsed().as_secs_f64();
     let rate = (calls - burst_calls) as f64 / (total - burst_time);
-    assert!(portal.requests().iter().all(|r| r.status == 200), "the naive client was never rejected");
+    assert!(
+        portal.requests().iter().all(|r| r.status == 200),
+        "the naive client was never rejected"
+    );
     (burst_calls, burst_time, rate)
 }
 

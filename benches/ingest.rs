@@ -120,6 +120,51 @@ async fn drive(
     run
 }
 
+/// CPU seconds (user + system) per thread name of this process, from /proc (Linux only).
+fn cpu_by_thread() -> std::collections::BTreeMap<String, f64> {
+    let mut out = std::collections::BTreeMap::new();
+    let tick = 100.0; // USER_HZ
+    if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+        for task in tasks.flatten() {
+            let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+                continue;
+            };
+            let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+                continue;
+            };
+            let name = stat[open + 1..close]
+                .trim_end_matches(|c: char| c.is_ascii_digit() || c == '-')
+                .to_string();
+            let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
+            let cpu = fields
+                .get(11)
+                .and_then(|u| u.parse::<f64>().ok())
+                .unwrap_or(0.0)
+                + fields
+                    .get(12)
+                    .and_then(|s| s.parse::<f64>().ok())
+                    .unwrap_or(0.0);
+            *out.entry(name).or_insert(0.0) += cpu / tick;
+        }
+    }
+    out
+}
+
+fn cpu_report(before: &std::collections::BTreeMap<String, f64>, accepted: usize) {
+    let after = cpu_by_thread();
+    let mut parts: Vec<(String, f64)> = after
+        .iter()
+        .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0.0)))
+        .filter(|(_, v)| *v > 0.0)
+        .collect();
+    parts.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let line: Vec<String> = parts
+        .iter()
+        .map(|(k, v)| format!("{k} {:.1}", v * 1e6 / accepted.max(1) as f64))
+        .collect();
+    println!("    CPU µs per request by thread: {}", line.join(", "));
+}
+
 fn report(name: &str, run: &Run) -> f64 {
     let rate = run.accepted as f64 / run.elapsed.as_secs_f64();
     println!(
@@ -202,6 +247,7 @@ async fn main() {
         } else {
             duration
         };
+        let cpu = cpu_by_thread();
         let noop_run = drive(
             noop_url.clone(),
             requests.clone(),
@@ -212,6 +258,8 @@ async fn main() {
         )
         .await;
         let noop_rate = report("  no-op actix handler", &noop_run);
+        cpu_report(&cpu, noop_run.accepted);
+        let cpu = cpu_by_thread();
         let gw_run = drive(
             gw_url.clone(),
             requests.clone(),
@@ -222,6 +270,7 @@ async fn main() {
         )
         .await;
         let gw_rate = report("  gateway (durable 202)", &gw_run);
+        cpu_report(&cpu, gw_run.accepted);
         ratios.push(gw_rate / noop_rate);
         noop_all.push(noop_rate);
         gw_all.push(gw_rate);

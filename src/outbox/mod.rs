@@ -8,8 +8,8 @@
 //!   `seq_op` in the same transaction, so it is never sent again.
 //! - One worker task per portal (`worker.rs`) owns that portal's queue (`queue.rs`) and sends
 //!   one request at a time, paced by the portal's leaky bucket (in `BitrixClient`).
-//! - New ops arrive through the router in commit order (the committer's post-commit hook), which
-//!   keeps each chat's ops in the order the platform's events were accepted.
+//! - New ops reach their portal's worker in commit order (the committer's post-commit hook),
+//!   which keeps each chat's ops in the order the platform's events were accepted.
 
 pub mod deliverer;
 pub mod execute;
@@ -17,7 +17,7 @@ pub mod queue;
 mod worker;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::{Notify, mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -53,124 +53,127 @@ impl Context {
     }
 }
 
-enum RouterMsg {
-    Ops(Vec<Op>),
-    /// Installed (again): set it up, then release its work.
-    Installed(String),
-    /// Setup finished.
-    Ready(String),
-}
-
-/// Handle to the outbox; cheap to clone.
+/// Handle to the outbox; cheap to clone. Ops go straight to their portal's worker.
 #[derive(Clone)]
 pub struct Outbox {
-    tx: mpsc::UnboundedSender<RouterMsg>,
-    deliveries: Arc<Notify>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    ctx: Arc<Context>,
+    tracker: TaskTracker,
+    /// Workers are spawned from whatever thread enqueues (often the storage flush thread).
+    runtime: tokio::runtime::Handle,
+    workers: Mutex<HashMap<String, mpsc::UnboundedSender<PortalMsg>>>,
+    setting_up: Mutex<HashSet<String>>,
 }
 
 impl Outbox {
-    /// Start the router with the ops recovered from storage.
+    /// Start with the ops recovered from storage (call inside the runtime that runs the workers).
     pub fn start(ctx: Arc<Context>, tracker: &TaskTracker, recovered: Vec<Op>) -> Outbox {
-        let (tx, rx) = mpsc::unbounded_channel();
         let outbox = Outbox {
-            tx,
-            deliveries: ctx.deliveries.clone(),
+            inner: Arc::new(Inner {
+                ctx,
+                tracker: tracker.clone(),
+                runtime: tokio::runtime::Handle::current(),
+                workers: Mutex::new(HashMap::new()),
+                setting_up: Mutex::new(HashSet::new()),
+            }),
         };
         if !recovered.is_empty() {
             tracing::info!(ops = recovered.len(), "resuming queued Bitrix24 operations");
         }
         outbox.enqueue(recovered);
         // Installations whose setup never completed (e.g. a crash right after install).
-        for portal in ctx.store.portals().unwrap_or_default() {
+        for portal in outbox.inner.ctx.store.portals().unwrap_or_default() {
             if portal.status == PortalStatus::Installed && portal.setup_at_ms.is_none() {
                 outbox.portal_installed(&portal.member_id);
             }
         }
-        tracker.spawn(route(ctx, tracker.clone(), outbox.tx.clone(), rx));
         outbox
     }
 
     /// Hand durable ops to their portal's worker (call after they are committed, in commit order).
     pub fn enqueue(&self, ops: Vec<Op>) {
-        if !ops.is_empty() {
-            let _ = self.tx.send(RouterMsg::Ops(ops));
+        let Some(first) = ops.first() else { return };
+        self.inner.ctx.metrics.queued_ops.inc_by(ops.len() as i64);
+        // The ops of one event share a portal; recovered ones may not.
+        if ops.iter().all(|op| op.portal == first.portal) {
+            let portal = first.portal.clone();
+            self.send(&portal, PortalMsg::Ops(ops));
+            return;
+        }
+        let mut by_portal: HashMap<String, Vec<Op>> = HashMap::new();
+        for op in ops {
+            by_portal.entry(op.portal.clone()).or_default().push(op);
+        }
+        for (portal, ops) in by_portal {
+            self.send(&portal, PortalMsg::Ops(ops));
         }
     }
 
     /// Something may have been queued for the platform: let the deliverer look.
     pub fn deliveries_changed(&self) {
-        self.deliveries.notify_one();
+        self.inner.ctx.deliveries.notify_one();
     }
 
-    /// A portal installed the app: release what was held for it.
+    /// A portal installed the app: set it up, then release what was held for it.
     pub fn portal_installed(&self, member_id: &str) {
-        let _ = self.tx.send(RouterMsg::Installed(member_id.to_string()));
+        if lock(&self.inner.setting_up).insert(member_id.to_string()) {
+            let (ctx, outbox) = (self.inner.ctx.clone(), self.clone());
+            self.inner.tracker.spawn_on(
+                setup_portal(ctx, member_id.to_string(), outbox),
+                &self.inner.runtime,
+            );
+        }
+    }
+
+    fn ready(&self, member_id: &str) {
+        lock(&self.inner.setting_up).remove(member_id);
+        self.send(member_id, PortalMsg::Installed);
+    }
+
+    fn send(&self, portal: &str, msg: PortalMsg) {
+        let mut workers = lock(&self.inner.workers);
+        if let Some(worker) = workers.get(portal) {
+            let _ = worker.send(msg);
+            return;
+        }
+        let worker = workers.entry(portal.to_string()).or_insert_with(|| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let worker = PortalWorker {
+                portal: portal.to_string(),
+                queue: PortalQueue::default(),
+                rx,
+                ctx: self.inner.ctx.clone(),
+                installed: false,
+            };
+            self.inner
+                .tracker
+                .spawn_on(worker.run(), &self.inner.runtime);
+            tx
+        });
+        let _ = worker.send(msg);
     }
 }
 
-async fn route(
-    ctx: Arc<Context>,
-    tracker: TaskTracker,
-    me: mpsc::UnboundedSender<RouterMsg>,
-    mut rx: mpsc::UnboundedReceiver<RouterMsg>,
-) {
-    let mut workers: HashMap<String, mpsc::UnboundedSender<PortalMsg>> = HashMap::new();
-    let mut setting_up: HashSet<String> = HashSet::new();
-    let mut worker_for = |portal: &str| {
-        workers
-            .entry(portal.to_string())
-            .or_insert_with(|| {
-                let (tx, rx) = mpsc::unbounded_channel();
-                let worker = PortalWorker {
-                    portal: portal.to_string(),
-                    queue: PortalQueue::default(),
-                    rx,
-                    ctx: ctx.clone(),
-                    installed: false,
-                };
-                tracker.spawn(worker.run());
-                tx
-            })
-            .clone()
-    };
-    loop {
-        let msg = tokio::select! {
-            msg = rx.recv() => match msg { Some(m) => m, None => return },
-            _ = ctx.cancel.cancelled() => return,
-        };
-        match msg {
-            RouterMsg::Ops(ops) => {
-                ctx.metrics.queued_ops.inc_by(ops.len() as i64);
-                let mut by_portal: HashMap<String, Vec<Op>> = HashMap::new();
-                for op in ops {
-                    by_portal.entry(op.portal.clone()).or_default().push(op);
-                }
-                for (portal, ops) in by_portal {
-                    let _ = worker_for(&portal).send(PortalMsg::Ops(ops));
-                }
-            }
-            RouterMsg::Installed(portal) => {
-                if setting_up.insert(portal.clone()) {
-                    tracker.spawn(setup_portal(ctx.clone(), portal, me.clone()));
-                }
-            }
-            RouterMsg::Ready(portal) => {
-                setting_up.remove(&portal);
-                let _ = worker_for(&portal).send(PortalMsg::Installed);
-            }
-        }
-    }
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Set a freshly installed portal up, retrying transient failures until it works; then record
 /// it and release the portal's held work. A definitive refusal is logged and the work released
 /// anyway, so that its items fail visibly instead of waiting forever.
-async fn setup_portal(ctx: Arc<Context>, portal: String, router: mpsc::UnboundedSender<RouterMsg>) {
+async fn setup_portal(ctx: Arc<Context>, portal: String, outbox: Outbox) {
     let mut failures = 0;
     loop {
         let installed_at = match ctx.store.portal(&portal) {
             Ok(Some(p)) if p.status == PortalStatus::Installed => p.installed_at_ms,
-            _ => return,
+            _ => {
+                // Uninstalled meanwhile: nothing to set up; a later install starts again.
+                lock(&outbox.inner.setting_up).remove(&portal);
+                return;
+            }
         };
         match crate::setup::run(&ctx.client, &ctx.settings, &portal).await {
             Ok(report) => {
@@ -205,5 +208,5 @@ async fn setup_portal(ctx: Arc<Context>, portal: String, router: mpsc::Unbounded
             }
         }
     }
-    let _ = router.send(RouterMsg::Ready(portal));
+    outbox.ready(&portal);
 }

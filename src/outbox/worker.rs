@@ -37,7 +37,11 @@ pub(crate) struct PortalWorker {
 
 impl PortalWorker {
     pub(crate) async fn run(mut self) {
-        let cancel = self.ctx.cancel.clone();
+        // One cancellation future and one timer for the worker's life: the loop turns once per
+        // arriving op, so it must not allocate a waiter on every turn.
+        let token = self.ctx.cancel.clone();
+        let mut cancelled = std::pin::pin!(token.cancelled());
+        let mut timer = std::pin::pin!(tokio::time::sleep(Duration::ZERO));
         self.installed = self.ctx.is_ready(&self.portal);
         loop {
             while let Ok(msg) = self.rx.try_recv() {
@@ -51,21 +55,24 @@ impl PortalWorker {
             };
             match next {
                 Plan::Wait(at) => {
-                    let timer = sleep_until_ms(at);
+                    if let Some(at) = at {
+                        let wait = Duration::from_millis(at.saturating_sub(now_ms()));
+                        timer.as_mut().reset(tokio::time::Instant::now() + wait);
+                    }
                     tokio::select! {
                         msg = self.rx.recv() => match msg {
                             Some(msg) => self.handle(msg),
                             None => return,
                         },
-                        _ = timer => {}
-                        _ = cancel.cancelled() => return,
+                        _ = timer.as_mut(), if at.is_some() => {}
+                        _ = cancelled.as_mut() => return,
                     }
                 }
                 Plan::Send(_) => {
                     // Wait for the budget first; what arrives meanwhile joins the request.
                     tokio::select! {
                         _ = self.ctx.client.ready(&self.portal) => {}
-                        _ = cancel.cancelled() => return,
+                        _ = cancelled.as_mut() => return,
                     }
                     while let Ok(msg) = self.rx.try_recv() {
                         self.handle(msg);
@@ -78,7 +85,7 @@ impl PortalWorker {
                         tokio::select! {
                             _ = self.send(calls) => {}
                             // Abandoned mid-flight: the ops are still on disk and resume on restart.
-                            _ = cancel.cancelled() => return,
+                            _ = cancelled.as_mut() => return,
                         }
                     }
                 }
@@ -186,12 +193,5 @@ impl PortalWorker {
             .unsent
             .into_iter()
             .for_each(|op| self.queue.push(op));
-    }
-}
-
-async fn sleep_until_ms(at: Option<u64>) {
-    match at {
-        Some(at) => tokio::time::sleep(Duration::from_millis(at.saturating_sub(now_ms()))).await,
-        None => std::future::pending().await,
     }
 }

@@ -44,7 +44,7 @@ pub(crate) struct Committer {
     /// hooks they run) follow the order in which writes were applied.
     apply_lock: Arc<Mutex<()>>,
     jobs: Option<mpsc::UnboundedSender<Job>>,
-    completions: Option<mpsc::UnboundedSender<Completion>>,
+    completions: Option<std::sync::mpsc::Sender<Completion>>,
     threads: Vec<std::thread::JoinHandle<()>>,
     stats: Arc<Counters>,
 }
@@ -52,7 +52,7 @@ pub(crate) struct Committer {
 impl Committer {
     pub(crate) fn start(data: Arc<Data>) -> Result<Committer, StoreError> {
         let (jobs_tx, jobs_rx) = mpsc::unbounded_channel();
-        let (completions_tx, completions_rx) = mpsc::unbounded_channel();
+        let (completions_tx, completions_rx) = std::sync::mpsc::channel();
         let stats = Arc::new(Counters::default());
         let apply_lock = Arc::new(Mutex::new(()));
         let spawn_error =
@@ -178,7 +178,7 @@ impl Drop for Committer {
 struct Applier {
     data: Arc<Data>,
     lock: Arc<Mutex<()>>,
-    completions: mpsc::UnboundedSender<Completion>,
+    completions: std::sync::mpsc::Sender<Completion>,
     stats: Arc<Counters>,
 }
 
@@ -195,13 +195,11 @@ impl Applier {
     }
 }
 
-fn flush_loop(data: &Data, mut rx: mpsc::UnboundedReceiver<Completion>, stats: &Counters) {
+fn flush_loop(data: &Data, rx: std::sync::mpsc::Receiver<Completion>, stats: &Counters) {
     let mut group: Vec<Completion> = Vec::new();
-    while let Some(first) = rx.blocking_recv() {
+    while let Ok(first) = rx.recv() {
         group.push(first);
-        while let Ok(more) = rx.try_recv() {
-            group.push(more);
-        }
+        group.extend(rx.try_iter());
         // Every write whose completion was taken here was applied before this fsync starts.
         let flushed = data.flush().map_err(|e| {
             tracing::error!(error = %e, "storage flush failed");

@@ -230,7 +230,14 @@ impl FakePortal {
 
     /// Put messages straight into the portal, as if a client had sent them earlier through
     /// `connector` (benchmarks start from a portal that already holds many messages).
-    pub fn seed_messages(&self, connector: &str, line: u64, chat_id: &str, user_id: &str, message_ids: &[String]) {
+    pub fn seed_messages(
+        &self,
+        connector: &str,
+        line: u64,
+        chat_id: &str,
+        user_id: &str,
+        message_ids: &[String],
+    ) {
         let mut st = self.shared.lock();
         for id in message_ids {
             let internal_id = st.next_message_id();

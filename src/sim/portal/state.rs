@@ -291,14 +291,33 @@ impl PortalState {
 
     /// Store a client message and index it.
     pub(crate) fn push_message(&mut self, m: FakeMessage) {
-        let key = (m.connector.clone(), m.line, m.chat_id.clone(), m.message_id.clone());
-        self.message_index.entry(key).or_default().push(self.messages.len());
+        let key = (
+            m.connector.clone(),
+            m.line,
+            m.chat_id.clone(),
+            m.message_id.clone(),
+        );
+        self.message_index
+            .entry(key)
+            .or_default()
+            .push(self.messages.len());
         self.messages.push(m);
     }
 
     /// Indexes of the client messages with these ids, oldest first.
-    pub(crate) fn messages_with(&self, connector: &str, line: u64, chat: &str, message: &str) -> Vec<usize> {
-        let key = (connector.to_string(), line, chat.to_string(), message.to_string());
+    pub(crate) fn messages_with(
+        &self,
+        connector: &str,
+        line: u64,
+        chat: &str,
+        message: &str,
+    ) -> Vec<usize> {
+        let key = (
+            connector.to_string(),
+            line,
+            chat.to_string(),
+            message.to_string(),
+        );
         self.message_index.get(&key).cloned().unwrap_or_default()
     }
 
