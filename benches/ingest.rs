@@ -212,7 +212,7 @@ async fn main() {
 
     // Enough distinct, pre-signed requests for every run (never replayed).
     let rounds = env_num("BENCH_ROUNDS", 3) as usize;
-    let requests = sign_all(&secret, (60_000 * secs as usize) * rounds.max(1) + 150_000);
+    let requests = sign_all(&secret, 120_000 * secs as usize * rounds.max(1) + 150_000);
     let noop_url = format!("http://127.0.0.1:{noop_port}/v1/channels/bench/events");
     let gw_url = format!("{}/v1/channels/bench/events", gateway.base);
     println!(

@@ -94,7 +94,7 @@ impl Application {
         let tracker = TaskTracker::new();
         let deliveries = Arc::new(Notify::new());
         let progress = Arc::new(watch::channel(0u64).0);
-        let recovered = store.pending_ops().map_err(|source| StartError::Storage {
+        let recovered = store.pending_refs().map_err(|source| StartError::Storage {
             path: settings.storage.path.display().to_string(),
             source,
         })?;

@@ -93,7 +93,7 @@ async fn accept(
         .store
         .ingest(request, move |outcome| {
             if let IngestOutcome::Accepted { ops, .. } = outcome {
-                outbox.enqueue(ops.clone());
+                outbox.enqueue(std::mem::take(ops));
                 if is_deletion {
                     // Items that were final at once may already complete the deletion.
                     outbox.deliveries_changed();

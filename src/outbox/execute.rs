@@ -7,7 +7,9 @@ use std::collections::{HashMap, VecDeque};
 
 use serde_json::{Value, json};
 
-use super::queue::Call;
+use super::queue::Call as PlannedCall;
+
+type Call = PlannedCall<Op>;
 use crate::bitrix::messages::{self, ItemResult};
 use crate::bitrix::{BatchCommand, BitrixClient, BitrixError, Class, classify};
 use crate::metrics::Metrics;

@@ -26,7 +26,7 @@ use tokio_util::task::TaskTracker;
 use crate::bitrix::BitrixClient;
 use crate::metrics::Metrics;
 use crate::settings::{RetrySettings, Settings};
-use crate::store::{Op, PortalStatus, Store};
+use crate::store::{OpRef, PortalStatus, Store};
 use queue::{Limits, PortalQueue};
 use worker::{PortalMsg, PortalWorker};
 
@@ -70,7 +70,7 @@ struct Inner {
 
 impl Outbox {
     /// Start with the ops recovered from storage (call inside the runtime that runs the workers).
-    pub fn start(ctx: Arc<Context>, tracker: &TaskTracker, recovered: Vec<Op>) -> Outbox {
+    pub fn start(ctx: Arc<Context>, tracker: &TaskTracker, recovered: Vec<OpRef>) -> Outbox {
         let outbox = Outbox {
             inner: Arc::new(Inner {
                 ctx,
@@ -94,7 +94,7 @@ impl Outbox {
     }
 
     /// Hand durable ops to their portal's worker (call after they are committed, in commit order).
-    pub fn enqueue(&self, ops: Vec<Op>) {
+    pub fn enqueue(&self, ops: Vec<OpRef>) {
         let Some(first) = ops.first() else { return };
         self.inner.ctx.metrics.queued_ops.inc_by(ops.len() as i64);
         // The ops of one event share a portal; recovered ones may not.
@@ -103,7 +103,7 @@ impl Outbox {
             self.send(&portal, PortalMsg::Ops(ops));
             return;
         }
-        let mut by_portal: HashMap<String, Vec<Op>> = HashMap::new();
+        let mut by_portal: HashMap<std::sync::Arc<str>, Vec<OpRef>> = HashMap::new();
         for op in ops {
             by_portal.entry(op.portal.clone()).or_default().push(op);
         }

@@ -11,27 +11,12 @@
 //! share one request.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
 
-use crate::store::{Op, OpKind};
-
-/// The imconnector method of an op.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Method {
-    Send,
-    Update,
-    Delete,
-}
+pub use crate::store::Method;
+use crate::store::OpRef;
 
 impl Method {
-    /// Of an op.
-    pub fn of(op: &Op) -> Method {
-        match op.kind {
-            OpKind::Send { .. } => Method::Send,
-            OpKind::Update { .. } => Method::Update,
-            OpKind::Delete { .. } => Method::Delete,
-        }
-    }
-
     /// The REST method name.
     pub fn rest_name(self) -> &'static str {
         match self {
@@ -62,31 +47,32 @@ pub struct Limits {
     pub max_calls: usize,
 }
 
-/// One imconnector call: items of one line and method, in order.
+/// One imconnector call: items of one line and method, in order. Planned with `OpRef`s, sent
+/// with full `Op`s.
 #[derive(Debug, Clone)]
-pub struct Call {
+pub struct Call<T> {
     pub line: u64,
     pub method: Method,
-    pub ops: Vec<Op>,
+    pub ops: Vec<T>,
 }
 
 /// What to do next.
 #[derive(Debug)]
 pub enum Plan {
     /// Send these calls in one request.
-    Send(Vec<Call>),
+    Send(Vec<Call<OpRef>>),
     /// Nothing is ready; something will be at this time (ms), or nothing is pending at all.
     Wait(Option<u64>),
 }
 
-type ChatKey = (u64, String);
+type ChatKey = (u64, Arc<str>);
 /// An op's identity and order: (event seq, item index).
 type OpKey = (u64, u32);
 
 /// Pending ops of one portal.
 #[derive(Default)]
 pub struct PortalQueue {
-    ops: HashMap<OpKey, Op>,
+    ops: HashMap<OpKey, OpRef>,
     chats: BTreeMap<ChatKey, VecDeque<OpKey>>,
 }
 
@@ -111,8 +97,8 @@ impl PortalQueue {
     }
 
     /// Add (or put back) an op at its place in its chat's order.
-    pub fn push(&mut self, op: Op) {
-        let key = (op.line, op.chat_id.clone());
+    pub fn push(&mut self, op: OpRef) {
+        let key = (op.line, op.chat.clone());
         let seq = op.key();
         if self.ops.insert(seq, op).is_some() {
             return;
@@ -141,7 +127,7 @@ impl PortalQueue {
                 soon(head.due_at_ms);
                 continue;
             }
-            let method = Method::of(head);
+            let method = head.method;
             if let Some(until) = blocked(method).filter(|&t| t > now_ms) {
                 soon(until);
                 continue;
@@ -151,8 +137,8 @@ impl PortalQueue {
                 .map_while(|s| {
                     self.ops
                         .get(s)
-                        .filter(|op| Method::of(op) == method && op.due_at_ms <= now_ms)
-                        .map(Op::key)
+                        .filter(|op| op.method == method && op.due_at_ms <= now_ms)
+                        .map(OpRef::key)
                 })
                 .collect();
             groups.entry((*line, method)).or_default().push(Run {
@@ -179,7 +165,7 @@ impl PortalQueue {
         }
         // Oldest work first.
         ready.sort_by_key(|runs| runs.iter().map(|r| (r.eligible_at, r.head_seq)).min());
-        let mut calls: Vec<Call> = Vec::new();
+        let mut calls: Vec<Call<OpRef>> = Vec::new();
         for mut runs in ready {
             runs.sort_by_key(|r| r.head_seq);
             if !self.fill(&mut calls, runs, limits) {
@@ -190,8 +176,8 @@ impl PortalQueue {
     }
 
     /// Append the runs of one (line, method) group as calls; false once `max_calls` is reached.
-    fn fill(&self, calls: &mut Vec<Call>, runs: Vec<Run>, limits: Limits) -> bool {
-        let mut current: Option<Call> = None;
+    fn fill(&self, calls: &mut Vec<Call<OpRef>>, runs: Vec<Run>, limits: Limits) -> bool {
+        let mut current: Option<Call<OpRef>> = None;
         for run in runs {
             let mut seqs = run.seqs.as_slice();
             if run.method != Method::Delete {
@@ -231,10 +217,10 @@ impl PortalQueue {
     }
 
     /// Remove the ops of planned calls from the queue (they are now in flight).
-    pub fn take(&mut self, calls: &[Call]) {
+    pub fn take(&mut self, calls: &[Call<OpRef>]) {
         for op in calls.iter().flat_map(|c| &c.ops) {
             if self.ops.remove(&op.key()).is_some() {
-                let key = (op.line, op.chat_id.clone());
+                let key = (op.line, op.chat.clone());
                 if let Some(chat) = self.chats.get_mut(&key) {
                     chat.retain(|&s| s != op.key());
                     if chat.is_empty() {

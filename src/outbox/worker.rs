@@ -4,6 +4,7 @@
 //! `queue.rs` (what to send) and `execute.rs` (what the reply means). One request is in flight
 //! per portal at a time, as Bitrix24 advises.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,8 +14,8 @@ use super::Context;
 use super::execute::Executor;
 use super::queue::{Call, Limits, Method, Plan, PortalQueue};
 use crate::domain::now_ms;
-use crate::store::Op;
 use crate::store::ops::{OpOutcome, OpResult};
+use crate::store::{EventRecord, Op, OpRef};
 
 /// Pause after storage refused to record results.
 const STORAGE_BACKOFF: Duration = Duration::from_secs(1);
@@ -22,7 +23,7 @@ const STORAGE_BACKOFF: Duration = Duration::from_secs(1);
 /// Messages for a portal worker.
 #[derive(Debug)]
 pub(crate) enum PortalMsg {
-    Ops(Vec<Op>),
+    Ops(Vec<OpRef>),
     /// The portal (re)installed the app.
     Installed,
 }
@@ -117,7 +118,37 @@ impl PortalWorker {
             .map(|s| (s.max(0) as u64) * 1000)
     }
 
-    async fn send(&mut self, mut calls: Vec<Call>) {
+    /// Load the payloads of planned items from their event records (an item that became
+    /// final meanwhile, or whose record is unreadable, is dropped from the call).
+    fn hydrate(&self, planned: Vec<Call<OpRef>>) -> Vec<Call<Op>> {
+        let mut events: HashMap<u64, Option<EventRecord>> = HashMap::new();
+        planned
+            .into_iter()
+            .map(|call| {
+                let ops = call
+                    .ops
+                    .iter()
+                    .filter_map(|r| {
+                        let event = events.entry(r.seq).or_insert_with(|| {
+                            self.ctx.store.event(r.seq).unwrap_or_else(|e| {
+                                tracing::error!(portal = %self.portal, seq = r.seq, error = %e, "cannot read an event record");
+                                None
+                            })
+                        });
+                        event.as_ref()?.op(r.item)
+                    })
+                    .collect();
+                Call { line: call.line, method: call.method, ops }
+            })
+            .filter(|call| !call.ops.is_empty())
+            .collect()
+    }
+
+    async fn send(&mut self, planned: Vec<Call<OpRef>>) {
+        let mut calls = self.hydrate(planned);
+        if calls.is_empty() {
+            return;
+        }
         // Write-ahead: the attempt is on disk before the request leaves, so after a crash an
         // item that may have reached Bitrix24 says so (attempts ≥ 1).
         for op in calls.iter_mut().flat_map(|c| c.ops.iter_mut()) {
@@ -138,16 +169,16 @@ impl PortalWorker {
             .await
         {
             tracing::error!(portal = %self.portal, error = %e, "cannot record an attempt; not sending");
-            for op in calls.into_iter().flat_map(|c| c.ops) {
-                self.queue.push(Op {
-                    attempts: op.attempts - 1,
-                    ..op
-                });
+            for op in calls.iter().flat_map(|c| &c.ops) {
+                self.queue.push(op.to_ref());
             }
             tokio::time::sleep(STORAGE_BACKOFF).await;
             return;
         }
-        let originals: Vec<Op> = calls.iter().flat_map(|c| c.ops.iter().cloned()).collect();
+        let originals: Vec<OpRef> = calls
+            .iter()
+            .flat_map(|c| c.ops.iter().map(Op::to_ref))
+            .collect();
         let executor = Executor {
             client: &self.ctx.client,
             portal: &self.portal,
@@ -176,7 +207,7 @@ impl PortalWorker {
                 self.ctx.metrics.queued_ops.dec_by(finals as i64);
                 for r in results {
                     if r.outcome == OpOutcome::Retry {
-                        self.queue.push(r.op);
+                        self.queue.push(r.op.to_ref());
                     }
                 }
                 self.ctx.deliveries.notify_one();
@@ -191,7 +222,7 @@ impl PortalWorker {
         }
         executed
             .unsent
-            .into_iter()
-            .for_each(|op| self.queue.push(op));
+            .iter()
+            .for_each(|op| self.queue.push(op.to_ref()));
     }
 }

@@ -5,8 +5,8 @@
 
 use super::codec::{decode, encode, tx_put};
 use super::{
-    Data, DeletionItem, DeletionRecord, DeletionReport, EventRecord, ItemState, MessageRecord, Op,
-    StoreError, WebhookReply, Work, deliveries, keys, trees,
+    Data, DeletionItem, DeletionRecord, DeletionReport, EventRecord, ItemState, MessageRecord,
+    OpRef, StoreError, WebhookReply, Work, deliveries, keys, trees,
 };
 use crate::domain::CustomerMessage;
 
@@ -40,7 +40,10 @@ pub enum IngestEvent {
 #[derive(Debug, Clone)]
 pub enum IngestOutcome {
     /// Stored now; these items are new work.
-    Accepted { reply: WebhookReply, ops: Vec<Op> },
+    Accepted {
+        reply: WebhookReply,
+        ops: Vec<OpRef>,
+    },
     /// The webhook-id was accepted before: nothing changed, here is the first reply.
     Replayed(WebhookReply),
 }
@@ -110,7 +113,7 @@ impl Data {
         }
         self.events.insert(keys::u64_be(seq), encode(&record))?;
         self.pending().add(&record);
-        Ok(accepted(req, record.pending_ops()))
+        Ok(accepted(req, record.pending_refs()))
     }
 
     /// The reply given to this webhook-id before, pending or finished.
@@ -238,7 +241,7 @@ fn due(req: &IngestRequest) -> ItemState {
     }
 }
 
-fn accepted(req: &IngestRequest, ops: Vec<Op>) -> IngestOutcome {
+fn accepted(req: &IngestRequest, ops: Vec<OpRef>) -> IngestOutcome {
     IngestOutcome::Accepted {
         reply: req.reply.clone(),
         ops,

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use super::codec::{tx_get, tx_put};
 use super::{
-    ChatLink, Data, DeletionReport, EventRecord, ItemState, MessageRecord, MessageState, Op,
+    ChatLink, Data, DeletionReport, EventRecord, ItemState, MessageRecord, MessageState, Op, OpRef,
     StoreError, Tx, TxResult, UserLink, Work, deliveries, keys, trees,
 };
 
@@ -44,6 +44,23 @@ impl Data {
             .iter()
             .flat_map(EventRecord::pending_ops)
             .collect())
+    }
+
+    /// Every pending item as the outbox queues it, in (seq, item) order.
+    pub fn pending_refs(&self) -> Result<Vec<OpRef>, StoreError> {
+        Ok(self
+            .pending_events()?
+            .iter()
+            .flat_map(EventRecord::pending_refs)
+            .collect())
+    }
+
+    /// The event record of a pending event.
+    pub fn event(&self, seq: u64) -> Result<Option<EventRecord>, StoreError> {
+        self.events
+            .get(keys::u64_be(seq))?
+            .map(|v| super::codec::decode(trees::SEQ_EVENT, &v))
+            .transpose()
     }
 
     /// Record the outcomes of one call atomically (call inside `Store::commit`).

@@ -159,6 +159,35 @@ pub struct Op {
     pub last_error: Option<String>,
 }
 
+/// Which imconnector method an item needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Method {
+    Send,
+    Update,
+    Delete,
+}
+
+/// A pending item as the outbox queues it: what planning needs, nothing more. The payload stays
+/// on disk (in its event record) until the item is about to be sent, so items held for a portal
+/// that is down or not installed cost little memory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpRef {
+    pub seq: u64,
+    pub item: u32,
+    pub portal: std::sync::Arc<str>,
+    pub line: u64,
+    pub chat: std::sync::Arc<str>,
+    pub method: Method,
+    pub due_at_ms: u64,
+}
+
+impl OpRef {
+    /// Unique and ordered within a portal.
+    pub fn key(&self) -> (u64, u32) {
+        (self.seq, self.item)
+    }
+}
+
 /// What an op does.
 #[derive(Debug, Clone, PartialEq)]
 pub enum OpKind {
@@ -187,9 +216,60 @@ impl Op {
     pub fn key(&self) -> (u64, u32) {
         (self.seq, self.item)
     }
+
+    /// The imconnector method.
+    pub fn method(&self) -> Method {
+        match self.kind {
+            OpKind::Send { .. } => Method::Send,
+            OpKind::Update { .. } => Method::Update,
+            OpKind::Delete { .. } => Method::Delete,
+        }
+    }
+
+    /// The queue's view of this op.
+    pub fn to_ref(&self) -> OpRef {
+        OpRef {
+            seq: self.seq,
+            item: self.item,
+            portal: self.portal.as_str().into(),
+            line: self.line,
+            chat: self.chat_id.as_str().into(),
+            method: self.method(),
+            due_at_ms: self.due_at_ms,
+        }
+    }
 }
 
 impl EventRecord {
+    /// The queue's view of the items still pending (no payload is copied).
+    pub fn pending_refs(&self) -> Vec<OpRef> {
+        let portal: std::sync::Arc<str> = self.portal.as_str().into();
+        let chat: std::sync::Arc<str> = self.chat_id.as_str().into();
+        let op = |item: u32, method: Method, state: &ItemState| OpRef {
+            seq: self.seq,
+            item,
+            portal: portal.clone(),
+            line: self.line,
+            chat: chat.clone(),
+            method,
+            due_at_ms: state.due_at_ms,
+        };
+        match &self.work {
+            Work::Send { state, .. } => vec![op(0, Method::Send, state)],
+            Work::Update { state, .. } => vec![op(0, Method::Update, state)],
+            Work::Delete { items, .. } => (0u32..)
+                .zip(items)
+                .filter(|(_, i)| i.success.is_none() && i.user_id.is_some())
+                .map(|(index, i)| op(index, Method::Delete, &i.state))
+                .collect(),
+        }
+    }
+
+    /// The full op of one pending item (None if that item is already final).
+    pub fn op(&self, item: u32) -> Option<Op> {
+        self.pending_ops().into_iter().find(|op| op.item == item)
+    }
+
     /// The items of this event that still need Bitrix24.
     pub fn pending_ops(&self) -> Vec<Op> {
         let op = |item: u32, kind: OpKind, state: &ItemState| Op {

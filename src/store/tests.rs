@@ -54,9 +54,12 @@ async fn ingest(store: &Store, req: IngestRequest) -> IngestOutcome {
     store.commit(move |d| d.ingest(&req)).await.expect("ingest")
 }
 
-fn accepted_ops(outcome: IngestOutcome) -> Vec<Op> {
+fn accepted_ops(store: &Store, outcome: IngestOutcome) -> Vec<Op> {
     match outcome {
-        IngestOutcome::Accepted { ops, .. } => ops,
+        IngestOutcome::Accepted { ops, .. } => ops
+            .iter()
+            .map(|r| store.event(r.seq).unwrap().unwrap().op(r.item).unwrap())
+            .collect(),
         IngestOutcome::Replayed(_) => panic!("expected a new acceptance"),
     }
 }
@@ -65,6 +68,7 @@ fn accepted_ops(outcome: IngestOutcome) -> Vec<Op> {
 async fn a_repeated_webhook_id_replays_the_first_reply_and_queues_nothing() {
     let (_dir, store) = open();
     let first = accepted_ops(
+        &store,
         ingest(
             &store,
             request("w1", IngestEvent::Created(message("c", "u", "m1"))),
@@ -88,6 +92,7 @@ async fn a_repeated_webhook_id_replays_the_first_reply_and_queues_nothing() {
 async fn a_second_created_event_for_a_known_message_id_is_not_sent_twice() {
     let (_dir, store) = open();
     accepted_ops(
+        &store,
         ingest(
             &store,
             request("w1", IngestEvent::Created(message("c", "u", "m1"))),
@@ -95,6 +100,7 @@ async fn a_second_created_event_for_a_known_message_id_is_not_sent_twice() {
         .await,
     );
     let again = accepted_ops(
+        &store,
         ingest(
             &store,
             request("w2", IngestEvent::Created(message("c", "u", "m1"))),
@@ -113,6 +119,7 @@ async fn a_second_created_event_for_a_known_message_id_is_not_sent_twice() {
 async fn deletion_items_resolve_users_from_the_mapping_or_fail_at_once() {
     let (_dir, store) = open();
     accepted_ops(
+        &store,
         ingest(
             &store,
             request("w1", IngestEvent::Created(message("c", "u9", "known"))),
@@ -120,6 +127,7 @@ async fn deletion_items_resolve_users_from_the_mapping_or_fail_at_once() {
         .await,
     );
     let ops = accepted_ops(
+        &store,
         ingest(
             &store,
             request(
@@ -148,6 +156,7 @@ async fn deletion_items_resolve_users_from_the_mapping_or_fail_at_once() {
 async fn results_are_recorded_once_and_complete_the_deletion_with_a_report() {
     let (_dir, store) = open();
     let send = accepted_ops(
+        &store,
         ingest(
             &store,
             request("w1", IngestEvent::Created(message("c", "u", "m"))),
@@ -155,6 +164,7 @@ async fn results_are_recorded_once_and_complete_the_deletion_with_a_report() {
         .await,
     );
     let del = accepted_ops(
+        &store,
         ingest(
             &store,
             request(
@@ -255,6 +265,7 @@ async fn results_are_recorded_once_and_complete_the_deletion_with_a_report() {
 async fn a_retry_keeps_the_op_with_its_new_attempt_count() {
     let (_dir, store) = open();
     let ops = accepted_ops(
+        &store,
         ingest(
             &store,
             request("w1", IngestEvent::Created(message("c", "u", "m"))),
@@ -310,6 +321,7 @@ async fn committed_data_survives_reopening_and_a_foreign_schema_is_refused() {
     {
         let store = Store::open(dir.path()).unwrap();
         accepted_ops(
+            &store,
             ingest(
                 &store,
                 request("w1", IngestEvent::Created(message("c", "u", "m"))),

@@ -1,5 +1,4 @@
 use super::*;
-use crate::domain::{ChatRef, CustomerMessage, MessageBody, UserRef};
 
 const LIMITS: Limits = Limits {
     max_batch: 50,
@@ -7,80 +6,38 @@ const LIMITS: Limits = Limits {
     max_calls: 50,
 };
 
-fn msg(chat: &str, id: &str) -> CustomerMessage {
-    CustomerMessage {
-        chat: ChatRef {
-            id: chat.into(),
-            name: None,
-            url: None,
-        },
-        user: UserRef {
-            id: "u".into(),
-            name: None,
-            last_name: None,
-            picture: None,
-            url: None,
-            email: None,
-            phone: None,
-        },
-        message: MessageBody {
-            id: id.into(),
-            date: None,
-            text: Some("t".into()),
-            files: vec![],
-        },
-    }
-}
-
-fn op(seq: u64, line: u64, chat: &str, kind: OpKind, at: u64) -> Op {
-    Op {
+fn op(seq: u64, line: u64, chat: &str, method: Method, at: u64) -> OpRef {
+    OpRef {
         seq,
         item: 0,
-        channel: "ch".into(),
         portal: "p".into(),
         line,
-        chat_id: chat.into(),
-        kind,
-        attempts: 0,
-        accepted_at_ms: at,
+        chat: chat.into(),
+        method,
         due_at_ms: at,
-        last_error: None,
     }
 }
 
-fn send(seq: u64, line: u64, chat: &str, at: u64) -> Op {
-    op(
-        seq,
-        line,
-        chat,
-        OpKind::Send {
-            message: msg(chat, &format!("m{seq}")),
-        },
-        at,
-    )
+fn send(seq: u64, line: u64, chat: &str, at: u64) -> OpRef {
+    op(seq, line, chat, Method::Send, at)
 }
 
-fn delete(seq: u64, line: u64, chat: &str, at: u64) -> Op {
-    let kind = OpKind::Delete {
-        deletion_id: "d".into(),
-        message_id: format!("m{seq}"),
-        user_id: "u".into(),
-    };
-    op(seq, line, chat, kind, at)
+fn delete(seq: u64, line: u64, chat: &str, at: u64) -> OpRef {
+    op(seq, line, chat, Method::Delete, at)
 }
 
 fn no_block(_: Method) -> Option<u64> {
     None
 }
 
-fn calls(plan: Plan) -> Vec<Call> {
+fn calls(plan: Plan) -> Vec<Call<OpRef>> {
     match plan {
         Plan::Send(calls) => calls,
         Plan::Wait(at) => panic!("expected calls, got Wait({at:?})"),
     }
 }
 
-fn shape(calls: &[Call]) -> Vec<(u64, Method, usize)> {
+fn shape(calls: &[Call<OpRef>]) -> Vec<(u64, Method, usize)> {
     calls
         .iter()
         .map(|c| (c.line, c.method, c.ops.len()))
@@ -195,7 +152,7 @@ fn a_chats_sends_are_never_split_across_calls() {
         ]
     );
     for call in &planned {
-        let chats: std::collections::HashSet<_> = call.ops.iter().map(|o| &o.chat_id).collect();
+        let chats: std::collections::HashSet<_> = call.ops.iter().map(|o| &o.chat).collect();
         let seqs: Vec<u64> = call.ops.iter().map(|o| o.seq).collect();
         assert!(seqs.windows(2).all(|w| w[0] < w[1]), "in order: {seqs:?}");
         assert_eq!(chats.len(), 1);
