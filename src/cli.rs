@@ -1,4 +1,4 @@
-//! Command line: `serve`, `check-config`, `sandbox` (contract §1).
+//! Command line: `serve`, `check-config`, `sandbox` (contract §1), `setup`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,6 +25,15 @@ pub enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Run the connector setup of a portal (register, bind events, activate the channels' lines).
+    Setup {
+        /// The portal's member_id.
+        #[arg(long)]
+        portal: String,
+        /// Settings file layered over config/default.toml (also: GATEWAY_CONFIG).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Load and validate settings, print the effective values (secrets masked).
     CheckConfig {
         /// Settings file layered over config/default.toml (also: GATEWAY_CONFIG).
@@ -42,6 +51,13 @@ pub async fn run(cli: Cli) -> ExitCode {
                 println!("\n# settings are valid");
                 ExitCode::SUCCESS
             }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Setup { portal, config } => match Settings::load(config.as_deref()) {
+            Ok(settings) => crate::portal_cli::setup(settings, &portal).await,
             Err(e) => {
                 eprintln!("{e}");
                 ExitCode::from(2)

@@ -15,6 +15,7 @@ pub mod http;
 pub mod messenger;
 pub mod metrics;
 pub mod outbox;
+pub mod portal_cli;
 pub mod report;
 pub mod retry;
 pub mod settings;

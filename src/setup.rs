@@ -22,12 +22,20 @@ pub const EVENTS: [&str; 6] = [
 const ATTEMPTS: u32 = 5;
 
 /// What setup did.
-#[derive(Debug, Default, Clone, PartialEq)]
+#[derive(Debug, Default, Clone, PartialEq, serde::Serialize)]
 pub struct SetupReport {
     /// Events bound now (already bound ones are left alone).
     pub bound: Vec<String>,
-    /// `(line, imconnector.status result)` per channel of the portal.
-    pub lines: Vec<(u64, Value)>,
+    /// Per channel of the portal: its line and the `imconnector.status` result.
+    pub lines: Vec<LineStatus>,
+}
+
+/// The state of one channel's line after setup.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct LineStatus {
+    pub channel: String,
+    pub line: u64,
+    pub status: Value,
 }
 
 /// Run the setup of one portal.
@@ -105,7 +113,11 @@ pub async fn run(
             json!({ "CONNECTOR": connector, "LINE": channel.line }),
         )
         .await?;
-        report.lines.push((channel.line, status));
+        report.lines.push(LineStatus {
+            channel: channel.id.clone(),
+            line: channel.line,
+            status,
+        });
     }
     Ok(report)
 }

@@ -14,12 +14,11 @@ use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::bitrix::{BitrixClient, MAX_BATCH_COMMANDS};
+use crate::bitrix::BitrixClient;
 use crate::http::{self, AppState, Clock};
 use crate::messenger::outbound::OutboundClient;
 use crate::metrics::Metrics;
 use crate::outbox::deliverer::Deliverer;
-use crate::outbox::queue::Limits;
 use crate::outbox::{Context, Outbox};
 use crate::settings::Settings;
 use crate::store::Store;
@@ -99,26 +98,22 @@ impl Application {
             source,
         })?;
         let ctx = Arc::new(Context {
-            settings: settings.clone(),
-            store: store.clone(),
-            client: client.clone(),
-            connector_id: settings.connector.id.clone(),
-            limits: Limits {
-                max_batch: settings.deletions.max_batch,
-                linger_ms: settings.deletions.linger_ms,
-                max_calls: MAX_BATCH_COMMANDS,
-            },
-            retry: settings.retry.clone(),
-            metrics: metrics.clone(),
             deliveries: deliveries.clone(),
             progress: progress.clone(),
             cancel: cancel.clone(),
+            ..Context::new(
+                settings.clone(),
+                store.clone(),
+                client.clone(),
+                metrics.clone(),
+            )
         });
         let outbox = Outbox::start(ctx, &tracker, recovered);
         let deliverer = Deliverer {
             store: store.clone(),
             settings: settings.clone(),
             client: OutboundClient::new().map_err(StartError::Client)?,
+            bitrix: client.clone(),
             metrics: metrics.clone(),
             wake: deliveries,
             progress: progress.clone(),

@@ -53,6 +53,22 @@ pub fn delete_item(user_id: &str, message_id: &str, chat_id: &str) -> Value {
     json!({ "user": { "id": user_id }, "message": { "id": message_id }, "chat": { "id": chat_id } })
 }
 
+/// One `MESSAGES[]` entry of `imconnector.send.status.delivery` (fact sheet §5.10):
+/// `message.id` is always an array of the external ids.
+pub fn delivery_status_item(
+    im_chat_id: u64,
+    im_message_id: u64,
+    external_ids: &[String],
+    date: i64,
+    chat_id: &str,
+) -> Value {
+    json!({
+        "im": { "chat_id": im_chat_id, "message_id": im_message_id },
+        "message": { "id": external_ids, "date": date },
+        "chat": { "id": chat_id },
+    })
+}
+
 /// What Bitrix24 said about one item.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ItemResult {

@@ -8,6 +8,7 @@ pub mod classify;
 pub mod client;
 pub mod envelope;
 pub mod error;
+pub mod events;
 pub mod form;
 pub mod messages;
 pub mod oauth;

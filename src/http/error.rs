@@ -24,6 +24,9 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("storage cannot take writes: {0}")]
     Unavailable(String),
+    /// Bitrix24 (or another upstream) failed the operation.
+    #[error("{message}")]
+    Upstream { code: &'static str, message: String },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -33,7 +36,8 @@ impl ApiError {
         match self {
             ApiError::BadRequest { code, .. }
             | ApiError::Unauthorized { code, .. }
-            | ApiError::NotFound { code, .. } => code,
+            | ApiError::NotFound { code, .. }
+            | ApiError::Upstream { code, .. } => code,
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::Unavailable(_) => "storage_unavailable",
             ApiError::Internal(_) => "internal_error",
@@ -64,6 +68,7 @@ impl ResponseError for ApiError {
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Upstream { .. } => StatusCode::BAD_GATEWAY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -1,5 +1,7 @@
 //! HTTP boundary: the only code that knows actix-web. Routes of contract §1–§5.
 
+mod admin;
+mod bitrix_events;
 mod body;
 mod deletions;
 pub mod error;
@@ -45,6 +47,16 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// Ids of the channels bound to a portal.
+    pub fn channels_of_portal(&self, member_id: &str) -> Vec<String> {
+        self.settings
+            .channels
+            .iter()
+            .filter(|c| c.portal == member_id)
+            .map(|c| c.id.clone())
+            .collect()
+    }
+
     /// Index the configured channels.
     pub fn channels_of(settings: &Settings) -> HashMap<String, Channel> {
         settings
@@ -71,5 +83,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::post().to(events::receive),
         )
         .route("/v1/deletions/{deletion_id}", web::get().to(deletions::get))
-        .route("/bitrix/install", web::post().to(install::install));
+        .route(
+            "/v1/portals/{member_id}/setup",
+            web::post().to(admin::setup),
+        )
+        .route("/bitrix/install", web::post().to(install::install))
+        .route("/bitrix/events", web::post().to(bitrix_events::receive));
 }

@@ -5,6 +5,56 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::signature::{self, WebhookSecret};
+use crate::store::OperatorRecord;
+
+/// `data` of `operator.message.created` (contract §4).
+pub fn operator_created(record: &OperatorRecord) -> Value {
+    let mut message = json!({ "bitrix_id": record.im_message_id.to_string(), "text": record.text });
+    if !record.files.is_empty() {
+        message["files"] = json!(record.files);
+    }
+    json!({
+        "chat": { "id": record.chat_id },
+        "message": message,
+        "operator": { "id": record.operator_id },
+    })
+}
+
+/// `data` of `operator.message.updated`.
+pub fn operator_updated(record: &OperatorRecord, text: &str) -> Value {
+    json!({
+        "chat": { "id": record.chat_id },
+        "message": { "id": record.external_id(), "bitrix_id": record.im_message_id.to_string(), "text": text },
+    })
+}
+
+/// `data` of `operator.message.deleted`.
+pub fn operator_deleted(record: &OperatorRecord) -> Value {
+    json!({
+        "chat": { "id": record.chat_id },
+        "message": { "id": record.external_id(), "bitrix_id": record.im_message_id.to_string() },
+    })
+}
+
+/// The ids the platform gave an operator's message in its 2xx answer: `{"message_id": ".."}` or
+/// `{"message_ids": [..]}`; none → `b24-<bitrix_id>` (contract §4).
+pub fn answered_ids(body: &[u8], im_message_id: u64) -> Vec<String> {
+    let answer: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let text = |v: &Value| match v {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    };
+    let mut ids: Vec<String> = match (answer.get("message_ids"), answer.get("message_id")) {
+        (Some(Value::Array(list)), _) => list.iter().filter_map(text).collect(),
+        (_, Some(one)) => text(one).into_iter().collect(),
+        _ => Vec::new(),
+    };
+    if ids.is_empty() {
+        ids.push(format!("b24-{im_message_id}"));
+    }
+    ids
+}
 
 /// How long the platform has to answer one delivery (Standard Webhooks suggests 15–30 s).
 pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(15);
@@ -75,5 +125,23 @@ impl OutboundClient {
         let status = reply.status().as_u16();
         let body = reply.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
         Ok(Answer { status, body })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_platforms_ids_are_read_from_either_answer_shape_with_a_fallback() {
+        assert_eq!(answered_ids(br#"{"message_id":"ext-1"}"#, 5), vec!["ext-1"]);
+        assert_eq!(
+            answered_ids(br#"{"message_ids":["a","b"]}"#, 5),
+            vec!["a", "b"]
+        );
+        assert_eq!(answered_ids(br#"{"message_id":42}"#, 5), vec!["42"]);
+        assert_eq!(answered_ids(b"{}", 5), vec!["b24-5"]);
+        assert_eq!(answered_ids(b"not json", 7), vec!["b24-7"]);
+        assert_eq!(answered_ids(br#"{"message_ids":[]}"#, 8), vec!["b24-8"]);
     }
 }

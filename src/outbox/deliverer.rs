@@ -3,23 +3,28 @@
 //! Per channel, deliveries go out in queue order and a failing one holds the ones behind it
 //! (events of one channel keep their order); channels do not wait for each other. A delivery is
 //! retried with capped backoff until the platform answers 2xx; it is never dropped silently.
+//! Operator messages end as *failed* (kept, visible, counted) when the platform rejects them
+//! (a 4xx other than 408/425/429) or when they keep failing for `retry.max_age_secs`; reports and
+//! line events are retried until they are taken.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::join_all;
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::bitrix::messages::delivery_status_item;
+use crate::bitrix::{BitrixClient, Class, classify};
 use crate::domain::now_ms;
-use crate::messenger::outbound::OutboundClient;
+use crate::messenger::outbound::{self, Answer, OutboundClient};
 use crate::metrics::Metrics;
 use crate::report::deletion_report;
 use crate::retry::backoff;
 use crate::settings::Settings;
-use crate::store::{Delivery, DeliveryPayload, Store};
+use crate::store::{Delivery, DeliveryPayload, OperatorRecord, Store};
 
 /// First and largest pause between attempts of one delivery.
 const FIRST_RETRY: Duration = Duration::from_secs(1);
@@ -30,10 +35,21 @@ pub struct Deliverer {
     pub store: Store,
     pub settings: Arc<Settings>,
     pub client: OutboundClient,
+    pub bitrix: Arc<BitrixClient>,
     pub metrics: Arc<Metrics>,
     pub wake: Arc<Notify>,
     pub progress: Arc<watch::Sender<u64>>,
     pub cancel: CancellationToken,
+}
+
+/// How an attempt ended.
+enum Step {
+    /// Nothing more to do for this delivery.
+    Done,
+    /// Try again at this time (ms); later deliveries of the channel wait.
+    RetryAt(u64),
+    /// Final failure; later deliveries of the channel go on.
+    Failed,
 }
 
 impl Deliverer {
@@ -67,7 +83,7 @@ impl Deliverer {
             }
         };
         let mut by_channel: BTreeMap<String, Vec<Delivery>> = BTreeMap::new();
-        for d in pending {
+        for d in pending.into_iter().filter(|d| d.failed.is_none()) {
             by_channel.entry(d.channel.clone()).or_default().push(d);
         }
         let next = join_all(
@@ -79,27 +95,33 @@ impl Deliverer {
         next.into_iter().flatten().min()
     }
 
-    /// One channel's queue in order; stops at the first delivery that is not due or fails.
+    /// One channel's queue in order; stops at the first delivery that is not due or must wait.
     async fn channel_pass(&self, queue: Vec<Delivery>) -> Option<u64> {
         for delivery in queue {
             if delivery.due_at_ms > now_ms() {
                 return Some(delivery.due_at_ms);
             }
-            if let Some(retry_at) = self.attempt(delivery).await {
-                return Some(retry_at);
+            let step = self.attempt(delivery).await;
+            self.progress.send_modify(|n| *n += 1);
+            if let Step::RetryAt(at) = step {
+                return Some(at);
             }
         }
         None
     }
 
-    /// One attempt; None when delivered, else when to try again.
-    async fn attempt(&self, mut delivery: Delivery) -> Option<u64> {
-        let outcome = match self.data(&delivery) {
-            Err(reason) => Err(reason),
-            Ok(data) => match self.settings.channel(&delivery.channel) {
-                None => Err(format!("channel {} is not configured", delivery.channel)),
-                Some(channel) => self
-                    .client
+    async fn attempt(&self, delivery: Delivery) -> Step {
+        if delivery.delivered_at_ms.is_some() {
+            return self.report_to_bitrix(delivery).await;
+        }
+        let data = match self.data(&delivery) {
+            Ok(data) => data,
+            Err(reason) => return self.failed(delivery, reason).await,
+        };
+        let answer = match self.settings.channel(&delivery.channel) {
+            None => Err(format!("channel {} is not configured", delivery.channel)),
+            Some(channel) => {
+                self.client
                     .deliver(
                         &channel.outbound_url,
                         &channel.webhook_secret(),
@@ -108,18 +130,10 @@ impl Deliverer {
                         &data,
                     )
                     .await
-                    .and_then(|answer| {
-                        if answer.is_success() {
-                            Ok(())
-                        } else {
-                            Err(format!("platform answered HTTP {}", answer.status))
-                        }
-                    }),
-            },
+            }
         };
-        let seq = delivery.seq;
-        let recorded = match outcome {
-            Ok(()) => {
+        match answer {
+            Ok(answer) if answer.is_success() => {
                 Metrics::inc2(
                     &self.metrics.deliveries,
                     "type",
@@ -127,38 +141,169 @@ impl Deliverer {
                     "outcome",
                     "delivered",
                 );
-                if let Err(e) = self.store.commit(move |d| d.delivery_done(seq)).await {
-                    tracing::error!(error = %e, "cannot record a delivery (it will be sent again)");
-                }
-                None
+                self.delivered(delivery, &answer).await
             }
-            Err(reason) => {
-                Metrics::inc2(
-                    &self.metrics.deliveries,
-                    "type",
-                    delivery.event_type.clone(),
-                    "outcome",
-                    "retry",
-                );
-                delivery.attempts += 1;
-                let retry_at = now_ms()
-                    + backoff(delivery.attempts, FIRST_RETRY, MAX_RETRY).as_millis() as u64;
-                tracing::warn!(channel = %delivery.channel, event = %delivery.event_type, attempts = delivery.attempts, error = %reason, "delivery to the platform failed; will retry");
-                delivery.due_at_ms = retry_at;
-                delivery.last_error = Some(reason);
-                let record = delivery.clone();
-                if let Err(e) = self.store.commit(move |d| d.delivery_retry(&record)).await {
-                    tracing::error!(error = %e, "cannot record a delivery attempt");
+            Ok(answer) => {
+                let reason = format!("platform answered HTTP {}", answer.status);
+                let rejected = (400..500).contains(&answer.status)
+                    && ![408, 425, 429].contains(&answer.status);
+                if rejected && is_operator(&delivery) {
+                    return self.failed(delivery, format!("rejected: {reason}")).await;
                 }
-                Some(retry_at)
+                self.retry(delivery, reason).await
             }
-        };
-        self.progress.send_modify(|n| *n += 1);
-        recorded
+            Err(reason) => self.retry(delivery, reason).await,
+        }
     }
 
-    /// The event's `data`, rendered now for reports so that it is the current report object.
+    /// The platform took it. Operator messages go on with their delivery report to Bitrix24.
+    async fn delivered(&self, mut delivery: Delivery, answer: &Answer) -> Step {
+        let seq = delivery.seq;
+        let DeliveryPayload::OperatorCreated {
+            portal,
+            im_message_id,
+        } = &delivery.payload
+        else {
+            return self.commit_done(seq).await;
+        };
+        let ids = outbound::answered_ids(&answer.body, *im_message_id);
+        let (portal, im) = (portal.clone(), *im_message_id);
+        if let Err(e) = self
+            .store
+            .commit(move |d| d.operator_delivered(&portal, im, &ids, now_ms()))
+            .await
+        {
+            tracing::error!(error = %e, "cannot record the platform's ids; will deliver again");
+            return Step::RetryAt(now_ms() + FIRST_RETRY.as_millis() as u64);
+        }
+        delivery.delivered_at_ms = Some(now_ms());
+        let record = delivery.clone();
+        if let Err(e) = self.store.commit(move |d| d.delivery_update(&record)).await {
+            tracing::error!(error = %e, "cannot record a delivery");
+        }
+        self.report_to_bitrix(delivery).await
+    }
+
+    /// `imconnector.send.status.delivery` for an operator message the platform took.
+    async fn report_to_bitrix(&self, mut delivery: Delivery) -> Step {
+        let DeliveryPayload::OperatorCreated {
+            portal,
+            im_message_id,
+        } = &delivery.payload
+        else {
+            return self.commit_done(delivery.seq).await;
+        };
+        let record = match self.store.operator(portal, *im_message_id) {
+            Ok(Some(record)) => record,
+            _ => return self.commit_done(delivery.seq).await,
+        };
+        let params = json!({
+            "CONNECTOR": self.settings.connector.id,
+            "LINE": record.line,
+            "MESSAGES": [delivery_status_item(record.im_chat_id, record.im_message_id, &record.external_ids, (now_ms() / 1000) as i64, &record.chat_id)],
+        });
+        match self
+            .bitrix
+            .call(portal, "imconnector.send.status.delivery", params)
+            .await
+        {
+            Ok(_) => self.commit_done(delivery.seq).await,
+            Err(e) if classify(&e) == Class::Final => {
+                tracing::warn!(portal = %portal, im_message_id, error = %e, "Bitrix24 refused the delivery status");
+                self.commit_done(delivery.seq).await
+            }
+            Err(e) => {
+                delivery.attempts += 1;
+                delivery.due_at_ms = now_ms()
+                    + backoff(delivery.attempts, FIRST_RETRY, MAX_RETRY).as_millis() as u64;
+                delivery.last_error = Some(e.to_string());
+                let (at, record) = (delivery.due_at_ms, delivery.clone());
+                if let Err(e) = self.store.commit(move |d| d.delivery_update(&record)).await {
+                    tracing::error!(error = %e, "cannot record a delivery attempt");
+                }
+                Step::RetryAt(at)
+            }
+        }
+    }
+
+    async fn commit_done(&self, seq: u64) -> Step {
+        if let Err(e) = self.store.commit(move |d| d.delivery_done(seq)).await {
+            tracing::error!(error = %e, "cannot record a delivery (it will be sent again)");
+        }
+        Step::Done
+    }
+
+    async fn retry(&self, mut delivery: Delivery, reason: String) -> Step {
+        delivery.attempts += 1;
+        let age_ms = now_ms().saturating_sub(delivery.created_at_ms);
+        if is_operator(&delivery) && age_ms >= self.settings.retry.max_age_secs.saturating_mul(1000)
+        {
+            let reason = format!("gave up after {} attempts: {reason}", delivery.attempts);
+            return self.failed(delivery, reason).await;
+        }
+        Metrics::inc2(
+            &self.metrics.deliveries,
+            "type",
+            delivery.event_type.clone(),
+            "outcome",
+            "retry",
+        );
+        let retry_at =
+            now_ms() + backoff(delivery.attempts, FIRST_RETRY, MAX_RETRY).as_millis() as u64;
+        tracing::warn!(channel = %delivery.channel, event = %delivery.event_type, attempts = delivery.attempts, error = %reason, "delivery to the platform failed; will retry");
+        delivery.due_at_ms = retry_at;
+        delivery.last_error = Some(reason);
+        let record = delivery.clone();
+        if let Err(e) = self.store.commit(move |d| d.delivery_update(&record)).await {
+            tracing::error!(error = %e, "cannot record a delivery attempt");
+        }
+        Step::RetryAt(retry_at)
+    }
+
+    /// Final failure: kept (marked), counted, logged; an operator message is marked failed.
+    async fn failed(&self, mut delivery: Delivery, reason: String) -> Step {
+        Metrics::inc2(
+            &self.metrics.deliveries,
+            "type",
+            delivery.event_type.clone(),
+            "outcome",
+            "failed",
+        );
+        tracing::error!(channel = %delivery.channel, event = %delivery.event_type, webhook_id = %delivery.webhook_id, error = %reason, "delivery to the platform failed for good");
+        delivery.failed = Some(reason.clone());
+        delivery.last_error = Some(reason.clone());
+        let record = delivery.clone();
+        let operator = match &delivery.payload {
+            DeliveryPayload::OperatorCreated {
+                portal,
+                im_message_id,
+            } => Some((portal.clone(), *im_message_id)),
+            _ => None,
+        };
+        let committed = self
+            .store
+            .commit(move |d| {
+                if let Some((portal, im)) = &operator {
+                    d.operator_failed(portal, *im, &reason, now_ms())?;
+                }
+                d.delivery_update(&record)
+            })
+            .await;
+        if let Err(e) = committed {
+            tracing::error!(error = %e, "cannot record a failed delivery");
+        }
+        Step::Failed
+    }
+
+    /// The event's `data`, rendered now from what is known now.
     fn data(&self, delivery: &Delivery) -> Result<Value, String> {
+        let operator = |portal: &str, im: u64| -> Result<OperatorRecord, String> {
+            match self.store.operator(portal, im) {
+                Ok(Some(record)) => Ok(record),
+                Ok(None) => Err(format!("operator message {im} is gone")),
+                Err(e) => Err(e.to_string()),
+            }
+        };
         match &delivery.payload {
             DeliveryPayload::Inline { data } => Ok(data.clone()),
             DeliveryPayload::DeletionReport { deletion_id } => {
@@ -168,6 +313,28 @@ impl Deliverer {
                     Err(e) => Err(e.to_string()),
                 }
             }
+            DeliveryPayload::OperatorCreated {
+                portal,
+                im_message_id,
+            } => operator(portal, *im_message_id).map(|r| outbound::operator_created(&r)),
+            DeliveryPayload::OperatorUpdated {
+                portal,
+                im_message_id,
+                text,
+            } => operator(portal, *im_message_id).map(|r| outbound::operator_updated(&r, text)),
+            DeliveryPayload::OperatorDeleted {
+                portal,
+                im_message_id,
+            } => operator(portal, *im_message_id).map(|r| outbound::operator_deleted(&r)),
         }
     }
+}
+
+fn is_operator(delivery: &Delivery) -> bool {
+    matches!(
+        delivery.payload,
+        DeliveryPayload::OperatorCreated { .. }
+            | DeliveryPayload::OperatorUpdated { .. }
+            | DeliveryPayload::OperatorDeleted { .. }
+    )
 }

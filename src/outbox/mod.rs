@@ -47,9 +47,45 @@ pub struct Context {
 }
 
 impl Context {
+    /// A context with its own (unconnected) notifications and cancellation.
+    pub fn new(
+        settings: Arc<Settings>,
+        store: Store,
+        client: Arc<BitrixClient>,
+        metrics: Arc<Metrics>,
+    ) -> Context {
+        Context {
+            connector_id: settings.connector.id.clone(),
+            limits: Limits {
+                max_batch: settings.deletions.max_batch,
+                linger_ms: settings.deletions.linger_ms,
+                max_calls: crate::bitrix::MAX_BATCH_COMMANDS,
+            },
+            retry: settings.retry.clone(),
+            settings,
+            store,
+            client,
+            metrics,
+            deliveries: Arc::new(Notify::new()),
+            progress: Arc::new(watch::channel(0).0),
+            cancel: CancellationToken::new(),
+        }
+    }
+
     /// Installed and set up (work may flow to it).
     fn is_ready(&self, portal: &str) -> bool {
         matches!(self.store.portal(portal), Ok(Some(p)) if p.is_ready())
+    }
+
+    /// Lines of a portal where a channel's connector is recorded as off.
+    fn closed_lines(&self, portal: &str) -> HashSet<u64> {
+        self.settings
+            .channels
+            .iter()
+            .filter(|c| c.portal == portal)
+            .filter(|c| matches!(self.store.channel_state(&c.id), Ok(Some(s)) if !s.active))
+            .map(|c| c.line)
+            .collect()
     }
 }
 
@@ -128,6 +164,24 @@ impl Outbox {
         }
     }
 
+    /// Set a portal up now (admin API): see [`setup_now`].
+    pub async fn setup(
+        &self,
+        member_id: &str,
+    ) -> Result<crate::setup::SetupReport, crate::bitrix::BitrixError> {
+        setup_now(&self.inner.ctx, Some(self), member_id).await
+    }
+
+    /// A portal uninstalled the app: hold its work.
+    pub fn portal_uninstalled(&self, member_id: &str) {
+        self.send(member_id, PortalMsg::Uninstalled);
+    }
+
+    /// The connector was switched on or off on a line of a portal.
+    pub fn line_active(&self, member_id: &str, line: u64, active: bool) {
+        self.send(member_id, PortalMsg::Line { line, open: active });
+    }
+
     fn ready(&self, member_id: &str) {
         lock(&self.inner.setting_up).remove(member_id);
         self.send(member_id, PortalMsg::Installed);
@@ -147,6 +201,7 @@ impl Outbox {
                 rx,
                 ctx: self.inner.ctx.clone(),
                 installed: false,
+                closed_lines: HashSet::new(),
             };
             self.inner
                 .tracker
@@ -161,37 +216,63 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Set a freshly installed portal up, retrying transient failures until it works; then record
-/// it and release the portal's held work. A definitive refusal is logged and the work released
-/// anyway, so that its items fail visibly instead of waiting forever.
+/// Set a portal up now and record it: the setup itself (idempotent), the channels' states, the
+/// installation marked as set up, and its held work released. Used after an install and by the
+/// admin API / `setup` command.
+pub async fn setup_now(
+    ctx: &Context,
+    outbox: Option<&Outbox>,
+    portal: &str,
+) -> Result<crate::setup::SetupReport, crate::bitrix::BitrixError> {
+    let installed_at = match ctx.store.portal(portal)? {
+        Some(p) if p.status == PortalStatus::Installed => p.installed_at_ms,
+        _ => return Err(crate::bitrix::BitrixError::NotInstalled(portal.to_string())),
+    };
+    let report = crate::setup::run(&ctx.client, &ctx.settings, portal).await?;
+    let (member, lines) = (portal.to_string(), report.lines.clone());
+    ctx.store
+        .commit(move |d| {
+            let now = crate::domain::now_ms();
+            for line in &lines {
+                let state = crate::store::ChannelState {
+                    active: true,
+                    reason: None,
+                    status: Some(line.status.clone()),
+                    updated_at_ms: now,
+                };
+                d.set_channel_state(&line.channel, &state)?;
+            }
+            d.mark_setup(&member, installed_at, now)
+        })
+        .await?;
+    if let Some(outbox) = outbox {
+        for line in &report.lines {
+            outbox.line_active(portal, line.line, true);
+        }
+        outbox.ready(portal);
+    }
+    ctx.progress.send_modify(|n| *n += 1);
+    tracing::info!(portal, bound = ?report.bound, lines = report.lines.len(), "portal set up");
+    Ok(report)
+}
+
+/// Set a freshly installed portal up, retrying transient failures until it works. A definitive
+/// refusal is logged and the held work released anyway, so that its items fail visibly instead
+/// of waiting forever.
 async fn setup_portal(ctx: Arc<Context>, portal: String, outbox: Outbox) {
     let mut failures = 0;
     loop {
-        let installed_at = match ctx.store.portal(&portal) {
-            Ok(Some(p)) if p.status == PortalStatus::Installed => p.installed_at_ms,
-            _ => {
+        match setup_now(&ctx, Some(&outbox), &portal).await {
+            Ok(_) => return,
+            Err(crate::bitrix::BitrixError::NotInstalled(_)) => {
                 // Uninstalled meanwhile: nothing to set up; a later install starts again.
                 lock(&outbox.inner.setting_up).remove(&portal);
                 return;
             }
-        };
-        match crate::setup::run(&ctx.client, &ctx.settings, &portal).await {
-            Ok(report) => {
-                tracing::info!(portal, bound = ?report.bound, lines = report.lines.len(), "portal set up");
-                let member = portal.clone();
-                let marked = ctx
-                    .store
-                    .commit(move |d| d.mark_setup(&member, installed_at, crate::domain::now_ms()))
-                    .await;
-                if let Err(e) = marked {
-                    tracing::error!(portal, error = %e, "cannot record the setup");
-                }
-                ctx.progress.send_modify(|n| *n += 1);
-                break;
-            }
             Err(e) if crate::bitrix::classify(&e) == crate::bitrix::Class::Final => {
                 tracing::error!(portal, error = %e, "portal setup refused; releasing its queued work");
-                break;
+                outbox.ready(&portal);
+                return;
             }
             Err(e) => {
                 failures += 1;
@@ -208,5 +289,4 @@ async fn setup_portal(ctx: Arc<Context>, portal: String, outbox: Outbox) {
             }
         }
     }
-    outbox.ready(&portal);
 }

@@ -109,17 +109,22 @@ impl PortalQueue {
     }
 
     /// Plan the next request at `now_ms`. `blocked` gives, for a method, the time (ms) until
-    /// which the portal refuses it (operating limit).
+    /// which the portal refuses it (operating limit); items of lines where `line_open` is false
+    /// (the connector is off there) are held.
     pub fn plan(
         &self,
         now_ms: u64,
         limits: Limits,
         blocked: impl Fn(Method) -> Option<u64>,
+        line_open: impl Fn(u64) -> bool,
     ) -> Plan {
         let mut wake: Option<u64> = None;
         let mut soon = |t: u64| wake = Some(wake.map_or(t, |w| w.min(t)));
         let mut groups: BTreeMap<(u64, Method), Vec<Run>> = BTreeMap::new();
         for ((line, _), seqs) in &self.chats {
+            if !line_open(*line) {
+                continue;
+            }
             let Some(head) = seqs.front().and_then(|s| self.ops.get(s)) else {
                 continue;
             };

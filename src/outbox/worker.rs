@@ -4,7 +4,7 @@
 //! `queue.rs` (what to send) and `execute.rs` (what the reply means). One request is in flight
 //! per portal at a time, as Bitrix24 advises.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,8 +24,15 @@ const STORAGE_BACKOFF: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 pub(crate) enum PortalMsg {
     Ops(Vec<OpRef>),
-    /// The portal (re)installed the app.
+    /// The portal (re)installed the app and is set up.
     Installed,
+    /// The portal uninstalled the app: hold its work.
+    Uninstalled,
+    /// The connector was switched on or off on a line.
+    Line {
+        line: u64,
+        open: bool,
+    },
 }
 
 pub(crate) struct PortalWorker {
@@ -34,6 +41,8 @@ pub(crate) struct PortalWorker {
     pub rx: mpsc::UnboundedReceiver<PortalMsg>,
     pub ctx: Arc<Context>,
     pub installed: bool,
+    /// Lines where the connector is off: their items are held.
+    pub closed_lines: HashSet<u64>,
 }
 
 impl PortalWorker {
@@ -44,13 +53,18 @@ impl PortalWorker {
         let mut cancelled = std::pin::pin!(token.cancelled());
         let mut timer = std::pin::pin!(tokio::time::sleep(Duration::ZERO));
         self.installed = self.ctx.is_ready(&self.portal);
+        self.closed_lines = self.ctx.closed_lines(&self.portal);
         loop {
             while let Ok(msg) = self.rx.try_recv() {
                 self.handle(msg);
             }
             let next = if self.installed {
-                self.queue
-                    .plan(now_ms(), self.limits(), |m| self.blocked_until(m))
+                self.queue.plan(
+                    now_ms(),
+                    self.limits(),
+                    |m| self.blocked_until(m),
+                    |l| !self.closed_lines.contains(&l),
+                )
             } else {
                 Plan::Wait(None)
             };
@@ -78,10 +92,12 @@ impl PortalWorker {
                     while let Ok(msg) = self.rx.try_recv() {
                         self.handle(msg);
                     }
-                    if let Plan::Send(calls) = self
-                        .queue
-                        .plan(now_ms(), self.limits(), |m| self.blocked_until(m))
-                    {
+                    if let Plan::Send(calls) = self.queue.plan(
+                        now_ms(),
+                        self.limits(),
+                        |m| self.blocked_until(m),
+                        |l| !self.closed_lines.contains(&l),
+                    ) {
                         self.queue.take(&calls);
                         tokio::select! {
                             _ = self.send(calls) => {}
@@ -97,7 +113,17 @@ impl PortalWorker {
     fn handle(&mut self, msg: PortalMsg) {
         match msg {
             PortalMsg::Ops(ops) => ops.into_iter().for_each(|op| self.queue.push(op)),
-            PortalMsg::Installed => self.installed = true,
+            PortalMsg::Installed => {
+                self.installed = true;
+                self.closed_lines = self.ctx.closed_lines(&self.portal);
+            }
+            PortalMsg::Uninstalled => self.installed = false,
+            PortalMsg::Line { line, open: true } => {
+                self.closed_lines.remove(&line);
+            }
+            PortalMsg::Line { line, open: false } => {
+                self.closed_lines.insert(line);
+            }
         }
     }
 

@@ -58,6 +58,18 @@ pub fn message(portal: &str, line: u64, chat_id: &str, message: &str) -> Vec<u8>
     key
 }
 
+/// `bitrixmsg_operator`: member_id ‖ SEP ‖ Bitrix24 message id.
+pub fn operator(portal: &str, im_message_id: u64) -> Vec<u8> {
+    build(&[portal.as_bytes(), &u64_be(im_message_id)])
+}
+
+/// Prefix of every key of one channel in the trees keyed by channel first.
+pub fn channel_prefix(channel: &str) -> Vec<u8> {
+    let mut key = channel.as_bytes().to_vec();
+    key.push(SEP);
+    key
+}
+
 /// Prefix of every key of one portal in the trees keyed by member_id first.
 pub fn portal_prefix(portal: &str) -> Vec<u8> {
     let mut key = portal.as_bytes().to_vec();

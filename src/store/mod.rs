@@ -21,9 +21,11 @@ pub mod deliveries;
 pub mod ingest;
 pub mod keys;
 pub mod mapping;
+pub mod operator;
 pub mod ops;
 mod pending;
 pub mod portals;
+mod purge;
 pub mod records;
 pub mod trees;
 
@@ -73,6 +75,10 @@ pub struct Data {
     pub(crate) messages: Tree,
     pub(crate) deletions: Tree,
     pub(crate) deliveries: Tree,
+    pub(crate) operators: Tree,
+    pub(crate) extmsgs: Tree,
+    pub(crate) channels: Tree,
+    pub(crate) digests: Tree,
     /// What is pending, indexed in memory; changed only on the committer thread.
     pub(crate) pending: std::sync::Mutex<pending::Pending>,
     fail_writes: AtomicBool,
@@ -100,6 +106,7 @@ impl std::ops::Deref for Store {
 
 /// Views of every tree inside one transaction.
 pub(crate) struct Tx<'a> {
+    pub portals: &'a TransactionalTree,
     pub events: &'a TransactionalTree,
     pub webhooks: &'a TransactionalTree,
     pub chats: &'a TransactionalTree,
@@ -107,6 +114,10 @@ pub(crate) struct Tx<'a> {
     pub messages: &'a TransactionalTree,
     pub deletions: &'a TransactionalTree,
     pub deliveries: &'a TransactionalTree,
+    pub operators: &'a TransactionalTree,
+    pub extmsgs: &'a TransactionalTree,
+    pub channels: &'a TransactionalTree,
+    pub digests: &'a TransactionalTree,
     /// For `generate_id` inside the transaction.
     pub any: &'a TransactionalTree,
 }
@@ -151,6 +162,10 @@ impl Store {
             messages: open(trees::MESSAGE_STATE)?,
             deletions: open(trees::DELETIONID_DELETION)?,
             deliveries: open(trees::SEQ_DELIVERY)?,
+            operators: open(trees::BITRIXMSG_OPERATOR)?,
+            extmsgs: open(trees::EXTMSG_BITRIXMSG)?,
+            channels: open(trees::CHANNEL_STATE)?,
+            digests: open(trees::EVENTDIGEST_SEEN)?,
             pending: std::sync::Mutex::new(pending::Pending::default()),
             meta,
             db,
@@ -243,7 +258,7 @@ impl Data {
         f: impl Fn(&Tx<'_>) -> TxResult<T>,
     ) -> Result<T, StoreError> {
         let i = self;
-        let all: [&Tree; 7] = [
+        let all: [&Tree; 12] = [
             &i.events,
             &i.webhooks,
             &i.chats,
@@ -251,6 +266,11 @@ impl Data {
             &i.messages,
             &i.deletions,
             &i.deliveries,
+            &i.operators,
+            &i.extmsgs,
+            &i.channels,
+            &i.digests,
+            &i.portals,
         ];
         all[..]
             .transaction(|v: &Vec<TransactionalTree>| {
@@ -262,6 +282,11 @@ impl Data {
                     messages: &v[4],
                     deletions: &v[5],
                     deliveries: &v[6],
+                    operators: &v[7],
+                    extmsgs: &v[8],
+                    channels: &v[9],
+                    digests: &v[10],
+                    portals: &v[11],
                     any: &v[0],
                 })
             })

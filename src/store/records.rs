@@ -367,12 +367,97 @@ pub struct Delivery {
     pub due_at_ms: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// When the platform acknowledged it (a follow-up Bitrix24 call may still be pending).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivered_at_ms: Option<u64>,
+    /// Final failure: the platform rejected it, or it kept failing for too long. Kept (not sent
+    /// again) so that it stays visible.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<String>,
 }
 
-/// The `data` of a delivery: stored inline, or rendered from a record when sent.
+/// The `data` of a delivery: stored inline, or rendered from records when sent (so that it
+/// reflects what is known then, e.g. the external id an earlier delivery obtained).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum DeliveryPayload {
-    Inline { data: serde_json::Value },
-    DeletionReport { deletion_id: String },
+    Inline {
+        data: serde_json::Value,
+    },
+    DeletionReport {
+        deletion_id: String,
+    },
+    /// `operator.message.created`; on success the platform's ids are reported back to
+    /// Bitrix24 with `imconnector.send.status.delivery`.
+    OperatorCreated {
+        portal: String,
+        im_message_id: u64,
+    },
+    /// `operator.message.updated` with this text.
+    OperatorUpdated {
+        portal: String,
+        im_message_id: u64,
+        text: String,
+    },
+    /// `operator.message.deleted`.
+    OperatorDeleted {
+        portal: String,
+        im_message_id: u64,
+    },
+}
+
+/// An operator's message, by Bitrix24 id (`bitrixmsg_operator`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperatorRecord {
+    pub channel: String,
+    pub line: u64,
+    /// The external chat.
+    pub chat_id: String,
+    pub im_chat_id: u64,
+    pub im_message_id: u64,
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<serde_json::Value>,
+    /// Ids the platform gave it (empty until delivered).
+    #[serde(default)]
+    pub external_ids: Vec<String>,
+    pub state: OperatorState,
+    pub created_at_ms: u64,
+    pub updated_at_ms: u64,
+}
+
+impl OperatorRecord {
+    /// The id the platform knows this message by (contract §4: `b24-<bitrix_id>` when the
+    /// platform gave none).
+    pub fn external_id(&self) -> String {
+        self.external_ids
+            .first()
+            .cloned()
+            .unwrap_or_else(|| format!("b24-{}", self.im_message_id))
+    }
+}
+
+/// Lifecycle of an operator's message towards the platform.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum OperatorState {
+    Pending,
+    Delivered,
+    Failed { reason: String },
+    Deleted,
+}
+
+/// A channel's state on its line (`channel_state`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChannelState {
+    pub active: bool,
+    /// Why it is inactive (connector disabled, line deleted, deactivated in the settings page).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The last `imconnector.status` result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<serde_json::Value>,
+    pub updated_at_ms: u64,
 }

@@ -25,5 +25,15 @@ pub const USER_LINK: &str = "user_link";
 pub const MESSAGE_STATE: &str = "message_state";
 /// deletion_id → `DeletionReport` of a finished deletion (pending ones live in `seq_event`).
 pub const DELETIONID_DELETION: &str = "deletionid_deletion";
-/// seq u64 BE → `Delivery`: an event for the messaging platform; removed once delivered.
+/// seq u64 BE → `Delivery`: an event for the messaging platform; removed once delivered (kept,
+/// marked failed, when it finally fails).
 pub const SEQ_DELIVERY: &str = "seq_delivery";
+/// member_id ‖ 0xFF ‖ Bitrix24 message id u64 BE → `OperatorRecord`.
+pub const BITRIXMSG_OPERATOR: &str = "bitrixmsg_operator";
+/// member_id ‖ 0xFF ‖ line u64 BE ‖ external chat id ‖ 0xFF ‖ external message id →
+/// Bitrix24 message id u64 BE (the other direction of `bitrixmsg_operator`).
+pub const EXTMSG_BITRIXMSG: &str = "extmsg_bitrixmsg";
+/// channel id → `ChannelState`.
+pub const CHANNEL_STATE: &str = "channel_state";
+/// SHA-256 of a Bitrix24 event body → received-at ms u64 BE (a replayed body is ignored).
+pub const EVENTDIGEST_SEEN: &str = "eventdigest_seen";

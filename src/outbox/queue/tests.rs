@@ -30,6 +30,10 @@ fn no_block(_: Method) -> Option<u64> {
     None
 }
 
+fn all_open(_: u64) -> bool {
+    true
+}
+
 fn calls(plan: Plan) -> Vec<Call<OpRef>> {
     match plan {
         Plan::Send(calls) => calls,
@@ -49,15 +53,15 @@ fn sends_leave_at_once_while_a_few_deletes_linger() {
     let mut q = PortalQueue::default();
     q.push(send(1, 7, "a", 1000));
     q.push(delete(2, 7, "b", 1000));
-    let planned = calls(q.plan(1000, LIMITS, no_block));
+    let planned = calls(q.plan(1000, LIMITS, no_block, all_open));
     assert_eq!(shape(&planned), vec![(7, Method::Send, 1)]);
     q.take(&planned);
-    match q.plan(1000, LIMITS, no_block) {
+    match q.plan(1000, LIMITS, no_block, all_open) {
         Plan::Wait(Some(at)) => assert_eq!(at, 1200, "delete waits linger_ms"),
         other => panic!("{other:?}"),
     }
     assert_eq!(
-        shape(&calls(q.plan(1200, LIMITS, no_block))),
+        shape(&calls(q.plan(1200, LIMITS, no_block, all_open))),
         vec![(7, Method::Delete, 1)]
     );
 }
@@ -69,7 +73,7 @@ fn a_full_batch_of_deletes_does_not_wait_for_the_linger() {
         q.push(delete(seq, 7, &format!("c{}", seq % 3), 1000));
     }
     assert_eq!(
-        shape(&calls(q.plan(1000, LIMITS, no_block))),
+        shape(&calls(q.plan(1000, LIMITS, no_block, all_open))),
         vec![(7, Method::Delete, 50)]
     );
 }
@@ -79,11 +83,11 @@ fn a_delete_waits_behind_an_earlier_send_of_its_chat() {
     let mut q = PortalQueue::default();
     q.push(send(1, 7, "a", 0));
     q.push(delete(2, 7, "a", 0));
-    let first = calls(q.plan(5000, LIMITS, no_block));
+    let first = calls(q.plan(5000, LIMITS, no_block, all_open));
     assert_eq!(shape(&first), vec![(7, Method::Send, 1)]);
     q.take(&first);
     assert_eq!(
-        shape(&calls(q.plan(5000, LIMITS, no_block))),
+        shape(&calls(q.plan(5000, LIMITS, no_block, all_open))),
         vec![(7, Method::Delete, 1)]
     );
 }
@@ -95,7 +99,7 @@ fn three_hundred_deletes_over_two_lines_fill_six_calls_of_one_request() {
         let line = if seq % 2 == 0 { 7 } else { 9 };
         q.push(delete(seq, line, &format!("c{}", seq % 5), 1000));
     }
-    let planned = calls(q.plan(1200, LIMITS, no_block));
+    let planned = calls(q.plan(1200, LIMITS, no_block, all_open));
     let mut shapes = shape(&planned);
     shapes.sort();
     assert_eq!(
@@ -123,7 +127,7 @@ fn at_most_max_calls_calls_are_planned_and_the_rest_stays_queued() {
         max_calls: 4,
         ..LIMITS
     };
-    let planned = calls(q.plan(1000, limits, no_block));
+    let planned = calls(q.plan(1000, limits, no_block, all_open));
     assert_eq!(planned.len(), 4);
     q.take(&planned);
     assert_eq!(q.len(), 100);
@@ -141,7 +145,7 @@ fn a_chats_sends_are_never_split_across_calls() {
     for seq in 60..130 {
         q.push(send(seq, 7, "c", 0));
     }
-    let planned = calls(q.plan(0, LIMITS, no_block));
+    let planned = calls(q.plan(0, LIMITS, no_block, all_open));
     // a (30) fits, b (30) does not fit beside it, c is capped at 50 in a call of its own.
     assert_eq!(
         shape(&planned),
@@ -166,7 +170,7 @@ fn an_op_put_back_after_a_failure_is_again_its_chats_head() {
     let mut q = PortalQueue::default();
     q.push(send(1, 7, "a", 0));
     q.push(send(2, 7, "a", 0));
-    let mut planned = calls(q.plan(0, LIMITS, no_block));
+    let mut planned = calls(q.plan(0, LIMITS, no_block, all_open));
     q.take(&planned);
     assert!(q.is_empty());
     let mut retried = planned.remove(0).ops;
@@ -175,11 +179,11 @@ fn an_op_put_back_after_a_failure_is_again_its_chats_head() {
     }
     q.push(retried[1].clone());
     q.push(retried[0].clone());
-    match q.plan(100, LIMITS, no_block) {
+    match q.plan(100, LIMITS, no_block, all_open) {
         Plan::Wait(Some(500)) => {}
         other => panic!("{other:?}"),
     }
-    let again = calls(q.plan(500, LIMITS, no_block));
+    let again = calls(q.plan(500, LIMITS, no_block, all_open));
     let seqs: Vec<u64> = again[0].ops.iter().map(|o| o.seq).collect();
     assert_eq!(seqs, vec![1, 2]);
 }
@@ -190,10 +194,10 @@ fn a_blocked_method_waits_while_other_methods_go() {
     q.push(send(1, 7, "a", 0));
     q.push(delete(2, 7, "b", 0));
     let blocked = |m: Method| (m == Method::Delete).then_some(60_000);
-    let planned = calls(q.plan(1000, LIMITS, blocked));
+    let planned = calls(q.plan(1000, LIMITS, blocked, all_open));
     assert_eq!(shape(&planned), vec![(7, Method::Send, 1)]);
     q.take(&planned);
-    match q.plan(1000, LIMITS, blocked) {
+    match q.plan(1000, LIMITS, blocked, all_open) {
         Plan::Wait(Some(60_000)) => {}
         other => panic!("{other:?}"),
     }
@@ -202,7 +206,25 @@ fn a_blocked_method_waits_while_other_methods_go() {
 #[test]
 fn an_empty_queue_waits_for_nothing() {
     assert!(matches!(
-        PortalQueue::default().plan(0, LIMITS, no_block),
+        PortalQueue::default().plan(0, LIMITS, no_block, all_open),
         Plan::Wait(None)
     ));
+}
+
+#[test]
+fn items_of_a_closed_line_are_held() {
+    let mut q = PortalQueue::default();
+    q.push(send(1, 7, "a", 0));
+    q.push(send(2, 9, "b", 0));
+    let planned = calls(q.plan(0, LIMITS, no_block, |line| line != 7));
+    assert_eq!(shape(&planned), vec![(9, Method::Send, 1)]);
+    q.take(&planned);
+    assert!(matches!(
+        q.plan(0, LIMITS, no_block, |line| line != 7),
+        Plan::Wait(None)
+    ));
+    assert_eq!(
+        shape(&calls(q.plan(0, LIMITS, no_block, all_open))),
+        vec![(7, Method::Send, 1)]
+    );
 }
