@@ -43,11 +43,14 @@ pub enum StartError {
     Client(String),
 }
 
-/// Options that tests change.
-#[derive(Clone, Default)]
+/// Options that tests and tools change.
+#[derive(Default)]
 pub struct Options {
     /// Clock for the webhook timestamp window (default: the system clock).
     pub clock: Option<Clock>,
+    /// An already bound listener to serve on instead of binding `server.listen` (lets a caller
+    /// know the port before building, e.g. to put it in `server.public_url`).
+    pub listener: Option<TcpListener>,
 }
 
 /// A built, not yet running gateway.
@@ -77,7 +80,7 @@ impl Application {
     /// Open storage, start the outbox and the deliverer, bind the listener.
     pub async fn build_with(
         settings: Settings,
-        options: Options,
+        mut options: Options,
     ) -> Result<Application, StartError> {
         let settings = Arc::new(settings);
         let store = Store::open(&settings.storage.path).map_err(|source| StartError::Storage {
@@ -128,16 +131,19 @@ impl Application {
             outbox,
             client,
             metrics,
-            clock: options.clock.unwrap_or_else(http::system_clock),
+            clock: options.clock.take().unwrap_or_else(http::system_clock),
         });
         let addr = settings.server.listen.clone();
-        let listener = settings
-            .listen_addr()
-            .and_then(TcpListener::bind)
-            .map_err(|source| StartError::Listen {
-                addr: addr.clone(),
-                source,
-            })?;
+        let listener = match options.listener {
+            Some(listener) => listener,
+            None => settings
+                .listen_addr()
+                .and_then(TcpListener::bind)
+                .map_err(|source| StartError::Listen {
+                    addr: addr.clone(),
+                    source,
+                })?,
+        };
         let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
         let server = HttpServer::new(move || {
             App::new()

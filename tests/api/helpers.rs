@@ -83,12 +83,18 @@ pub async fn spawn_with(options: TestOptions) -> TestApp {
         .expect("fake messenger");
     let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
     let config = dir.path().join("gateway.toml");
+    // Bound first so that `public_url` (where the fake portal posts its events) is known.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+    let port = listener.local_addr().expect("port").port();
     std::fs::write(
         &config,
-        config_toml(&options, &portal, &messenger, &secret, dir.path()),
+        config_toml(&options, &portal, &messenger, &secret, dir.path()).replace(
+            "public_url = \"http://127.0.0.1:1\"",
+            &format!("public_url = \"http://127.0.0.1:{port}\""),
+        ),
     )
     .expect("config");
-    let mut app = start(options, portal, messenger, secret, dir, config).await;
+    let mut app = start(options, portal, messenger, secret, dir, config, listener).await;
     if app.options.install {
         app.install().await;
     }
@@ -163,9 +169,16 @@ async fn start(
     secret: WebhookSecret,
     dir: Arc<tempfile::TempDir>,
     config: PathBuf,
+    listener: std::net::TcpListener,
 ) -> TestApp {
     let settings = Settings::load_from(Some(config.clone()), Vec::new()).expect("test settings");
-    let app = Application::build(settings).await.expect("gateway builds");
+    let build = openchannel_gateway::startup::Options {
+        listener: Some(listener),
+        ..Default::default()
+    };
+    let app = Application::build_with(settings, build)
+        .await
+        .expect("gateway builds");
     let base = format!("http://127.0.0.1:{}", app.port());
     let store = app.store().clone();
     let progress = app.progress();
@@ -266,6 +279,7 @@ impl TestApp {
     pub async fn restart(mut self) -> TestApp {
         self.store.take();
         let TestApp {
+            base,
             portal,
             messenger,
             secret,
@@ -275,8 +289,15 @@ impl TestApp {
             config,
             ..
         } = self;
+        let port: u16 = base
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("port");
         stop.stop().await;
-        start(options, portal, messenger, secret, dir, config).await
+        // The same port again: the portal's bound handlers point at it.
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("rebind the port");
+        start(options, portal, messenger, secret, dir, config, listener).await
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod bitrix_events;
 mod cli;
 mod client;
 mod crash;
