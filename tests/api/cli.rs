@@ -60,3 +60,66 @@ fn a_missing_config_file_is_reported() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/no/such/file.toml"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn setup_goes_through_the_running_gateways_admin_api() {
+    let app = crate::helpers::spawn_app().await;
+    let port = app.base.rsplit(':').next().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("cli.toml");
+    std::fs::write(
+        &config,
+        format!("[server]\nlisten = \"127.0.0.1:{port}\"\n[admin]\ntoken = \"{}\"\n[storage]\npath = \"{}\"\n", crate::helpers::ADMIN_TOKEN, dir.path().join("unused").display()),
+    )
+    .unwrap();
+    let member = app.portal.member_id();
+    let out = tokio::task::spawn_blocking(move || {
+        gateway()
+            .args(["setup", "--portal", &member, "--config"])
+            .arg(&config)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    assert_eq!(report["setup"]["bound"], serde_json::json!([]));
+    assert_eq!(report["setup"]["lines"].as_array().unwrap().len(), 2);
+    assert!(
+        !dir.path().join("unused").exists(),
+        "the local data directory was not touched"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn setup_runs_on_the_data_directory_when_no_gateway_is_running() {
+    let app = crate::helpers::spawn_app().await;
+    let member = app.portal.member_id();
+    let config = app.config_path().clone();
+    let (_dir, _config, portal) = app.shutdown().await;
+    let registrations = portal.connectors()[0].register_count;
+    let run = |portal_id: String, config: std::path::PathBuf| {
+        tokio::task::spawn_blocking(move || {
+            gateway()
+                .args(["setup", "--portal", &portal_id, "--config"])
+                .arg(&config)
+                .output()
+                .unwrap()
+        })
+    };
+    let out = run(member, config.clone()).await.unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(portal.connectors()[0].register_count, registrations + 1);
+    let unknown = run("nobody".into(), config).await.unwrap();
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("nobody"));
+}

@@ -301,6 +301,20 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// Stop gracefully; return what a later run needs (the data directory lives on).
+    pub async fn shutdown(mut self) -> (Arc<tempfile::TempDir>, PathBuf, FakePortal) {
+        self.store.take();
+        self.stop.clone().stop().await;
+        (self.dir, self.config, self.portal)
+    }
+
+    /// The settings file of this gateway.
+    pub fn config_path(&self) -> &PathBuf {
+        &self.config
+    }
+}
+
 pub async fn status_json(reply: reqwest::Response) -> (u16, Value) {
     let status = reply.status().as_u16();
     let text = reply.text().await.unwrap_or_default();
