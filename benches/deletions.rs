@@ -246,6 +246,7 @@ async fn naive(calls: usize) -> (usize, f64, f64) {
         installed_at_ms: 0,
         updated_at_ms: 0,
         setup_at_ms: Some(0),
+        bot_id: None,
     };
     store.commit(move |d| d.put_portal(&record)).await.unwrap();
     let settings = BitrixSettings {

@@ -32,6 +32,7 @@ pub struct Settings {
     pub connector: ConnectorSettings,
     pub deletions: DeletionSettings,
     pub retry: RetrySettings,
+    pub bot: BotSettings,
     pub admin: AdminSettings,
     #[serde(default)]
     pub channels: Vec<ChannelSettings>,
@@ -107,6 +108,18 @@ pub struct RetrySettings {
     pub max_attempts: u32,
     /// Age after which an item still failing transiently is given up.
     pub max_age_secs: u64,
+}
+
+/// `[bot]` (an extension of contract v1): the optional open-line chat-bot.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BotSettings {
+    /// Register and use the bot.
+    pub enabled: bool,
+    /// `imbot.register` CODE, `[a-z0-9_]`.
+    pub code: String,
+    /// Shown in Bitrix24.
+    pub name: String,
 }
 
 /// `[admin]`
@@ -234,6 +247,15 @@ impl Settings {
                     .into(),
             );
         }
+        if !is_connector_id(&self.bot.code) {
+            problems.push(format!(
+                "bot.code {:?} must be 1 to 64 characters of [a-z0-9_]",
+                self.bot.code
+            ));
+        }
+        if self.bot.name.trim().is_empty() {
+            problems.push("bot.name must not be empty".into());
+        }
         if self.retry.max_attempts == 0 {
             problems.push("retry.max_attempts must be at least 1".into());
         }
@@ -322,6 +344,12 @@ impl Settings {
         let _ = writeln!(out, "max_backoff_ms = {}", s.retry.max_backoff_ms);
         let _ = writeln!(out, "max_attempts = {}", s.retry.max_attempts);
         let _ = writeln!(out, "max_age_secs = {}", s.retry.max_age_secs);
+        let _ = writeln!(out, "\n[bot]");
+        let _ = writeln!(
+            out,
+            "enabled = {}\ncode = {:?}\nname = {:?}",
+            s.bot.enabled, s.bot.code, s.bot.name
+        );
         let _ = writeln!(out, "\n[admin]\ntoken = {}", mask(&s.admin.token));
         for ch in &s.channels {
             let _ = writeln!(out, "\n[[channels]]");

@@ -28,6 +28,10 @@ pub struct SetupReport {
     pub bound: Vec<String>,
     /// Per channel of the portal: its line and the `imconnector.status` result.
     pub lines: Vec<LineStatus>,
+    /// The chat-bot's id (bot enabled), and whether it was registered now (false: found).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bot_id: Option<u64>,
+    pub bot_registered: bool,
 }
 
 /// The state of one channel's line after setup.
@@ -93,6 +97,11 @@ pub async fn run(
             report.bound.push(event.to_string());
         }
     }
+    if settings.bot.enabled {
+        let (id, registered) = bot(client, settings, member_id).await?;
+        report.bot_id = Some(id);
+        report.bot_registered = registered;
+    }
     for channel in settings.channels.iter().filter(|c| c.portal == member_id) {
         call(
             "imconnector.activate",
@@ -120,6 +129,55 @@ pub async fn run(
         });
     }
     Ok(report)
+}
+
+/// Find the bot by its code (`imbot.bot.list`) or register it as an Open Channels bot.
+async fn bot(
+    client: &BitrixClient,
+    settings: &Settings,
+    member_id: &str,
+) -> Result<(u64, bool), BitrixError> {
+    let listed = client
+        .call_retrying(member_id, "imbot.bot.list", json!({}), ATTEMPTS)
+        .await?;
+    let bots: Vec<&Value> = match &listed {
+        Value::Object(map) => map.values().collect(),
+        Value::Array(list) => list.iter().collect(),
+        _ => Vec::new(),
+    };
+    let code = &settings.bot.code;
+    if let Some(id) = bots
+        .iter()
+        .find(|b| {
+            b.get("CODE")
+                .and_then(Value::as_str)
+                .is_some_and(|c| c.eq_ignore_ascii_case(code))
+        })
+        .and_then(|b| b.get("ID"))
+        .and_then(crate::bitrix::envelope::as_i64)
+    {
+        return Ok((id as u64, false));
+    }
+    let handler = format!("{}/bitrix/bot", settings.public_base());
+    let registered = client
+        .call_retrying(
+            member_id,
+            "imbot.register",
+            json!({
+                "CODE": code,
+                "TYPE": "O",
+                "OPENLINE": "Y",
+                "EVENT_HANDLER": handler,
+                "PROPERTIES": { "NAME": settings.bot.name, "COLOR": "AQUA", "WORK_POSITION": "Open Channel Gateway" },
+            }),
+            ATTEMPTS,
+        )
+        .await?;
+    let id = crate::bitrix::envelope::as_i64(&registered).ok_or_else(|| BitrixError::Decode {
+        status: 200,
+        detail: format!("imbot.register answered {registered}"),
+    })?;
+    Ok((id as u64, true))
 }
 
 fn inner_str<'a>(v: &'a Value, key: &str) -> Option<&'a str> {

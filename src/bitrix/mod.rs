@@ -13,6 +13,7 @@ pub mod form;
 pub mod messages;
 pub mod oauth;
 pub mod pacer;
+pub mod reactions;
 
 pub use classify::{Class, classify};
 pub use client::{BatchCommand, BitrixClient, MAX_BATCH_COMMANDS};

@@ -73,6 +73,34 @@ async fn accept(
             };
             (event, reply)
         }
+        PlatformEvent::Reaction {
+            added,
+            chat_id,
+            user_id,
+            message_id,
+            reaction,
+        } => {
+            if !state.settings.bot.enabled {
+                return Err(bad_request(
+                    "bot_disabled",
+                    "reactions need the chat-bot, and bot.enabled is false",
+                ));
+            }
+            if !crate::bitrix::reactions::is_known(&reaction) {
+                return Err(bad_request(
+                    "unknown_reaction",
+                    format!("{reaction:?} is not a Bitrix24 reaction code"),
+                ));
+            }
+            let event = IngestEvent::Reaction {
+                added,
+                chat_id,
+                user_id,
+                message_id,
+                reaction,
+            };
+            (event, json!({ "status": "accepted" }))
+        }
     };
     let request = IngestRequest {
         channel: channel_id.to_string(),

@@ -102,6 +102,7 @@ fn parse(form: &Value, query: &Value) -> Result<(PortalRecord, bool), ApiError> 
             installed_at_ms: now,
             updated_at_ms: now,
             setup_at_ms: None,
+            bot_id: None,
         };
         return Ok((portal, false));
     }
@@ -124,6 +125,7 @@ fn parse(form: &Value, query: &Value) -> Result<(PortalRecord, bool), ApiError> 
         installed_at_ms: now,
         updated_at_ms: now,
         setup_at_ms: None,
+        bot_id: None,
     };
     Ok((portal, true))
 }

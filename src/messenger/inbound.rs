@@ -22,6 +22,14 @@ pub enum PlatformEvent {
         user_id: Option<String>,
         message_ids: Vec<String>,
     },
+    /// `reaction.added` / `reaction.removed` on a message (an operator's, by its external id).
+    Reaction {
+        added: bool,
+        chat_id: String,
+        user_id: String,
+        message_id: String,
+        reaction: String,
+    },
 }
 
 impl PlatformEvent {
@@ -31,6 +39,8 @@ impl PlatformEvent {
             PlatformEvent::Created(_) => "message.created",
             PlatformEvent::Updated(_) => "message.updated",
             PlatformEvent::Deleted { .. } => "message.deleted",
+            PlatformEvent::Reaction { added: true, .. } => "reaction.added",
+            PlatformEvent::Reaction { added: false, .. } => "reaction.removed",
         }
     }
 }
@@ -70,10 +80,13 @@ pub fn parse(body: &[u8]) -> Result<PlatformEvent, InvalidEvent> {
         "message.created" => customer_message(data).map(PlatformEvent::Created),
         "message.updated" => customer_message(data).map(PlatformEvent::Updated),
         "message.deleted" => deleted(data),
+        "reaction.added" => reaction(data, true),
+        "reaction.removed" => reaction(data, false),
         other => Err(invalid(
             "unknown_type",
             format!(
-                "unknown event type {other:?}; expected message.created, message.updated or message.deleted"
+                "unknown event type {other:?}; expected message.created, message.updated, \
+                 message.deleted, reaction.added or reaction.removed"
             ),
         )),
     }
@@ -177,6 +190,23 @@ fn deleted(data: &Map<String, Value>) -> Result<PlatformEvent, InvalidEvent> {
         chat_id: id(chat, "id", "data.chat.id")?,
         user_id,
         message_ids,
+    })
+}
+
+fn reaction(data: &Map<String, Value>, added: bool) -> Result<PlatformEvent, InvalidEvent> {
+    let chat = object(data, "chat", "data.chat")?.ok_or_else(|| missing("data.chat"))?;
+    let user = object(data, "user", "data.user")?.ok_or_else(|| missing("data.user"))?;
+    let message =
+        object(data, "message", "data.message")?.ok_or_else(|| missing("data.message"))?;
+    let reaction = text(data, "reaction", "data.reaction")?
+        .filter(|r| !r.is_empty())
+        .ok_or_else(|| missing("data.reaction"))?;
+    Ok(PlatformEvent::Reaction {
+        added,
+        chat_id: id(chat, "id", "data.chat.id")?,
+        user_id: id(user, "id", "data.user.id")?,
+        message_id: id(message, "id", "data.message.id")?,
+        reaction,
     })
 }
 

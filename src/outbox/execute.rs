@@ -7,7 +7,7 @@ use std::collections::{HashMap, VecDeque};
 
 use serde_json::{Value, json};
 
-use super::queue::Call as PlannedCall;
+use super::queue::{Call as PlannedCall, Method};
 
 type Call = PlannedCall<Op>;
 use crate::bitrix::messages::{self, ItemResult};
@@ -119,6 +119,14 @@ impl Executor<'_> {
     }
 
     fn params(&self, call: &Call) -> Value {
+        if let Some(OpKind::Reaction {
+            reaction, target, ..
+        }) = call.ops.first().map(|op| &op.kind)
+        {
+            // One reaction per call (the planner never puts two together).
+            let (bot_id, message_id) = target.unwrap_or_default();
+            return json!({ "botId": bot_id, "messageId": message_id, "reaction": reaction });
+        }
         let items: Vec<Value> = call
             .ops
             .iter()
@@ -131,6 +139,7 @@ impl Executor<'_> {
                     user_id,
                     ..
                 } => messages::delete_item(user_id, message_id, &op.chat_id),
+                OpKind::Reaction { .. } => Value::Null,
             })
             .collect();
         json!({ "CONNECTOR": self.connector, "LINE": call.line, "MESSAGES": items })
@@ -138,6 +147,15 @@ impl Executor<'_> {
 
     fn outcomes(&self, call: Call, reply: Result<Value, BitrixError>, now: u64) -> Vec<OpResult> {
         let method = call.method;
+        if matches!(method, Method::ReactionAdd | Method::ReactionDelete) {
+            let results: Vec<OpResult> = call
+                .ops
+                .into_iter()
+                .map(|op| self.reaction_outcome(op, method, &reply, now))
+                .collect();
+            self.count(method, &results);
+            return results;
+        }
         let items = reply.and_then(|result| messages::parse_results(&result));
         // `attempts` already counts this call (recorded before it was sent).
         let ops = call.ops;
@@ -161,11 +179,15 @@ impl Executor<'_> {
                 })
                 .collect(),
         };
-        for r in &results {
+        self.count(method, &results);
+        results
+    }
+
+    /// Metrics and logs of final and retried items.
+    pub(crate) fn count(&self, method: Method, results: &[OpResult]) {
+        for r in results {
             match &r.outcome {
-                OpOutcome::Retry => {
-                    Metrics::inc1(&self.metrics.item_retries, "op", method.label());
-                }
+                OpOutcome::Retry => Metrics::inc1(&self.metrics.item_retries, "op", method.label()),
                 OpOutcome::Done { .. } => Metrics::inc2(
                     &self.metrics.items,
                     "op",
@@ -185,7 +207,41 @@ impl Executor<'_> {
                 }
             }
         }
-        results
+    }
+
+    /// Reactions: an add that finds the reaction set, or a delete that finds it absent, is done;
+    /// `ACCESS_DENIED` means the bot is not in the chat (final, with a clear error).
+    fn reaction_outcome(
+        &self,
+        op: Op,
+        method: Method,
+        reply: &Result<Value, BitrixError>,
+        now: u64,
+    ) -> OpResult {
+        let done = OpResult {
+            op: op.clone(),
+            outcome: OpOutcome::Done {
+                bitrix_user_id: None,
+                session: None,
+            },
+        };
+        match reply {
+            Ok(_) => done,
+            Err(e) => match (method, e.code()) {
+                (Method::ReactionAdd, Some("REACTION_ALREADY_SET")) => done,
+                // Deleting a reaction that is not set (undocumented; the fake answers this).
+                (Method::ReactionDelete, Some("REACTION_NOT_FOUND")) => done,
+                (_, Some("ACCESS_DENIED")) => OpResult {
+                    op,
+                    outcome: OpOutcome::Failed {
+                        errors: vec![format!(
+                            "ACCESS_DENIED: the bot is not a member of this chat ({e})"
+                        )],
+                    },
+                },
+                _ => self.failed_call(op, e, now),
+            },
+        }
     }
 
     fn failed_call(&self, op: Op, e: &BitrixError, now: u64) -> OpResult {

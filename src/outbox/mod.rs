@@ -229,10 +229,11 @@ pub async fn setup_now(
         _ => return Err(crate::bitrix::BitrixError::NotInstalled(portal.to_string())),
     };
     let report = crate::setup::run(&ctx.client, &ctx.settings, portal).await?;
-    let (member, lines) = (portal.to_string(), report.lines.clone());
+    let (member, lines, bot_id) = (portal.to_string(), report.lines.clone(), report.bot_id);
     ctx.store
         .commit(move |d| {
             let now = crate::domain::now_ms();
+            d.set_bot(&member, bot_id)?;
             for line in &lines {
                 let state = crate::store::ChannelState {
                     active: true,

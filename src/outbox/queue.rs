@@ -23,6 +23,8 @@ impl Method {
             Method::Send => "imconnector.send.messages",
             Method::Update => "imconnector.update.messages",
             Method::Delete => "imconnector.delete.messages",
+            Method::ReactionAdd => "imbot.v2.Chat.Message.Reaction.add",
+            Method::ReactionDelete => "imbot.v2.Chat.Message.Reaction.delete",
         }
     }
 
@@ -32,6 +34,8 @@ impl Method {
             Method::Send => "send",
             Method::Update => "update",
             Method::Delete => "delete",
+            Method::ReactionAdd => "reaction_add",
+            Method::ReactionDelete => "reaction_delete",
         }
     }
 }
@@ -184,22 +188,24 @@ impl PortalQueue {
     fn fill(&self, calls: &mut Vec<Call<OpRef>>, runs: Vec<Run>, limits: Limits) -> bool {
         let mut current: Option<Call<OpRef>> = None;
         for run in runs {
+            // A reaction is a call of its own; imconnector calls carry up to `max_batch` items.
+            let cap = match run.method {
+                Method::ReactionAdd | Method::ReactionDelete => 1,
+                _ => limits.max_batch,
+            };
             let mut seqs = run.seqs.as_slice();
             if run.method != Method::Delete {
                 // Never split a chat's sends or updates across calls.
-                seqs = &seqs[..seqs.len().min(limits.max_batch)];
+                seqs = &seqs[..seqs.len().min(cap)];
                 if current
                     .as_ref()
-                    .is_some_and(|c| c.ops.len() + seqs.len() > limits.max_batch)
+                    .is_some_and(|c| c.ops.len() + seqs.len() > cap)
                 {
                     calls.extend(current.take());
                 }
             }
             for seq in seqs {
-                if current
-                    .as_ref()
-                    .is_some_and(|c| c.ops.len() >= limits.max_batch)
-                {
+                if current.as_ref().is_some_and(|c| c.ops.len() >= cap) {
                     calls.extend(current.take());
                 }
                 if current.is_none() {

@@ -15,7 +15,7 @@ use super::execute::Executor;
 use super::queue::{Call, Limits, Method, Plan, PortalQueue};
 use crate::domain::now_ms;
 use crate::store::ops::{OpOutcome, OpResult};
-use crate::store::{EventRecord, Op, OpRef};
+use crate::store::{EventRecord, Op, OpKind, OpRef};
 
 /// Pause after storage refused to record results.
 const STORAGE_BACKOFF: Duration = Duration::from_secs(1);
@@ -161,7 +161,9 @@ impl PortalWorker {
                                 None
                             })
                         });
-                        event.as_ref()?.op(r.item)
+                        let mut op = event.as_ref()?.op(r.item)?;
+                        self.resolve_reaction(&mut op);
+                        Some(op)
                     })
                     .collect();
                 Call { line: call.line, method: call.method, ops }
@@ -170,8 +172,75 @@ impl PortalWorker {
             .collect()
     }
 
+    /// A reaction needs the bot and the Bitrix24 id of the message the platform names.
+    fn resolve_reaction(&self, op: &mut Op) {
+        let OpKind::Reaction {
+            message_id, target, ..
+        } = &mut op.kind
+        else {
+            return;
+        };
+        let bot = self
+            .ctx
+            .store
+            .portal(&self.portal)
+            .ok()
+            .flatten()
+            .and_then(|p| p.bot_id);
+        let message = self
+            .ctx
+            .store
+            .operator_by_external(&self.portal, op.line, &op.chat_id, message_id)
+            .ok()
+            .flatten();
+        *target = bot.zip(message);
+    }
+
+    /// Reactions that cannot be sent (no bot, or a message the gateway never relayed) are final
+    /// at once, without a call.
+    async fn settle_unsendable(&mut self, calls: &mut Vec<Call<Op>>) {
+        let mut unsendable = Vec::new();
+        for call in calls.iter_mut() {
+            call.ops.retain(|op| match &op.kind {
+                OpKind::Reaction { target: None, message_id, .. } => {
+                    let bot = self.ctx.store.portal(&self.portal).ok().flatten().and_then(|p| p.bot_id);
+                    let reason = if bot.is_none() {
+                        "the portal has no chat-bot (bot disabled or not set up)".to_string()
+                    } else {
+                        format!("unknown message {message_id:?}: the gateway never relayed an operator message with this id in this chat")
+                    };
+                    unsendable.push(OpResult { op: op.clone(), outcome: OpOutcome::Failed { errors: vec![reason] } });
+                    false
+                }
+                _ => true,
+            });
+        }
+        calls.retain(|c| !c.ops.is_empty());
+        if unsendable.is_empty() {
+            return;
+        }
+        let count = unsendable.len() as i64;
+        for r in &unsendable {
+            tracing::warn!(portal = %self.portal, message = r.op.message_id(), outcome = ?r.outcome, "reaction not sent");
+        }
+        match self
+            .ctx
+            .store
+            .commit(move |d| d.apply_results(&unsendable, now_ms()))
+            .await
+        {
+            Ok(()) => {
+                self.ctx.metrics.queued_ops.dec_by(count);
+            }
+            Err(e) => {
+                tracing::error!(portal = %self.portal, error = %e, "cannot record reactions that cannot be sent")
+            }
+        }
+    }
+
     async fn send(&mut self, planned: Vec<Call<OpRef>>) {
         let mut calls = self.hydrate(planned);
+        self.settle_unsendable(&mut calls).await;
         if calls.is_empty() {
             return;
         }

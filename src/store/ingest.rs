@@ -34,6 +34,13 @@ pub enum IngestEvent {
         user_id: Option<String>,
         message_ids: Vec<String>,
     },
+    Reaction {
+        added: bool,
+        chat_id: String,
+        user_id: String,
+        message_id: String,
+        reaction: String,
+    },
 }
 
 /// Result of [`Data::ingest`].
@@ -81,6 +88,21 @@ impl Data {
                 m.chat.id.clone(),
                 Work::Update {
                     message: m.clone(),
+                    state: due(req),
+                },
+            ),
+            IngestEvent::Reaction {
+                added,
+                chat_id,
+                message_id,
+                reaction,
+                ..
+            } => (
+                chat_id.clone(),
+                Work::Reaction {
+                    added: *added,
+                    message_id: message_id.clone(),
+                    reaction: reaction.clone(),
                     state: due(req),
                 },
             ),

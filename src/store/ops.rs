@@ -116,6 +116,16 @@ fn apply_to_event(
     let (portal, line, chat) = (record.portal.clone(), record.line, record.chat_id.clone());
     let mkey = |message: &str| keys::message(&portal, line, &chat, message);
     match &mut record.work {
+        Work::Reaction { state, .. } => {
+            let Some(r) = results.last() else {
+                return Ok(false);
+            };
+            if r.outcome == OpOutcome::Retry {
+                *state = retry_state(&r.op);
+                return Ok(false);
+            }
+            Ok(true)
+        }
         Work::Send { message, state } | Work::Update { message, state } => {
             let Some(r) = results.last() else {
                 return Ok(false);

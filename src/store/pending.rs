@@ -31,7 +31,7 @@ impl Pending {
             Work::Delete { deletion, .. } => {
                 self.deletions.insert(deletion.id.clone(), rec.seq);
             }
-            Work::Update { .. } => {}
+            Work::Update { .. } | Work::Reaction { .. } => {}
         }
     }
 
@@ -46,7 +46,7 @@ impl Pending {
             Work::Delete { deletion, .. } => {
                 self.deletions.remove(&deletion.id);
             }
-            Work::Update { .. } => {}
+            Work::Update { .. } | Work::Reaction { .. } => {}
         }
     }
 }

@@ -50,6 +50,15 @@ impl Data {
             .is_ok())
     }
 
+    /// Record the portal's chat-bot (None: no bot).
+    pub fn set_bot(&self, member_id: &str, bot_id: Option<u64>) -> Result<(), StoreError> {
+        if let Some(mut portal) = self.portal(member_id)? {
+            portal.bot_id = bot_id;
+            self.put_portal(&portal)?;
+        }
+        Ok(())
+    }
+
     /// Replace a portal's tokens after an OAuth refresh, unless the portal changed meanwhile
     /// (compare-and-swap on the refresh token that was used).
     pub fn rotate_tokens(

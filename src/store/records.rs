@@ -26,6 +26,9 @@ pub struct PortalRecord {
     /// When the connector setup last completed for this installation (None: not yet).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub setup_at_ms: Option<u64>,
+    /// The gateway's chat-bot in this portal, once registered or found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bot_id: Option<u64>,
 }
 
 impl PortalRecord {
@@ -128,6 +131,14 @@ pub enum Work {
         deletion: DeletionRecord,
         items: Vec<DeletionItem>,
     },
+    /// The bot's reaction on an operator's message (`imbot.v2.Chat.Message.Reaction.add/.delete`).
+    Reaction {
+        added: bool,
+        /// The platform's id of the message (resolved to Bitrix24's when sent).
+        message_id: String,
+        reaction: String,
+        state: ItemState,
+    },
 }
 
 /// Retry state of a single-item event.
@@ -165,6 +176,8 @@ pub enum Method {
     Send,
     Update,
     Delete,
+    ReactionAdd,
+    ReactionDelete,
 }
 
 /// A pending item as the outbox queues it: what planning needs, nothing more. The payload stays
@@ -201,6 +214,14 @@ pub enum OpKind {
         message_id: String,
         user_id: String,
     },
+    /// The bot's reaction on the message the platform knows as `message_id`.
+    Reaction {
+        added: bool,
+        message_id: String,
+        reaction: String,
+        /// (bot id, Bitrix24 message id), resolved just before sending.
+        target: Option<(u64, u64)>,
+    },
 }
 
 impl Op {
@@ -208,7 +229,7 @@ impl Op {
     pub fn message_id(&self) -> &str {
         match &self.kind {
             OpKind::Send { message } | OpKind::Update { message } => &message.message.id,
-            OpKind::Delete { message_id, .. } => message_id,
+            OpKind::Delete { message_id, .. } | OpKind::Reaction { message_id, .. } => message_id,
         }
     }
 
@@ -223,6 +244,8 @@ impl Op {
             OpKind::Send { .. } => Method::Send,
             OpKind::Update { .. } => Method::Update,
             OpKind::Delete { .. } => Method::Delete,
+            OpKind::Reaction { added: true, .. } => Method::ReactionAdd,
+            OpKind::Reaction { added: false, .. } => Method::ReactionDelete,
         }
     }
 
@@ -257,6 +280,14 @@ impl EventRecord {
         match &self.work {
             Work::Send { state, .. } => vec![op(0, Method::Send, state)],
             Work::Update { state, .. } => vec![op(0, Method::Update, state)],
+            Work::Reaction { added, state, .. } => {
+                let method = if *added {
+                    Method::ReactionAdd
+                } else {
+                    Method::ReactionDelete
+                };
+                vec![op(0, method, state)]
+            }
             Work::Delete { items, .. } => (0u32..)
                 .zip(items)
                 .filter(|(_, i)| i.success.is_none() && i.user_id.is_some())
@@ -301,6 +332,20 @@ impl EventRecord {
                     },
                     state,
                 )]
+            }
+            Work::Reaction {
+                added,
+                message_id,
+                reaction,
+                state,
+            } => {
+                let kind = OpKind::Reaction {
+                    added: *added,
+                    message_id: message_id.clone(),
+                    reaction: reaction.clone(),
+                    target: None,
+                };
+                vec![op(0, kind, state)]
             }
             Work::Delete { deletion, items } => (0u32..)
                 .zip(items)

@@ -31,6 +31,7 @@ async fn client_for(
         installed_at_ms: 0,
         updated_at_ms: 0,
         setup_at_ms: Some(0),
+        bot_id: None,
     };
     store.commit(move |d| d.put_portal(&record)).await.unwrap();
     let settings = BitrixSettings {

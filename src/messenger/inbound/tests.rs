@@ -141,3 +141,31 @@ fn more_than_a_thousand_deletions_is_too_many_items_and_a_thousand_is_fine() {
         "too_many_items"
     );
 }
+
+#[test]
+fn reactions_are_read_with_their_code() {
+    let event = parse_json(json!({"type": "reaction.added", "data": {
+        "chat": {"id": "c"}, "user": {"id": "u"}, "message": {"id": "ext-op-1"}, "reaction": "like"}}))
+    .unwrap();
+    assert_eq!(
+        event,
+        PlatformEvent::Reaction {
+            added: true,
+            chat_id: "c".into(),
+            user_id: "u".into(),
+            message_id: "ext-op-1".into(),
+            reaction: "like".into()
+        }
+    );
+    assert_eq!(event.type_name(), "reaction.added");
+    let removed = parse_json(json!({"type": "reaction.removed", "data": {
+        "chat": {"id": "c"}, "user": {"id": "u"}, "message": {"id": "m"}, "reaction": "fire"}}))
+    .unwrap();
+    assert_eq!(removed.type_name(), "reaction.removed");
+    assert_eq!(
+        code(
+            json!({"type": "reaction.added", "data": {"chat": {"id": "c"}, "user": {"id": "u"}, "message": {"id": "m"}}})
+        ),
+        "missing_field"
+    );
+}
