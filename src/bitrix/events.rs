@@ -59,6 +59,10 @@ pub enum BitrixEvent {
     AppUninstall {
         clean: bool,
     },
+    /// ONIMBOTDELETE: a bot of the app was deleted in Bitrix24.
+    BotDelete {
+        bot_id: u64,
+    },
     /// Any other event name (acknowledged, ignored).
     Other(String),
 }
@@ -154,6 +158,10 @@ pub fn parse(form: &Value) -> Result<BitrixEvent, EventError> {
         "ONAPPUNINSTALL" => Ok(BitrixEvent::AppUninstall {
             clean: text(data, &["CLEAN", "clean"])
                 .is_some_and(|c| c == "1" || c.eq_ignore_ascii_case("Y")),
+        }),
+        "ONIMBOTDELETE" => Ok(BitrixEvent::BotDelete {
+            bot_id: number(data, &["BOT_ID", "bot_id"])
+                .ok_or_else(|| EventError::Malformed("data[BOT_ID]".into()))?,
         }),
         _ => Ok(BitrixEvent::Other(event)),
     }

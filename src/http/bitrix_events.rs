@@ -1,4 +1,5 @@
-//! `POST /bitrix/events`: every Bitrix24 event (contract §5). The sender is checked first
+//! `POST /bitrix/events` and `POST /bitrix/bot`: every Bitrix24 event (contract §5) and the
+//! chat-bot's events. The sender is checked first
 //! (`auth[application_token]` must equal the one stored for `auth[member_id]`, else 401 and
 //! nothing happens); the event is stored durably before the 200, because Bitrix24 never retries
 //! an event; the same body twice is acknowledged and ignored.
@@ -142,6 +143,7 @@ fn resolve(state: &AppState, portal: &PortalRecord, event: BitrixEvent) -> Actio
             reason: "line_deleted".into(),
         },
         BitrixEvent::AppUninstall { .. } => Action::Uninstalled,
+        BitrixEvent::BotDelete { bot_id } => Action::BotDeleted { bot_id },
         BitrixEvent::StatusDelete { .. } | BitrixEvent::Other(_) => Action::Ignore,
     }
 }

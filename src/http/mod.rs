@@ -88,5 +88,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::post().to(admin::setup),
         )
         .route("/bitrix/install", web::post().to(install::install))
-        .route("/bitrix/events", web::post().to(bitrix_events::receive));
+        .route("/bitrix/events", web::post().to(bitrix_events::receive))
+        .route("/bitrix/bot", web::post().to(bitrix_events::receive));
 }

@@ -21,6 +21,7 @@ use crate::bitrix::{BitrixClient, Class, classify};
 use crate::domain::now_ms;
 use crate::messenger::outbound::{self, Answer, OutboundClient};
 use crate::metrics::Metrics;
+use crate::outbox::notices::{NOTICE_AFTER_ATTEMPTS, Notices};
 use crate::report::deletion_report;
 use crate::retry::backoff;
 use crate::settings::Settings;
@@ -110,9 +111,30 @@ impl Deliverer {
         None
     }
 
+    fn notices(&self) -> Notices<'_> {
+        Notices {
+            store: &self.store,
+            bitrix: &self.bitrix,
+            settings: &self.settings,
+        }
+    }
+
     async fn attempt(&self, delivery: Delivery) -> Step {
         if delivery.delivered_at_ms.is_some() {
             return self.report_to_bitrix(delivery).await;
+        }
+        if let DeliveryPayload::OperatorDeleted {
+            portal,
+            im_message_id,
+        } = &delivery.payload
+            && let Ok(Some(record)) = self.store.operator(portal, *im_message_id)
+        {
+            // The operator deleted it: a notice about it is moot; and a message the platform
+            // never received needs no deletion there.
+            self.notices().resolved(portal, &record).await;
+            if record.external_ids.is_empty() {
+                return self.commit_done(delivery.seq).await;
+            }
         }
         let data = match self.data(&delivery) {
             Ok(data) => data,
@@ -248,6 +270,15 @@ impl Deliverer {
             "outcome",
             "retry",
         );
+        if let DeliveryPayload::OperatorCreated {
+            portal,
+            im_message_id,
+        } = &delivery.payload
+            && delivery.attempts >= NOTICE_AFTER_ATTEMPTS
+            && let Ok(Some(record)) = self.store.operator(portal, *im_message_id)
+        {
+            self.notices().failing(portal, &record, &reason).await;
+        }
         let retry_at =
             now_ms() + backoff(delivery.attempts, FIRST_RETRY, MAX_RETRY).as_millis() as u64;
         tracing::warn!(channel = %delivery.channel, event = %delivery.event_type, attempts = delivery.attempts, error = %reason, "delivery to the platform failed; will retry");
@@ -280,17 +311,24 @@ impl Deliverer {
             } => Some((portal.clone(), *im_message_id)),
             _ => None,
         };
+        let failed_operator = operator.clone();
+        let why = reason.clone();
         let committed = self
             .store
             .commit(move |d| {
-                if let Some((portal, im)) = &operator {
-                    d.operator_failed(portal, *im, &reason, now_ms())?;
+                if let Some((portal, im)) = &failed_operator {
+                    d.operator_failed(portal, *im, &why, now_ms())?;
                 }
                 d.delivery_update(&record)
             })
             .await;
         if let Err(e) = committed {
             tracing::error!(error = %e, "cannot record a failed delivery");
+        }
+        if let Some((portal, im)) = operator
+            && let Ok(Some(record)) = self.store.operator(&portal, im)
+        {
+            self.notices().failed(&portal, &record, &reason).await;
         }
         Step::Failed
     }

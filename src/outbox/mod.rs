@@ -13,6 +13,7 @@
 
 pub mod deliverer;
 pub mod execute;
+pub mod notices;
 pub mod queue;
 mod worker;
 

@@ -39,6 +39,10 @@ pub enum Action {
         reason: String,
     },
     Uninstalled,
+    /// The portal's chat-bot was deleted in Bitrix24.
+    BotDeleted {
+        bot_id: u64,
+    },
     /// Nothing to do (another connector, an event we do not use); still remembered as seen.
     Ignore,
 }
@@ -119,6 +123,18 @@ impl Data {
                         portal.refresh_token.clear();
                         portal.setup_at_ms = None;
                         portal.updated_at_ms = intake.now_ms;
+                        tx_put(tx.portals, intake.portal.as_bytes(), &portal)?;
+                    }
+                    0
+                }
+                Action::BotDeleted { bot_id } => {
+                    if let Some(mut portal) = tx_get::<PortalRecord>(
+                        tx.portals,
+                        trees::MEMBERID_PORTAL,
+                        intake.portal.as_bytes(),
+                    )? && portal.bot_id == Some(*bot_id)
+                    {
+                        portal.bot_id = None;
                         tx_put(tx.portals, intake.portal.as_bytes(), &portal)?;
                     }
                     0
@@ -205,6 +221,21 @@ impl Data {
         Ok(())
     }
 
+    /// Record (or clear) the bot's notice about an operator message.
+    pub fn set_notice(
+        &self,
+        portal: &str,
+        im_message_id: u64,
+        notice: Option<super::Notice>,
+    ) -> Result<(), StoreError> {
+        if let Some(mut record) = self.operator(portal, im_message_id)? {
+            record.notice = notice;
+            self.operators
+                .insert(keys::operator(portal, im_message_id), encode(&record))?;
+        }
+        Ok(())
+    }
+
     /// A channel's state on its line.
     pub fn channel_state(&self, channel: &str) -> Result<Option<ChannelState>, StoreError> {
         self.channels
@@ -253,6 +284,7 @@ fn operator_message(
         },
         created_at_ms: intake.now_ms,
         updated_at_ms: intake.now_ms,
+        notice: None,
     });
     if record.external_ids.is_empty() {
         record.external_ids = m.external_ids.clone();

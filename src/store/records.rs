@@ -471,6 +471,18 @@ pub struct OperatorRecord {
     pub state: OperatorState,
     pub created_at_ms: u64,
     pub updated_at_ms: u64,
+    /// The bot's delivery-failure notice in the open-line chat, while there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notice: Option<Notice>,
+}
+
+/// A delivery-failure notice the bot posted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notice {
+    /// The bot message id.
+    pub id: u64,
+    /// It says the message could not be delivered (not merely that delivery is being retried).
+    pub final_failure: bool,
 }
 
 impl OperatorRecord {

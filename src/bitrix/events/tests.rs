@@ -127,3 +127,11 @@ fn missing_pieces_are_errors() {
     assert!(parse(&decode("event=ONIMCONNECTORLINEDELETE&data=abc")).is_err());
     assert!(parse(&decode("data=1")).is_err());
 }
+
+#[test]
+fn a_deleted_bot_is_named_by_its_id() {
+    let form = decode(
+        "event=ONIMBOTDELETE&data[BOT_ID]=39&data[BOT_CODE]=ocgw_bot&auth[member_id]=m&auth[application_token]=t",
+    );
+    assert_eq!(parse(&form).unwrap(), BitrixEvent::BotDelete { bot_id: 39 });
+}
