@@ -1,10 +1,11 @@
-//! Command line: `serve`, `check-config`, `sandbox` (contract §1), `setup`.
+//! Command line: `serve`, `check-config`, `sandbox` (contract §1), `setup`, `teardown`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::portal_cli::Operation;
 use crate::settings::Settings;
 use crate::startup::Application;
 
@@ -34,6 +35,15 @@ pub enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Tear a portal down: unregister the bot and the connector, unbind the events, purge its data.
+    Teardown {
+        /// The portal's member_id.
+        #[arg(long)]
+        portal: String,
+        /// Settings file layered over config/default.toml (also: GATEWAY_CONFIG).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Load and validate settings, print the effective values (secrets masked).
     CheckConfig {
         /// Settings file layered over config/default.toml (also: GATEWAY_CONFIG).
@@ -56,13 +66,12 @@ pub async fn run(cli: Cli) -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Command::Setup { portal, config } => match Settings::load(config.as_deref()) {
-            Ok(settings) => crate::portal_cli::setup(settings, &portal).await,
-            Err(e) => {
-                eprintln!("{e}");
-                ExitCode::from(2)
-            }
-        },
+        Command::Setup { portal, config } => {
+            portal_operation(config, Operation::Setup, &portal).await
+        }
+        Command::Teardown { portal, config } => {
+            portal_operation(config, Operation::Teardown, &portal).await
+        }
         Command::Serve { config } => {
             let settings = match Settings::load(config.as_deref()) {
                 Ok(s) => s,
@@ -72,6 +81,16 @@ pub async fn run(cli: Cli) -> ExitCode {
                 }
             };
             serve(settings).await
+        }
+    }
+}
+
+async fn portal_operation(config: Option<PathBuf>, operation: Operation, portal: &str) -> ExitCode {
+    match Settings::load(config.as_deref()) {
+        Ok(settings) => crate::portal_cli::run(settings, operation, portal).await,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(2)
         }
     }
 }

@@ -24,5 +24,6 @@ pub mod signature;
 pub mod sim;
 pub mod startup;
 pub mod store;
+pub mod teardown;
 pub mod telemetry;
 pub mod tls;

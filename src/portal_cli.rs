@@ -1,5 +1,6 @@
-//! `setup --portal MEMBER_ID`: through the running gateway's admin API when one answers on
-//! `server.listen`, otherwise directly on the data directory (which a running gateway locks).
+//! `setup --portal MEMBER_ID` and `teardown --portal MEMBER_ID`: through the running gateway's
+//! admin API when one answers on `server.listen`, otherwise directly on the data directory
+//! (which a running gateway locks).
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -12,19 +13,36 @@ use crate::outbox::{Context, setup_now};
 use crate::settings::Settings;
 use crate::store::Store;
 
-/// Run the connector setup of one portal and print what it did.
-pub async fn setup(settings: Settings, portal: &str) -> ExitCode {
+/// An operation on one portal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    Setup,
+    Teardown,
+}
+
+impl Operation {
+    fn name(self) -> &'static str {
+        match self {
+            Operation::Setup => "setup",
+            Operation::Teardown => "teardown",
+        }
+    }
+}
+
+/// Run `operation` on one portal and print its report (JSON).
+pub async fn run(settings: Settings, operation: Operation, portal: &str) -> ExitCode {
     crate::tls::install_provider();
-    match via_admin_api(&settings, portal).await {
-        Some(Ok(report)) => {
-            println!("{report}");
-            return ExitCode::SUCCESS;
-        }
-        Some(Err(message)) => {
-            eprintln!("{message}");
-            return ExitCode::from(1);
-        }
-        None => {}
+    if let Some(answer) = via_admin_api(&settings, operation, portal).await {
+        return match answer {
+            Ok(report) => {
+                println!("{report}");
+                ExitCode::SUCCESS
+            }
+            Err(message) => {
+                eprintln!("{message}");
+                ExitCode::from(1)
+            }
+        };
     }
     let store = match Store::open(&settings.storage.path) {
         Ok(store) => store,
@@ -45,26 +63,52 @@ pub async fn setup(settings: Settings, portal: &str) -> ExitCode {
         }
     };
     let ctx = Context::new(Arc::new(settings), store, client, metrics);
-    match setup_now(&ctx, None, portal).await {
-        Ok(report) => {
-            println!(
-                "{}",
-                serde_json::json!({ "member_id": portal, "setup": report })
-            );
+    let outcome = match operation {
+        Operation::Setup => setup_now(&ctx, None, portal).await.map(|report| {
+            (
+                serde_json::json!({ "member_id": portal, "setup": report }),
+                true,
+            )
+        }),
+        Operation::Teardown => crate::teardown::run(&ctx.client, &ctx.settings, &ctx.store, portal)
+            .await
+            .map(|report| {
+                let completed = report.completed;
+                (
+                    serde_json::json!({ "member_id": portal, "teardown": report }),
+                    completed,
+                )
+            }),
+    };
+    match outcome {
+        Ok((report, true)) => {
+            println!("{report}");
             ExitCode::SUCCESS
         }
+        Ok((report, false)) => {
+            println!("{report}");
+            eprintln!(
+                "{} of portal {portal} is incomplete: run it again",
+                operation.name()
+            );
+            ExitCode::from(1)
+        }
         Err(e) => {
-            eprintln!("setup of portal {portal} failed: {e}");
+            eprintln!("{} of portal {portal} failed: {e}", operation.name());
             ExitCode::from(1)
         }
     }
 }
 
 /// None when no gateway answers (run locally); Some(result) otherwise.
-async fn via_admin_api(settings: &Settings, portal: &str) -> Option<Result<String, String>> {
+async fn via_admin_api(
+    settings: &Settings,
+    operation: Operation,
+    portal: &str,
+) -> Option<Result<String, String>> {
     let addr = settings.listen_addr().ok().filter(|a| a.port() != 0)?;
     let token = settings.admin.token.expose_secret();
-    let url = format!("http://{addr}/v1/portals/{portal}/setup");
+    let url = format!("http://{addr}/v1/portals/{portal}/{}", operation.name());
     let reply = reqwest::Client::new()
         .post(&url)
         .bearer_auth(token)

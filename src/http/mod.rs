@@ -87,6 +87,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/v1/portals/{member_id}/setup",
             web::post().to(admin::setup),
         )
+        .route(
+            "/v1/portals/{member_id}/teardown",
+            web::post().to(admin::teardown),
+        )
         .route("/bitrix/install", web::post().to(install::install))
         .route("/bitrix/events", web::post().to(bitrix_events::receive))
         .route("/bitrix/bot", web::post().to(bitrix_events::receive));

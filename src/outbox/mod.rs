@@ -173,6 +173,21 @@ impl Outbox {
         setup_now(&self.inner.ctx, Some(self), member_id).await
     }
 
+    /// Tear a portal down (admin API): see [`crate::teardown`]. Its held work is dropped with
+    /// its data.
+    pub async fn teardown(
+        &self,
+        member_id: &str,
+    ) -> Result<crate::teardown::Report, crate::bitrix::BitrixError> {
+        let ctx = &self.inner.ctx;
+        let report =
+            crate::teardown::run(&ctx.client, &ctx.settings, &ctx.store, member_id).await?;
+        if report.completed {
+            self.portal_uninstalled(member_id);
+        }
+        Ok(report)
+    }
+
     /// A portal uninstalled the app: hold its work.
     pub fn portal_uninstalled(&self, member_id: &str) {
         self.send(member_id, PortalMsg::Uninstalled);
