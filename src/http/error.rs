@@ -19,6 +19,8 @@ pub enum ApiError {
     #[error("{message}")]
     Unauthorized { code: &'static str, message: String },
     #[error("{message}")]
+    Forbidden { code: &'static str, message: String },
+    #[error("{message}")]
     NotFound { code: &'static str, message: String },
     #[error("request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
@@ -26,6 +28,9 @@ pub enum ApiError {
     Unavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
+    /// A portal we had to ask could not answer (the cause is logged, not shown).
+    #[error("the portal did not answer: {0}")]
+    BadGateway(String),
 }
 
 impl ApiError {
@@ -33,10 +38,12 @@ impl ApiError {
         match self {
             ApiError::BadRequest { code, .. }
             | ApiError::Unauthorized { code, .. }
+            | ApiError::Forbidden { code, .. }
             | ApiError::NotFound { code, .. } => code,
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::Unavailable(_) => "storage_unavailable",
             ApiError::Internal(_) => "internal_error",
+            ApiError::BadGateway(_) => "portal_unavailable",
         }
     }
 
@@ -61,10 +68,12 @@ impl ResponseError for ApiError {
         match self {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
         }
     }
 
@@ -77,6 +86,10 @@ impl ResponseError for ApiError {
             ApiError::Internal(cause) => {
                 tracing::error!(cause = %cause, "internal error");
                 "internal error".to_string()
+            }
+            ApiError::BadGateway(cause) => {
+                tracing::warn!(cause = %cause, "portal did not answer");
+                "the portal did not answer; retry later".to_string()
             }
             other => other.to_string(),
         };
@@ -99,6 +112,13 @@ pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
 
 pub fn unauthorized(code: &'static str, message: impl Into<String>) -> ApiError {
     ApiError::Unauthorized {
+        code,
+        message: message.into(),
+    }
+}
+
+pub fn forbidden(code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError::Forbidden {
         code,
         message: message.into(),
     }

@@ -1,11 +1,14 @@
 //! HTTP boundary: the only code that knows actix-web. Routes of contract §1–§5.
 
 mod body;
+pub mod csrf;
 mod deletions;
 pub mod error;
 mod events;
 mod health;
 mod install;
+mod placement;
+mod placement_page;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -71,5 +74,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::post().to(events::receive),
         )
         .route("/v1/deletions/{deletion_id}", web::get().to(deletions::get))
-        .route("/bitrix/install", web::post().to(install::install));
+        .route("/bitrix/install", web::post().to(install::install))
+        .route("/bitrix/placement", web::post().to(placement::page))
+        .route(
+            "/bitrix/placement/action",
+            web::post().to(placement::action),
+        );
 }

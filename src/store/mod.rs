@@ -21,6 +21,7 @@ pub mod deliveries;
 pub mod ingest;
 pub mod keys;
 pub mod mapping;
+mod meta;
 pub mod ops;
 mod pending;
 pub mod portals;
@@ -141,6 +142,7 @@ impl Store {
                 }
             }
         }
+        meta::ensure_placement_key(&meta)?;
         let open = |name| db.open_tree(name);
         let data = Arc::new(Data {
             portals: open(trees::MEMBERID_PORTAL)?,

@@ -1,0 +1,356 @@
+//! The HTML of the connector settings page: one self-contained document (inline CSS, no
+//! scripts, no external assets) in which every value is HTML-escaped, sent with headers that
+//! keep it inside the portal's frame and out of caches.
+
+use std::fmt::Write as _;
+
+use actix_web::HttpResponse;
+use serde_json::Value;
+
+use super::csrf::Action;
+
+/// What the page shows.
+pub struct View {
+    pub connector_name: String,
+    pub connector_id: String,
+    pub portal_domain: String,
+    pub line: u64,
+    pub state: LineState,
+    /// (channel id, host of its outbound URL) of every channel bound to this portal and line.
+    pub channels: Vec<(String, String)>,
+    pub notice: Option<Notice>,
+    pub forms: Vec<ActionForm>,
+}
+
+/// The connector's state on the line, from `imconnector.status` (fact sheet §5.3).
+pub enum LineState {
+    /// The flags Bitrix24 reported (`None`: not in the answer).
+    Known {
+        active: Option<bool>,
+        configured: Option<bool>,
+        status: Option<bool>,
+        error: Option<bool>,
+    },
+    /// The status call failed; why, in words for the page.
+    Unknown(String),
+}
+
+impl LineState {
+    /// Read the `imconnector.status` result (booleans, `Y`/`N` and `1`/`0` are understood).
+    pub fn from_status(result: &Value) -> LineState {
+        let flag = |key: &str| match result.get(key)? {
+            Value::Bool(b) => Some(*b),
+            Value::Number(n) => n.as_i64().map(|n| n != 0),
+            Value::String(s) => match s.trim().to_ascii_uppercase().as_str() {
+                "Y" | "1" | "TRUE" => Some(true),
+                "N" | "0" | "FALSE" | "" => Some(false),
+                _ => None,
+            },
+            _ => None,
+        };
+        LineState::Known {
+            active: flag("ACTIVE"),
+            configured: flag("CONFIGURED"),
+            status: flag("STATUS"),
+            error: flag("ERROR"),
+        }
+    }
+
+    /// Whether the connector is enabled on the line: `ACTIVE` when reported, else `CONFIGURED`
+    /// (what `imconnector.activate` turns on); `None` when unknown.
+    pub fn active(&self) -> Option<bool> {
+        match self {
+            LineState::Known {
+                active, configured, ..
+            } => active.or(*configured),
+            LineState::Unknown(_) => None,
+        }
+    }
+}
+
+/// A message above the cards (the outcome of an action).
+pub struct Notice {
+    pub ok: bool,
+    pub text: String,
+}
+
+impl Notice {
+    pub fn success(text: String) -> Notice {
+        Notice { ok: true, text }
+    }
+
+    pub fn error(text: String) -> Notice {
+        Notice { ok: false, text }
+    }
+}
+
+/// One button with its hidden fields (CSRF token included).
+pub struct ActionForm {
+    pub action: Action,
+    pub fields: Vec<(&'static str, String)>,
+}
+
+/// The host of a URL (never its path, query or credentials); "(invalid URL)" otherwise.
+pub fn host_of(url: &str) -> String {
+    url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .unwrap_or_else(|| "(invalid URL)".into())
+}
+
+/// HTML-escape text for element content and quoted attribute values.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The page as a response. `client_endpoint` (the portal's REST base) gives the origin allowed
+/// to frame it.
+pub fn respond(view: &View, client_endpoint: &str) -> HttpResponse {
+    let csp = format!(
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; base-uri 'none'; frame-ancestors {}",
+        frame_ancestor(client_endpoint)
+    );
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header(("Content-Security-Policy", csp))
+        .insert_header(("X-Content-Type-Options", "nosniff"))
+        .insert_header(("Referrer-Policy", "no-referrer"))
+        .insert_header(("Cache-Control", "no-store"))
+        .body(render(view))
+}
+
+/// The portal's origin (`https://DOMAIN`), or `'none'` if it is not a plain http(s) origin.
+fn frame_ancestor(client_endpoint: &str) -> String {
+    let origin = url::Url::parse(client_endpoint)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https"))
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_default();
+    let plain = origin
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b".-:/[]".contains(&b));
+    if origin.is_empty() || !plain {
+        "'none'".into()
+    } else {
+        origin
+    }
+}
+
+/// (badge class, badge text, one-line explanation) of the line's state.
+fn summary(state: &LineState) -> (&'static str, &'static str, String) {
+    match state {
+        LineState::Unknown(why) => (
+            "muted",
+            "Unknown",
+            format!("Bitrix24 did not report the connector's state: {why}."),
+        ),
+        LineState::Known {
+            error: Some(true), ..
+        } => (
+            "danger",
+            "Error",
+            "Bitrix24 reports an error for the connector on this line.".into(),
+        ),
+        _ if state.active() == Some(false) => (
+            "muted",
+            "Inactive",
+            "The connector is disabled on this line: no messages are exchanged.".into(),
+        ),
+        LineState::Known {
+            status: Some(true), ..
+        } => (
+            "success",
+            "Connected",
+            "Customer messages reach this open line and operator replies go back to the channel."
+                .into(),
+        ),
+        _ => (
+            "warning",
+            "Not connected",
+            "The connector is enabled on this line but Bitrix24 does not report it as working yet."
+                .into(),
+        ),
+    }
+}
+
+fn render(v: &View) -> String {
+    let mut html = String::with_capacity(8 * 1024);
+    let title = format!("{} · line {}", v.connector_name, v.line);
+    let _ = write!(
+        html,
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{}</title><style>{STYLE}</style></head><body><main class=\"page\">\
+         <header class=\"head\"><div class=\"logo\" aria-hidden=\"true\">{LOGO}</div><div>\
+         <h1>{}</h1><p class=\"sub\">Connector settings · Open line <b>{}</b> · {}</p></div></header>",
+        escape(&title),
+        escape(&v.connector_name),
+        v.line,
+        escape(&v.portal_domain),
+    );
+    if let Some(n) = &v.notice {
+        let (class, role) = if n.ok {
+            ("ok", "status")
+        } else {
+            ("err", "alert")
+        };
+        let _ = write!(
+            html,
+            "<div class=\"notice notice-{class}\" role=\"{role}\">{}</div>",
+            escape(&n.text)
+        );
+    }
+    let (badge, label, explanation) = summary(&v.state);
+    let _ = write!(
+        html,
+        "<section class=\"card\"><div class=\"card-head\"><h2>Connector on line {}</h2>\
+         <span class=\"badge badge-{badge}\" id=\"state\">{label}</span></div>\
+         <p class=\"lead\">{}</p>",
+        v.line,
+        escape(&explanation)
+    );
+    if let LineState::Known {
+        active,
+        configured,
+        status,
+        error,
+    } = &v.state
+    {
+        html.push_str("<dl class=\"flags\">");
+        let rows = [
+            ("Active", "ACTIVE", active, false),
+            ("Configured", "CONFIGURED", configured, false),
+            ("Working", "STATUS", status, false),
+            ("Error", "ERROR", error, true),
+        ];
+        for (name, key, value, bad_when_true) in rows {
+            let Some(on) = value else { continue };
+            let dot = match (on, bad_when_true) {
+                (true, false) => "on",
+                (true, true) => "bad",
+                _ => "off",
+            };
+            let _ = write!(
+                html,
+                "<div><dt>{name} <code>{key}</code></dt><dd><span class=\"dot dot-{dot}\"></span>{}</dd></div>",
+                if *on { "Yes" } else { "No" }
+            );
+        }
+        html.push_str("</dl>");
+    }
+    html.push_str("<div class=\"actions\">");
+    for f in &v.forms {
+        html.push_str("<form method=\"post\" action=\"/bitrix/placement/action\">");
+        for (name, value) in &f.fields {
+            let _ = write!(
+                html,
+                "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
+                escape(name),
+                escape(value)
+            );
+        }
+        let (class, label) = match f.action {
+            Action::Activate => ("btn btn-primary", "Activate"),
+            Action::Deactivate => ("btn btn-light", "Deactivate"),
+        };
+        let _ = write!(
+            html,
+            "<button type=\"submit\" class=\"{class}\">{label}</button></form>"
+        );
+    }
+    html.push_str(
+        "</div></section><section class=\"card\"><div class=\"card-head\"><h2>Channel</h2></div>",
+    );
+    if v.channels.is_empty() {
+        let _ = write!(
+            html,
+            "<div class=\"empty\" id=\"no-channel\"><b>No channel configured for line {0}.</b>\
+             <span>Add a <code>[[channels]]</code> entry for this portal and line {0} to the \
+             gateway's settings, restart it and reopen this page.</span></div>",
+            v.line
+        );
+    } else {
+        html.push_str("<table class=\"channels\"><thead><tr><th>Channel</th><th>Delivers to</th></tr></thead><tbody>");
+        for (id, host) in &v.channels {
+            let _ = write!(
+                html,
+                "<tr><td><code>{}</code></td><td>{}</td></tr>",
+                escape(id),
+                escape(host)
+            );
+        }
+        html.push_str("</tbody></table>");
+    }
+    let _ = write!(
+        html,
+        "</section><footer>Connector <code>{}</code> · changes apply to line {} of this portal only.</footer>\
+         </main></body></html>",
+        escape(&v.connector_id),
+        v.line
+    );
+    html
+}
+
+/// The connector icon (same shape as the one registered with the portal).
+const LOGO: &str = r##"<svg viewBox="0 0 24 24" width="22" height="22" fill="none" stroke="#fff" stroke-width="2" stroke-linecap="round" stroke-linejoin="round"><path d="M21 12a8 8 0 0 1-11.6 7.1L4 20.5l1.4-4.9A8 8 0 1 1 21 12z"/></svg>"##;
+
+/// The page's style sheet, inlined (the CSP allows inline styles and nothing else).
+const STYLE: &str = include_str!("placement_page.css");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_covers_markup_and_quotes() {
+        assert_eq!(
+            escape(r#"<a href="x">'&'</a>"#),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        );
+    }
+
+    #[test]
+    fn hosts_never_carry_paths_or_credentials() {
+        assert_eq!(
+            host_of("https://user:pw@hooks.example.com:8443/x?token=1"),
+            "hooks.example.com"
+        );
+        assert_eq!(host_of("not a url"), "(invalid URL)");
+    }
+
+    #[test]
+    fn status_flags_in_any_shape() {
+        let s = LineState::from_status(
+            &serde_json::json!({"CONFIGURED": "Y", "STATUS": 0, "ERROR": false}),
+        );
+        assert_eq!(s.active(), Some(true));
+        let s = LineState::from_status(&serde_json::json!({"ACTIVE": false, "CONFIGURED": true}));
+        assert_eq!(s.active(), Some(false));
+        assert_eq!(LineState::Unknown("x".into()).active(), None);
+    }
+
+    #[test]
+    fn only_plain_origins_may_frame_the_page() {
+        assert_eq!(
+            frame_ancestor("https://acme.bitrix24.com/rest/"),
+            "https://acme.bitrix24.com"
+        );
+        assert_eq!(
+            frame_ancestor("http://127.0.0.1:8080/rest/"),
+            "http://127.0.0.1:8080"
+        );
+        assert_eq!(frame_ancestor("https://a.com;script-src/rest/"), "'none'");
+        assert_eq!(frame_ancestor("nonsense"), "'none'");
+    }
+}
