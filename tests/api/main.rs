@@ -11,4 +11,5 @@ mod events;
 mod forwarding;
 mod health;
 mod install;
+mod placement;
 mod restart;
