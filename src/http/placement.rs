@@ -174,12 +174,13 @@ fn check_origin(req: &HttpRequest, public_base: &str) -> Result<(), ApiError> {
     let ours = url::Url::parse(public_base)
         .map(|u| u.origin().ascii_serialization())
         .unwrap_or_default();
-    if origin.to_str().is_ok_and(|o| o == ours) {
+    let origin = origin.to_str().unwrap_or("(not text)");
+    if origin == ours {
         Ok(())
     } else {
         Err(forbidden(
             "origin_mismatch",
-            "the form was not submitted from the gateway's own page",
+            format!("the form was sent from {origin:?}, not from the gateway's own page"),
         ))
     }
 }
@@ -313,6 +314,7 @@ async fn render(
         connector_name: state.settings.connector.name.clone(),
         connector_id: connector.clone(),
         portal_domain: portal.domain.clone(),
+        member_id: portal.member_id.clone(),
         line,
         state: line_state,
         channels,

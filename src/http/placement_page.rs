@@ -14,6 +14,7 @@ pub struct View {
     pub connector_name: String,
     pub connector_id: String,
     pub portal_domain: String,
+    pub member_id: String,
     pub line: u64,
     pub state: LineState,
     /// (channel id, host of its outbound URL) of every channel bound to this portal and line.
@@ -125,7 +126,10 @@ pub fn respond(view: &View, client_endpoint: &str) -> HttpResponse {
         .content_type("text/html; charset=utf-8")
         .insert_header(("Content-Security-Policy", csp))
         .insert_header(("X-Content-Type-Options", "nosniff"))
-        .insert_header(("Referrer-Policy", "no-referrer"))
+        // Not `no-referrer`: under it browsers send `Origin: null` even with the page's own
+        // form posts, and the action's Origin check could not tell them from an attacker's.
+        // The page makes no cross-origin request, so nothing leaves it either way.
+        .insert_header(("Referrer-Policy", "same-origin"))
         .insert_header(("Cache-Control", "no-store"))
         .body(render(view))
 }
@@ -243,14 +247,37 @@ fn render(v: &View) -> String {
             };
             let _ = write!(
                 html,
-                "<div><dt>{name} <code>{key}</code></dt><dd><span class=\"dot dot-{dot}\"></span>{}</dd></div>",
+                "<div><dt><span>{name}</span><code>{key}</code></dt><dd><span class=\"dot dot-{dot}\"></span>{}</dd></div>",
                 if *on { "Yes" } else { "No" }
             );
         }
         html.push_str("</dl>");
     }
+    render_actions(&mut html, &v.forms);
+    html.push_str(
+        "</section><section class=\"card\"><div class=\"card-head\"><h2>Channel</h2></div>",
+    );
+    render_channels(&mut html, v);
+    let _ = write!(
+        html,
+        "</section><footer>Connector <code>{}</code> · changes apply to line {} of this portal only.</footer>\
+         </main></body></html>",
+        escape(&v.connector_id),
+        v.line
+    );
+    html
+}
+
+/// The buttons, each in its own form with its hidden fields; a hint when there is none.
+fn render_actions(html: &mut String, forms: &[ActionForm]) {
+    if forms.is_empty() {
+        html.push_str(
+            "<p class=\"hint\">Activation becomes available once a channel is configured for this line.</p>",
+        );
+        return;
+    }
     html.push_str("<div class=\"actions\">");
-    for f in &v.forms {
+    for f in forms {
         html.push_str("<form method=\"post\" action=\"/bitrix/placement/action\">");
         for (name, value) in &f.fields {
             let _ = write!(
@@ -269,37 +296,34 @@ fn render(v: &View) -> String {
             "<button type=\"submit\" class=\"{class}\">{label}</button></form>"
         );
     }
-    html.push_str(
-        "</div></section><section class=\"card\"><div class=\"card-head\"><h2>Channel</h2></div>",
-    );
+    html.push_str("</div>");
+}
+
+/// The channels bound to the line, or how to bind one.
+fn render_channels(html: &mut String, v: &View) {
     if v.channels.is_empty() {
         let _ = write!(
             html,
             "<div class=\"empty\" id=\"no-channel\"><b>No channel configured for line {0}.</b>\
-             <span>Add a <code>[[channels]]</code> entry for this portal and line {0} to the \
-             gateway's settings, restart it and reopen this page.</span></div>",
-            v.line
+             <span>Add a <code>[[channels]]</code> entry with <code>portal = \"{1}\"</code> and \
+             <code>line = {0}</code> to the gateway's settings, restart it and reopen this page.</span></div>",
+            v.line,
+            escape(&v.member_id)
         );
-    } else {
-        html.push_str("<table class=\"channels\"><thead><tr><th>Channel</th><th>Delivers to</th></tr></thead><tbody>");
-        for (id, host) in &v.channels {
-            let _ = write!(
-                html,
-                "<tr><td><code>{}</code></td><td>{}</td></tr>",
-                escape(id),
-                escape(host)
-            );
-        }
-        html.push_str("</tbody></table>");
+        return;
     }
-    let _ = write!(
-        html,
-        "</section><footer>Connector <code>{}</code> · changes apply to line {} of this portal only.</footer>\
-         </main></body></html>",
-        escape(&v.connector_id),
-        v.line
+    html.push_str(
+        "<table class=\"channels\"><thead><tr><th>ID</th><th>Delivers to</th></tr></thead><tbody>",
     );
-    html
+    for (id, host) in &v.channels {
+        let _ = write!(
+            html,
+            "<tr><td><code>{}</code></td><td>{}</td></tr>",
+            escape(id),
+            escape(host)
+        );
+    }
+    html.push_str("</tbody></table>");
 }
 
 /// The connector icon (same shape as the one registered with the portal).

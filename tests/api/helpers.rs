@@ -33,6 +33,9 @@ pub struct TestOptions {
     pub request_timeout_ms: u64,
     /// POST the portal's ONAPPINSTALL before returning.
     pub install: bool,
+    /// Listen on this port and name it in `server.public_url` (default: any port, and a
+    /// public_url nothing listens on).
+    pub port: Option<u16>,
 }
 
 impl Default for TestOptions {
@@ -45,6 +48,7 @@ impl Default for TestOptions {
             max_attempts: 8,
             request_timeout_ms: 2000,
             install: true,
+            port: None,
         }
     }
 }
@@ -105,8 +109,8 @@ pub fn config_toml(
     format!(
         r#"
 [server]
-listen = "127.0.0.1:0"
-public_url = "http://127.0.0.1:1"
+listen = "127.0.0.1:{listen}"
+public_url = "http://127.0.0.1:{public}"
 max_body_bytes = 65536
 [storage]
 path = "{data}"
@@ -140,6 +144,8 @@ line = {LINE_B}
 secret = "{secret}"
 outbound_url = "{outbound}"
 "#,
+        listen = o.port.unwrap_or(0),
+        public = o.port.unwrap_or(1),
         data = dir.join("data").display(),
         client_id = o.portal.client_id,
         client_secret = o.portal.client_secret,

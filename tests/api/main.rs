@@ -12,4 +12,5 @@ mod forwarding;
 mod health;
 mod install;
 mod placement;
+mod placement_browser;
 mod restart;

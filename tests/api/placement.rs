@@ -139,7 +139,8 @@ async fn the_page_shows_the_line_state_and_its_channel_with_safe_headers() {
     );
     assert_eq!(header("x-content-type-options"), "nosniff");
     assert_eq!(header("cache-control"), "no-store");
-    assert!(!header("referrer-policy").is_empty());
+    // `same-origin`, not `no-referrer`: the latter makes browsers send `Origin: null`.
+    assert_eq!(header("referrer-policy"), "same-origin");
     let html = reply.text().await.unwrap();
     assert!(html.contains("Connected"), "{html}");
     assert!(html.contains("Open line <b>7</b>"));
