@@ -8,6 +8,7 @@ mod events;
 mod health;
 mod install;
 mod placement;
+mod placement_auth;
 mod placement_page;
 
 use std::collections::HashMap;

@@ -11,12 +11,12 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Map, Value, json};
 
 use super::csrf::{self, Action, Claims, CsrfError};
-use super::error::{ApiError, bad_request, forbidden, unauthorized};
+use super::error::{ApiError, bad_request, forbidden};
 use super::placement_page::{self, ActionForm, LineState, Notice, View};
-use super::{AppState, body};
+use super::{AppState, body, placement_auth};
 use crate::bitrix::{BitrixError, form};
 use crate::settings::ChannelSettings;
-use crate::store::{PortalRecord, PortalStatus};
+use crate::store::PortalRecord;
 
 /// The only placement this page serves.
 const PLACEMENT: &str = "SETTING_CONNECTOR";
@@ -28,7 +28,7 @@ pub async fn page(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let form = read_form(&req, payload, &state).await?;
-    let portal = authenticate(&state, &form).await?;
+    let portal = placement_auth::authenticate(&state, &form).await?;
     let line = placement_line(&form, &state.settings.connector.id)?;
     render(&state, &form, &portal, line, None).await
 }
@@ -39,7 +39,7 @@ pub async fn action(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    check_origin(&req, state.settings.public_base())?;
+    placement_auth::check_origin(&req, state.settings.public_base())?;
     let form = read_form(&req, payload, &state).await?;
     let bad = |what: &str| bad_request("invalid_field", format!("{what} is missing or invalid"));
     let action = Action::parse(&text(&form, "action")).ok_or_else(|| bad("action"))?;
@@ -57,7 +57,7 @@ pub async fn action(
         CsrfError::Invalid => forbidden("csrf_invalid", e.to_string()),
         CsrfError::Expired => forbidden("csrf_expired", e.to_string()),
     })?;
-    let portal = authenticate(&state, &form).await?;
+    let portal = placement_auth::authenticate(&state, &form).await?;
     let notice = perform(&state, &portal, line, action).await;
     render(&state, &form, &portal, line, Some(notice)).await
 }
@@ -76,7 +76,7 @@ async fn read_form(
 }
 
 /// A top-level text field, or "" when absent or not text.
-fn text(form: &Map<String, Value>, key: &str) -> String {
+pub(super) fn text(form: &Map<String, Value>, key: &str) -> String {
     form.get(key)
         .and_then(Value::as_str)
         .unwrap_or_default()
@@ -85,55 +85,6 @@ fn text(form: &Map<String, Value>, key: &str) -> String {
 
 fn positive(s: &str) -> Option<u64> {
     s.trim().parse().ok().filter(|&n| n > 0)
-}
-
-/// The installed portal the caller belongs to, once it passed every check (401 otherwise).
-async fn authenticate(
-    state: &AppState,
-    form: &Map<String, Value>,
-) -> Result<PortalRecord, ApiError> {
-    let refused = || {
-        unauthorized(
-            "invalid_application_token",
-            "member_id is not an installed portal or APPLICATION_TOKEN does not match it",
-        )
-    };
-    let member_id = text(form, "member_id");
-    let offered = text(form, "APPLICATION_TOKEN");
-    if member_id.is_empty() || offered.is_empty() {
-        return Err(refused());
-    }
-    let portal = state
-        .store
-        .portal(&member_id)?
-        .filter(|p| p.status == PortalStatus::Installed)
-        .ok_or_else(refused)?;
-    if !csrf::constant_time_eq(offered.as_bytes(), portal.application_token.as_bytes()) {
-        return Err(refused());
-    }
-    let auth_id = text(form, "AUTH_ID");
-    let rejected = || unauthorized("auth_rejected", "the portal does not accept AUTH_ID");
-    if auth_id.is_empty() {
-        return Err(rejected());
-    }
-    match state
-        .client
-        .call_as(&member_id, &auth_id, "app.info", json!({}))
-        .await
-    {
-        Ok(_) => Ok(portal),
-        Err(BitrixError::Api { status, code, .. })
-            if matches!(status, 401 | 403)
-                || matches!(code.as_str(), "expired_token" | "NO_AUTH_FOUND") =>
-        {
-            tracing::info!(portal = %member_id, %code, "settings page: AUTH_ID refused by the portal");
-            Err(rejected())
-        }
-        Err(BitrixError::NotInstalled(_)) => Err(refused()),
-        Err(e) => Err(ApiError::BadGateway(format!(
-            "app.info for {member_id}: {e}"
-        ))),
-    }
 }
 
 /// `PLACEMENT` must be ours and `PLACEMENT_OPTIONS` (a JSON string) must name our connector
@@ -164,25 +115,6 @@ fn placement_line(form: &Map<String, Value>, connector_id: &str) -> Result<u64, 
         _ => None,
     };
     line.ok_or_else(|| bad_request("invalid_field", "PLACEMENT_OPTIONS.LINE is not a line id"))
-}
-
-/// 403 unless a present `Origin` is the origin of `server.public_url`.
-fn check_origin(req: &HttpRequest, public_base: &str) -> Result<(), ApiError> {
-    let Some(origin) = req.headers().get("origin") else {
-        return Ok(());
-    };
-    let ours = url::Url::parse(public_base)
-        .map(|u| u.origin().ascii_serialization())
-        .unwrap_or_default();
-    let origin = origin.to_str().unwrap_or("(not text)");
-    if origin == ours {
-        Ok(())
-    } else {
-        Err(forbidden(
-            "origin_mismatch",
-            format!("the form was sent from {origin:?}, not from the gateway's own page"),
-        ))
-    }
 }
 
 /// The channels of our settings bound to this portal and line.
