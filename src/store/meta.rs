@@ -37,3 +37,20 @@ impl Data {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::store::Store;
+
+    #[tokio::test]
+    async fn the_placement_key_is_made_once_per_data_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = Store::open(dir.path()).unwrap().placement_key().unwrap();
+        assert_eq!(key.len(), 32);
+        let again = Store::open(dir.path()).unwrap().placement_key().unwrap();
+        assert_eq!(again, key, "kept across reopening");
+        let other = tempfile::tempdir().unwrap();
+        let elsewhere = Store::open(other.path()).unwrap().placement_key().unwrap();
+        assert_ne!(elsewhere, key, "random per directory");
+    }
+}
