@@ -252,6 +252,7 @@ async fn render(
         channels,
         notice,
         forms,
+        action_url: format!("{}/bitrix/placement/action", state.settings.public_base()),
     };
     Ok(placement_page::respond(&view, &portal.client_endpoint))
 }

@@ -21,6 +21,8 @@ pub struct View {
     pub channels: Vec<(String, String)>,
     pub notice: Option<Notice>,
     pub forms: Vec<ActionForm>,
+    /// Where the forms post: `{public_url}/bitrix/placement/action`.
+    pub action_url: String,
 }
 
 /// The connector's state on the line, from `imconnector.status` (fact sheet §5.3).
@@ -253,7 +255,7 @@ fn render(v: &View) -> String {
         }
         html.push_str("</dl>");
     }
-    render_actions(&mut html, &v.forms);
+    render_actions(&mut html, &v.forms, &v.action_url);
     html.push_str(
         "</section><section class=\"card\"><div class=\"card-head\"><h2>Channel</h2></div>",
     );
@@ -269,7 +271,7 @@ fn render(v: &View) -> String {
 }
 
 /// The buttons, each in its own form with its hidden fields; a hint when there is none.
-fn render_actions(html: &mut String, forms: &[ActionForm]) {
+fn render_actions(html: &mut String, forms: &[ActionForm], action_url: &str) {
     if forms.is_empty() {
         html.push_str(
             "<p class=\"hint\">Activation becomes available once a channel is configured for this line.</p>",
@@ -278,7 +280,11 @@ fn render_actions(html: &mut String, forms: &[ActionForm]) {
     }
     html.push_str("<div class=\"actions\">");
     for f in forms {
-        html.push_str("<form method=\"post\" action=\"/bitrix/placement/action\">");
+        let _ = write!(
+            html,
+            "<form method=\"post\" action=\"{}\">",
+            escape(action_url)
+        );
         for (name, value) in &f.fields {
             let _ = write!(
                 html,

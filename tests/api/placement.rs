@@ -154,6 +154,10 @@ async fn the_page_shows_the_line_state_and_its_channel_with_safe_headers() {
     let forms = forms(&html);
     assert_eq!(forms.len(), 1, "an active line offers Deactivate only");
     assert!(forms.contains_key("deactivate"));
+    assert!(
+        html.contains(&format!(r#"action="{OUR_ORIGIN}/bitrix/placement/action""#)),
+        "forms post to public_url"
+    );
     assert_eq!(calls_of(&app.portal, "app.info"), 1, "AUTH_ID checked once");
 }
 
