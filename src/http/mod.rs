@@ -10,6 +10,7 @@ mod install;
 mod placement;
 mod placement_auth;
 mod placement_page;
+mod placement_view;
 
 use std::collections::HashMap;
 use std::sync::Arc;

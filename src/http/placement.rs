@@ -12,7 +12,8 @@ use serde_json::{Map, Value, json};
 
 use super::csrf::{self, Action, Claims, CsrfError};
 use super::error::{ApiError, bad_request, forbidden};
-use super::placement_page::{self, ActionForm, LineState, Notice, View};
+use super::placement_page;
+use super::placement_view::{ActionForm, LineState, Notice, View};
 use super::{AppState, body, placement_auth};
 use crate::bitrix::{BitrixError, form};
 use crate::settings::ChannelSettings;
