@@ -6,7 +6,7 @@
 use serde_json::{Value, json};
 
 use crate::bitrix::{BitrixClient, BitrixError};
-use crate::settings::Settings;
+use crate::settings::{ChannelSettings, Settings};
 
 /// Events the gateway handles at `{public_url}/bitrix/events`.
 pub const EVENTS: [&str; 6] = [
@@ -110,11 +110,7 @@ pub async fn run(
         .await?;
         call(
             "imconnector.connector.data.set",
-            json!({
-                "CONNECTOR": connector,
-                "LINE": channel.line,
-                "DATA": { "ID": format!("{connector}_{}", channel.id), "NAME": format!("{} ({})", settings.connector.name, channel.id) },
-            }),
+            data_set_params(settings, channel),
         )
         .await?;
         let status = call(
@@ -178,6 +174,16 @@ async fn bot(
         detail: format!("imbot.register answered {registered}"),
     })?;
     Ok((id as u64, true))
+}
+
+/// Parameters of `imconnector.connector.data.set` for a channel's line.
+pub fn data_set_params(settings: &Settings, channel: &ChannelSettings) -> Value {
+    let connector = &settings.connector.id;
+    json!({
+        "CONNECTOR": connector,
+        "LINE": channel.line,
+        "DATA": { "ID": format!("{connector}_{}", channel.id), "NAME": format!("{} ({})", settings.connector.name, channel.id) },
+    })
 }
 
 fn inner_str<'a>(v: &'a Value, key: &str) -> Option<&'a str> {

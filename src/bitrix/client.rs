@@ -82,6 +82,28 @@ impl BitrixClient {
         self.send(portal, method, params).await.map(|s| s.result)
     }
 
+    /// Call `method` with a caller's own access token instead of the stored one (e.g. to check
+    /// the `AUTH_ID` of a page Bitrix24 opened): same endpoint, pacer and envelope parsing, but
+    /// no token refresh, since the token is not ours to renew.
+    pub async fn call_as(
+        &self,
+        portal: &str,
+        access_token: &str,
+        method: &str,
+        params: Value,
+    ) -> Result<Value, BitrixError> {
+        let gate = self.gate(portal);
+        let mut record = self.installed(portal)?;
+        record.access_token = access_token.to_string();
+        gate.pacer.acquire().await;
+        let outcome = self.post(&record, method, &params).await;
+        self.count(method, &outcome);
+        match outcome {
+            Ok(success) => Ok(success.result),
+            Err(err) => Err(gate.note_error(method, &err)),
+        }
+    }
+
     /// [`BitrixClient::call`], retrying transient failures with backoff up to `attempts` times
     /// (for one-off calls such as setup; queued items keep their own durable retry state).
     pub async fn call_retrying(
@@ -205,19 +227,7 @@ impl BitrixClient {
             let record = self.installed(portal)?;
             gate.pacer.acquire().await;
             let outcome = self.post(&record, method, &params).await;
-            let label = match &outcome {
-                Ok(_) => "ok".to_string(),
-                Err(e) => e
-                    .code()
-                    .map_or_else(|| error_kind(e).to_string(), str::to_string),
-            };
-            Metrics::inc2(
-                &self.metrics.bitrix_requests,
-                "method",
-                method.to_string(),
-                "outcome",
-                label,
-            );
+            self.count(method, &outcome);
             match outcome {
                 Ok(success) => {
                     if let Some(reset) = success.operating_reset_at {
@@ -238,6 +248,23 @@ impl BitrixClient {
                 }
             }
         }
+    }
+
+    /// Count one request in the `bitrix_requests` metric.
+    fn count(&self, method: &str, outcome: &Result<Success, BitrixError>) {
+        let label = match outcome {
+            Ok(_) => "ok".to_string(),
+            Err(e) => e
+                .code()
+                .map_or_else(|| error_kind(e).to_string(), str::to_string),
+        };
+        Metrics::inc2(
+            &self.metrics.bitrix_requests,
+            "method",
+            method.to_string(),
+            "outcome",
+            label,
+        );
     }
 
     async fn post(

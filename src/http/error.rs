@@ -19,6 +19,8 @@ pub enum ApiError {
     #[error("{message}")]
     Unauthorized { code: &'static str, message: String },
     #[error("{message}")]
+    Forbidden { code: &'static str, message: String },
+    #[error("{message}")]
     NotFound { code: &'static str, message: String },
     #[error("request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
@@ -36,6 +38,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest { code, .. }
             | ApiError::Unauthorized { code, .. }
+            | ApiError::Forbidden { code, .. }
             | ApiError::NotFound { code, .. }
             | ApiError::Upstream { code, .. } => code,
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
@@ -65,6 +68,7 @@ impl ResponseError for ApiError {
         match self {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -104,6 +108,13 @@ pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
 
 pub fn unauthorized(code: &'static str, message: impl Into<String>) -> ApiError {
     ApiError::Unauthorized {
+        code,
+        message: message.into(),
+    }
+}
+
+pub fn forbidden(code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError::Forbidden {
         code,
         message: message.into(),
     }

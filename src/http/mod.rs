@@ -3,11 +3,16 @@
 mod admin;
 mod bitrix_events;
 mod body;
+pub mod csrf;
 mod deletions;
 pub mod error;
 mod events;
 mod health;
 mod install;
+mod placement;
+mod placement_auth;
+mod placement_page;
+mod placement_view;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -93,5 +98,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .route("/bitrix/install", web::post().to(install::install))
         .route("/bitrix/events", web::post().to(bitrix_events::receive))
-        .route("/bitrix/bot", web::post().to(bitrix_events::receive));
+        .route("/bitrix/bot", web::post().to(bitrix_events::receive))
+        .route("/bitrix/placement", web::post().to(placement::page))
+        .route(
+            "/bitrix/placement/action",
+            web::post().to(placement::action),
+        );
 }

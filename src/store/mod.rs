@@ -21,6 +21,7 @@ pub mod deliveries;
 pub mod ingest;
 pub mod keys;
 pub mod mapping;
+mod meta;
 pub mod operator;
 pub mod ops;
 mod pending;
@@ -82,17 +83,26 @@ pub struct Data {
     /// What is pending, indexed in memory; changed only on the committer thread.
     pub(crate) pending: std::sync::Mutex<pending::Pending>,
     fail_writes: AtomicBool,
-    /// Fired when the database is closed (the last handle is gone).
-    on_close: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+    /// Fired when the database is closed (the last handle is gone). The last field: fields
+    /// drop in order, so it fires after sled's handles (and the directory lock) are gone.
+    on_close: CloseSignal,
+}
+
+/// Sends once when dropped.
+struct CloseSignal(std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>);
+
+impl Drop for CloseSignal {
+    fn drop(&mut self) {
+        if let Some(tx) = self.0.lock().ok().and_then(|mut t| t.take()) {
+            let _ = tx.send(());
+        }
+    }
 }
 
 impl Drop for Data {
     fn drop(&mut self) {
         if let Err(e) = self.db.flush() {
             tracing::error!(error = %e, "flush on close failed");
-        }
-        if let Some(tx) = self.on_close.lock().ok().and_then(|mut t| t.take()) {
-            let _ = tx.send(());
         }
     }
 }
@@ -152,6 +162,7 @@ impl Store {
                 }
             }
         }
+        meta::ensure_placement_key(&meta)?;
         let open = |name| db.open_tree(name);
         let data = Arc::new(Data {
             portals: open(trees::MEMBERID_PORTAL)?,
@@ -170,7 +181,7 @@ impl Store {
             meta,
             db,
             fail_writes: AtomicBool::new(false),
-            on_close: std::sync::Mutex::new(None),
+            on_close: CloseSignal(std::sync::Mutex::new(None)),
         });
         data.rebuild_pending()?;
         let committer = Arc::new(committer::Committer::start(data.clone())?);
@@ -231,7 +242,7 @@ impl Store {
     /// closed (its directory lock released). Only the first call gets a live receiver.
     pub fn on_close(&self) -> tokio::sync::oneshot::Receiver<()> {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        if let Ok(mut slot) = self.data.on_close.lock()
+        if let Ok(mut slot) = self.data.on_close.0.lock()
             && slot.is_none()
         {
             *slot = Some(tx);

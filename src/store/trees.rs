@@ -7,8 +7,11 @@
 /// Bumped whenever a layout below changes incompatibly; checked at open.
 pub const SCHEMA_VERSION: u32 = 1;
 
-/// `"schema_version"` → u32 BE; `"probe"` → u64 BE (readiness write).
+/// `"schema_version"` → u32 BE; `"probe"` → u64 BE (readiness write);
+/// [`META_PLACEMENT_KEY`] → 32 random bytes.
 pub const META: &str = "meta";
+/// Key in `meta` of the HMAC key signing the settings page's action forms (made at first open).
+pub const META_PLACEMENT_KEY: &str = "placement_key";
 /// member_id → `PortalRecord` (domain, client_endpoint, tokens, application_token, status).
 pub const MEMBERID_PORTAL: &str = "memberid_portal";
 /// seq u64 BE → `EventRecord`: an accepted event whose Bitrix24 work is not finished. The one

@@ -12,4 +12,6 @@ mod events;
 mod forwarding;
 mod health;
 mod install;
+mod placement;
+mod placement_browser;
 mod restart;
