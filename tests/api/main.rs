@@ -12,3 +12,4 @@ mod forwarding;
 mod health;
 mod install;
 mod restart;
+mod sandbox;
