@@ -143,10 +143,8 @@ async fn create(
         n >= total
     };
     world
-        .portal
-        .wait_until(WAIT, delivered)
-        .await
-        .map_err(|e| format!("the bulk messages never reached Bitrix24: {e}"))?;
+        .wait_portal("the bulk messages reaching Bitrix24", WAIT, delivered)
+        .await?;
     tally.messages_delivered += total;
     out.line(format!(
         "{total} messages delivered with {} requests in {}",
@@ -199,10 +197,8 @@ async fn wait_reports(world: &World, out: &Printer, ids: &[String]) -> Result<Ve
         n == ids.len()
     };
     let seen = world
-        .messenger
-        .wait_for(all_in, WAIT)
-        .await
-        .map_err(|e| format!("the deletion reports never arrived: {e}"))?;
+        .wait_platform("every deletion.completed report", WAIT, all_in)
+        .await?;
     Ok(completed(&seen, ids))
 }
 

@@ -126,13 +126,11 @@ async fn customer_messages(
     }
     let ids: Vec<&str> = CONVERSATION.iter().map(|c| c.3).collect();
     world
-        .portal
-        .wait_until(WAIT, |p| {
+        .wait_portal("the customer messages reaching Bitrix24", WAIT, |p| {
             ids.iter()
                 .all(|id| p.messages().iter().any(|m| m.message_id == *id))
         })
-        .await
-        .map_err(|e| format!("the customer messages never reached Bitrix24: {e}"))?;
+        .await?;
     tally.messages_delivered += ids.len();
     let requests = world.portal.requests();
     out.line("Bitrix24 received:");
@@ -182,10 +180,8 @@ async fn edit(world: &World, out: &mut Printer, tally: &mut Tally) -> Result<(),
             .any(|m| m.message_id == id && m.update_count > 0 && m.text == text)
     };
     world
-        .portal
-        .wait_until(WAIT, edited)
-        .await
-        .map_err(|e| format!("the edit never reached Bitrix24: {e}"))?;
+        .wait_portal("the edit reaching Bitrix24", WAIT, edited)
+        .await?;
     tally.edits_applied += 1;
     let requests = world.portal.requests();
     if let Some(m) = world.portal.messages().iter().find(|m| m.message_id == id) {
@@ -228,7 +224,10 @@ async fn operator_replies(
             continue;
         }
         let relayed = |d: &[Delivery]| d.iter().any(|d| is_relay(d, chat));
-        match world.messenger.wait_for(relayed, RELAY_WAIT).await {
+        match world
+            .wait_platform("the operator reply reaching the platform", RELAY_WAIT, relayed)
+            .await
+        {
             Ok(seen) => {
                 tally.operator_relayed += 1;
                 let d = seen

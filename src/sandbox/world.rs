@@ -13,9 +13,10 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::output::describe;
 use crate::settings::Settings;
 use crate::signature::WebhookSecret;
-use crate::sim::messenger::{FakeMessenger, MessengerClient};
+use crate::sim::messenger::{Delivery, FakeMessenger, MessengerClient};
 use crate::sim::portal::{BucketConfig, FakePortal, FakePortalConfig};
 use crate::startup::{Application, StartError, StopHandle};
 use crate::store::Store;
@@ -148,6 +149,48 @@ impl World {
                 Err(_) => return Err(format!("{what} did not happen within {timeout:?}")),
             }
         }
+    }
+
+    /// Wait until `done(portal)` holds, re-checking on every change of the portal's state. The
+    /// error says `what` did not happen and which requests the portal saw last.
+    pub(super) async fn wait_portal(
+        &self,
+        what: &str,
+        timeout: Duration,
+        done: impl Fn(&FakePortal) -> bool,
+    ) -> Result<(), String> {
+        self.portal.wait_until(timeout, done).await.map_err(|_| {
+            let requests = self.portal.requests();
+            let last = &requests[requests.len().saturating_sub(5)..];
+            format!(
+                "{what} did not happen within {timeout:?} (the portal received {} requests; the last: {})",
+                requests.len(),
+                describe(last)
+            )
+        })
+    }
+
+    /// Wait until `done(deliveries)` holds, re-checking on every delivery to the platform; returns
+    /// the deliveries. The error says `what` did not happen and what the platform received.
+    pub(super) async fn wait_platform(
+        &self,
+        what: &str,
+        timeout: Duration,
+        done: impl Fn(&[Delivery]) -> bool,
+    ) -> Result<Vec<Delivery>, String> {
+        self.messenger.wait_for(done, timeout).await.map_err(|_| {
+            let types: Vec<String> = self
+                .messenger
+                .deliveries()
+                .iter()
+                .map(|d| format!("{} ({})", d.event_type, d.status_returned))
+                .collect();
+            format!(
+                "{what} did not happen within {timeout:?} (the platform received {} deliveries: {})",
+                types.len(),
+                types.join(", ")
+            )
+        })
     }
 
     /// Stop the gateway (storage closed), then the fakes; the temp dir goes last.
