@@ -196,6 +196,8 @@ impl World {
     /// Stop the gateway (storage closed), then the fakes; the temp dir goes last.
     pub(super) async fn shutdown(mut self) -> Result<(), String> {
         self.store.take();
+        // Idle keep-alive connections of the platform's clients would hold up the graceful stop.
+        self.clients.clear();
         self.stop.stop().await;
         let served = self.running.await;
         self.messenger.stop().await;
