@@ -41,7 +41,7 @@ impl Command {
     pub fn default_log_level(&self) -> &'static str {
         match self {
             Command::Sandbox => "warn",
-            Command::Serve { .. } | Command::CheckConfig { .. } => "info",
+            _ => "info",
         }
     }
 }
