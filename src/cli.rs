@@ -50,6 +50,19 @@ pub enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Play a scripted conversation against a simulated Bitrix24 portal and messaging platform
+    /// on loopback, print what happened, exit 0. No Bitrix24 account needed.
+    Sandbox,
+}
+
+impl Command {
+    /// Log filter used when `RUST_LOG` is not set: the sandbox keeps the gateway's own logs quiet.
+    pub fn default_log_level(&self) -> &'static str {
+        match self {
+            Command::Sandbox => "warn",
+            _ => "info",
+        }
+    }
 }
 
 /// Run a parsed command line.
@@ -82,6 +95,7 @@ pub async fn run(cli: Cli) -> ExitCode {
             };
             serve(settings).await
         }
+        Command::Sandbox => crate::sandbox::run().await,
     }
 }
 

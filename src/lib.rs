@@ -8,6 +8,7 @@
 //! - `outbox`: the durable path from accepted events to Bitrix24 calls and platform deliveries.
 //! - `settings`, `startup`, `cli`, `telemetry`, `metrics`: running it.
 //! - `sim`: a fake portal and a fake platform for tests and the sandbox.
+//! - `sandbox`: the `sandbox` subcommand, a scripted tour of the gateway against `sim`.
 pub mod bitrix;
 pub mod cli;
 pub mod domain;
@@ -18,6 +19,7 @@ pub mod outbox;
 pub mod portal_cli;
 pub mod report;
 pub mod retry;
+pub mod sandbox;
 pub mod settings;
 pub mod setup;
 pub mod signature;

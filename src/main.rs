@@ -7,7 +7,7 @@ use openchannel_gateway::{cli, telemetry};
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
-    telemetry::init();
+    telemetry::init_with_default(args.command.default_log_level());
     match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -15,3 +15,4 @@ mod install;
 mod placement;
 mod placement_browser;
 mod restart;
+mod sandbox;
