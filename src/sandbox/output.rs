@@ -196,13 +196,8 @@ impl Tally {
             "  deletions carried by         {} Bitrix24 requests ({} {DELETE_METHOD} calls)",
             self.deletion_requests, self.deletion_calls
         );
-        let relay = if self.operator_relayed == self.operator_sent {
-            String::new()
-        } else {
-            " (operator relay not available in this build)".to_string()
-        };
         println!(
-            "  operator replies relayed     {}/{}{relay}",
+            "  operator replies relayed     {}/{}",
             self.operator_relayed, self.operator_sent
         );
         println!(

@@ -218,32 +218,28 @@ async fn operator_replies(
             "  Bitrix24 -> gateway  ONIMCONNECTORMESSAGEADD  <- {answer}"
         ));
         if !emitted.status.is_some_and(|s| (200..300).contains(&s)) {
-            out.line(format!(
-                "  operator relay not available in this build (the gateway answered {answer})"
+            return Err(format!(
+                "the gateway answered the operator's event with {answer}"
             ));
-            continue;
         }
         let relayed = |d: &[Delivery]| d.iter().any(|d| is_relay(d, chat));
-        match world
-            .wait_platform("the operator reply reaching the platform", RELAY_WAIT, relayed)
-            .await
-        {
-            Ok(seen) => {
-                tally.operator_relayed += 1;
-                let d = seen
-                    .iter()
-                    .find(|d| is_relay(d, chat))
-                    .map(|d| d.data.clone())
-                    .unwrap_or_default();
-                out.line(format!(
-                    "  gateway -> platform  operator.message.created  chat {}, bitrix_id {}, operator {}, text {}",
-                    d["chat"]["id"], d["message"]["bitrix_id"], d["operator"]["id"], d["message"]["text"]
-                ));
-            }
-            Err(_) => out.line(format!(
-                "  operator relay not available in this build (nothing reached the platform within {RELAY_WAIT:?})"
-            )),
-        }
+        let seen = world
+            .wait_platform(
+                "the operator reply reaching the platform",
+                RELAY_WAIT,
+                relayed,
+            )
+            .await?;
+        tally.operator_relayed += 1;
+        let d = seen
+            .iter()
+            .find(|d| is_relay(d, chat))
+            .map(|d| d.data.clone())
+            .unwrap_or_default();
+        out.line(format!(
+            "  gateway -> platform  operator.message.created  chat {}, bitrix_id {}, operator {}, text {}",
+            d["chat"]["id"], d["message"]["bitrix_id"], d["operator"]["id"], d["message"]["text"]
+        ));
     }
     out.done(format!(
         "{}/{} operator replies relayed to the platform",
