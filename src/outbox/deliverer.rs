@@ -2,7 +2,8 @@
 //!
 //! Per channel, deliveries go out in queue order and a failing one holds the ones behind it
 //! (events of one channel keep their order); channels do not wait for each other. A delivery is
-//! retried with capped backoff until the platform answers 2xx; it is never dropped silently.
+//! retried with the `[retry]` backoff until the platform answers 2xx; it is never dropped
+//! silently.
 //! Operator messages end as *failed* (kept, visible, counted) when the platform rejects them
 //! (a 4xx other than 408/425/429) or when they keep failing for `retry.max_age_secs`; reports and
 //! line events are retried until they are taken.
@@ -23,13 +24,11 @@ use crate::messenger::outbound::{self, Answer, OutboundClient};
 use crate::metrics::Metrics;
 use crate::outbox::notices::{NOTICE_AFTER_ATTEMPTS, Notices};
 use crate::report::deletion_report;
-use crate::retry::backoff;
 use crate::settings::Settings;
 use crate::store::{Delivery, DeliveryPayload, OperatorRecord, Store};
 
-/// First and largest pause between attempts of one delivery.
-const FIRST_RETRY: Duration = Duration::from_secs(1);
-const MAX_RETRY: Duration = Duration::from_secs(600);
+/// Pause after a storage error before looking again.
+const STORAGE_RETRY: Duration = Duration::from_secs(1);
 
 /// The delivery loop.
 pub struct Deliverer {
@@ -80,7 +79,7 @@ impl Deliverer {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read pending deliveries");
-                return Some(now_ms() + FIRST_RETRY.as_millis() as u64);
+                return Some(now_ms() + STORAGE_RETRY.as_millis() as u64);
             }
         };
         let mut by_channel: BTreeMap<String, Vec<Delivery>> = BTreeMap::new();
@@ -189,14 +188,18 @@ impl Deliverer {
             return self.commit_done(seq).await;
         };
         let ids = outbound::answered_ids(&answer.body, *im_message_id);
-        let (portal, im) = (portal.clone(), *im_message_id);
+        let (member, im) = (portal.clone(), *im_message_id);
         if let Err(e) = self
             .store
-            .commit(move |d| d.operator_delivered(&portal, im, &ids, now_ms()))
+            .commit(move |d| d.operator_delivered(&member, im, &ids, now_ms()))
             .await
         {
             tracing::error!(error = %e, "cannot record the platform's ids; will deliver again");
-            return Step::RetryAt(now_ms() + FIRST_RETRY.as_millis() as u64);
+            return Step::RetryAt(now_ms() + STORAGE_RETRY.as_millis() as u64);
+        }
+        // Delivered after all: a notice saying otherwise goes.
+        if let Ok(Some(record)) = self.store.operator(portal, im) {
+            self.notices().resolved(portal, &record).await;
         }
         delivery.delivered_at_ms = Some(now_ms());
         let record = delivery.clone();
@@ -236,8 +239,8 @@ impl Deliverer {
             }
             Err(e) => {
                 delivery.attempts += 1;
-                delivery.due_at_ms = now_ms()
-                    + backoff(delivery.attempts, FIRST_RETRY, MAX_RETRY).as_millis() as u64;
+                delivery.due_at_ms =
+                    now_ms() + self.settings.retry.delay(delivery.attempts).as_millis() as u64;
                 delivery.last_error = Some(e.to_string());
                 let (at, record) = (delivery.due_at_ms, delivery.clone());
                 if let Err(e) = self.store.commit(move |d| d.delivery_update(&record)).await {
@@ -279,8 +282,7 @@ impl Deliverer {
         {
             self.notices().failing(portal, &record, &reason).await;
         }
-        let retry_at =
-            now_ms() + backoff(delivery.attempts, FIRST_RETRY, MAX_RETRY).as_millis() as u64;
+        let retry_at = now_ms() + self.settings.retry.delay(delivery.attempts).as_millis() as u64;
         tracing::warn!(channel = %delivery.channel, event = %delivery.event_type, attempts = delivery.attempts, error = %reason, "delivery to the platform failed; will retry");
         delivery.due_at_ms = retry_at;
         delivery.last_error = Some(reason);

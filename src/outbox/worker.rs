@@ -14,6 +14,7 @@ use super::Context;
 use super::execute::Executor;
 use super::queue::{Call, Limits, Method, Plan, PortalQueue};
 use crate::domain::now_ms;
+use crate::metrics::Metrics;
 use crate::store::ops::{OpOutcome, OpResult};
 use crate::store::{EventRecord, Op, OpKind, OpRef};
 
@@ -222,6 +223,13 @@ impl PortalWorker {
         let count = unsendable.len() as i64;
         for r in &unsendable {
             tracing::warn!(portal = %self.portal, message = r.op.message_id(), outcome = ?r.outcome, "reaction not sent");
+            Metrics::inc2(
+                &self.ctx.metrics.items,
+                "op",
+                r.op.method().label(),
+                "result",
+                "failed",
+            );
         }
         match self
             .ctx

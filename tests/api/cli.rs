@@ -123,3 +123,48 @@ async fn setup_runs_on_the_data_directory_when_no_gateway_is_running() {
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("nobody"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn teardown_reports_each_step_and_purges_the_portal() {
+    let app = crate::helpers::spawn_app().await;
+    let member = app.portal.member_id();
+    let config = app.config_path().clone();
+    let (dir, _config, portal) = app.shutdown().await;
+    let id = member.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        gateway()
+            .args(["teardown", "--portal", &id, "--config"])
+            .arg(&config)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    let steps: Vec<String> = report["teardown"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        steps.contains(&"imconnector.unregister ocgw".to_string()),
+        "{steps:?}"
+    );
+    assert_eq!(
+        steps
+            .iter()
+            .filter(|s| s.starts_with("event.unbind"))
+            .count(),
+        6
+    );
+    assert_eq!(steps.last().map(String::as_str), Some("purge"));
+    assert!(portal.connectors().is_empty());
+    let store = openchannel_gateway::store::Store::open(&dir.path().join("data")).unwrap();
+    assert!(store.portal(&member).unwrap().is_none());
+}

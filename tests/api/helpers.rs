@@ -33,6 +33,8 @@ pub struct TestOptions {
     pub request_timeout_ms: u64,
     /// POST the portal's ONAPPINSTALL before returning.
     pub install: bool,
+    /// `[bot] enabled`.
+    pub bot: bool,
 }
 
 impl Default for TestOptions {
@@ -45,6 +47,7 @@ impl Default for TestOptions {
             max_attempts: 8,
             request_timeout_ms: 2000,
             install: true,
+            bot: false,
         }
     }
 }
@@ -131,6 +134,8 @@ initial_backoff_ms = 20
 max_backoff_ms = 200
 max_attempts = {attempts}
 max_age_secs = 3600
+[bot]
+enabled = {bot}
 [admin]
 token = "{ADMIN_TOKEN}"
 [[channels]]
@@ -156,6 +161,7 @@ outbound_url = "{outbound}"
         max_batch = o.max_batch,
         linger = o.linger_ms,
         attempts = o.max_attempts,
+        bot = o.bot,
         member = portal.member_id(),
         secret = secret.to_whsec(),
         outbound = messenger.url(),

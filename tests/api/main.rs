@@ -4,6 +4,7 @@
 mod helpers;
 
 mod bitrix_events;
+mod bot;
 mod cli;
 mod client;
 mod crash;
