@@ -239,6 +239,7 @@ impl PortalWorker {
         {
             Ok(()) => {
                 self.ctx.metrics.queued_ops.dec_by(count);
+                self.ctx.progress.send_modify(|n| *n += 1);
             }
             Err(e) => {
                 tracing::error!(portal = %self.portal, error = %e, "cannot record reactions that cannot be sent")
