@@ -123,6 +123,7 @@ impl Application {
             cancel: cancel.clone(),
         };
         tracker.spawn(deliverer.run());
+        tracker.spawn(prune_replay_records(store.clone(), cancel.clone()));
 
         let state = web::Data::new(AppState {
             channels: AppState::channels_of(&settings),
@@ -216,6 +217,27 @@ impl Application {
         tracing::info!("stopped");
         let _ = stopped.send(true);
         served
+    }
+}
+
+/// How long a webhook-id or a Bitrix24 event body is remembered (Standard Webhooks senders retry
+/// for up to about three days).
+const REPLAY_WINDOW: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
+/// Hourly: forget replay-protection records older than [`REPLAY_WINDOW`].
+async fn prune_replay_records(store: Store, cancel: CancellationToken) {
+    let mut hourly = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            _ = hourly.tick() => {}
+            _ = cancel.cancelled() => return,
+        }
+        let cutoff = crate::domain::now_ms().saturating_sub(REPLAY_WINDOW.as_millis() as u64);
+        match store.commit(move |d| d.prune_replay_records(cutoff)).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "old replay-protection records pruned"),
+            Err(e) => tracing::warn!(error = %e, "cannot prune replay-protection records"),
+        }
     }
 }
 

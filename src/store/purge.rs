@@ -64,3 +64,28 @@ fn remove_prefix(tree: &Tree, prefix: &[u8]) -> Result<usize, StoreError> {
     }
     Ok(removed)
 }
+
+impl Data {
+    /// Forget replay-protection records older than `cutoff_ms`: the first replies of finished
+    /// webhooks (`webhookid_reply`) and the digests of Bitrix24 events (`eventdigest_seen`).
+    /// Returns how many were removed.
+    pub fn prune_replay_records(&self, cutoff_ms: u64) -> Result<usize, StoreError> {
+        let mut removed = 0;
+        for item in self.webhooks.iter() {
+            let (key, value) = item?;
+            let reply: super::WebhookReply = decode(trees::WEBHOOKID_REPLY, &value)?;
+            if reply.at_ms < cutoff_ms {
+                self.webhooks.remove(key)?;
+                removed += 1;
+            }
+        }
+        for item in self.digests.iter() {
+            let (key, value) = item?;
+            if keys::parse_u64(trees::EVENTDIGEST_SEEN, &value)? < cutoff_ms {
+                self.digests.remove(key)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+}

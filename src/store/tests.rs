@@ -361,3 +361,53 @@ async fn disabled_writes_fail_cleanly_and_change_nothing() {
     assert!(store.pending_ops().unwrap().is_empty());
     store.probe().await.expect("writable again");
 }
+
+#[tokio::test]
+async fn old_replay_records_are_pruned_and_recent_ones_kept() {
+    let (_dir, store) = open();
+    let mut old = request("w-old", IngestEvent::Created(message("c", "u", "m1")));
+    old.reply.at_ms = 1_000;
+    let mut recent = request("w-new", IngestEvent::Created(message("c", "u", "m1")));
+    recent.reply.at_ms = 9_000;
+    // Both finish at once (the second is a known message id), so both replies are in webhookid_reply.
+    store.commit(move |d| d.ingest(&old)).await.unwrap();
+    store.commit(move |d| d.ingest(&recent)).await.unwrap();
+    store
+        .commit(|d| {
+            d.webhooks.insert(
+                keys::webhook("acme", "w-old"),
+                codec::encode(&WebhookReply {
+                    status: 202,
+                    body: "{}".into(),
+                    at_ms: 1_000,
+                }),
+            )?;
+            d.digests
+                .insert(b"digest-old".as_slice(), &1_000u64.to_be_bytes())?;
+            d.digests
+                .insert(b"digest-new".as_slice(), &9_000u64.to_be_bytes())?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let removed = store
+        .commit(|d| d.prune_replay_records(5_000))
+        .await
+        .unwrap();
+    assert_eq!(removed, 2);
+    assert!(
+        store
+            .webhooks
+            .get(keys::webhook("acme", "w-old"))
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .webhooks
+            .get(keys::webhook("acme", "w-new"))
+            .unwrap()
+            .is_some()
+    );
+    assert!(store.digests.get(b"digest-new").unwrap().is_some());
+}
