@@ -17,7 +17,7 @@ use openchannel_gateway::settings::BitrixSettings;
 use openchannel_gateway::signature::WebhookSecret;
 use openchannel_gateway::sim::messenger::{FakeMessenger, MessengerClient};
 use openchannel_gateway::sim::portal::{BucketConfig, FakePortal, FakePortalConfig};
-use openchannel_gateway::store::{PortalRecord, PortalStatus, Store};
+use openchannel_gateway::store::Store;
 use serde_json::json;
 
 const LINES: u64 = 10;
@@ -232,22 +232,7 @@ async fn naive(calls: usize) -> (usize, f64, f64) {
     let portal = FakePortal::start(portal_config()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
-    let tokens = portal.issue_tokens();
-    let record = PortalRecord {
-        member_id: portal.member_id(),
-        domain: portal.domain(),
-        client_endpoint: portal.client_endpoint(),
-        access_token: tokens.access_token,
-        refresh_token: tokens.refresh_token,
-        expires_at: 0,
-        application_token: portal.application_token(),
-        scope: String::new(),
-        status: PortalStatus::Installed,
-        installed_at_ms: 0,
-        updated_at_ms: 0,
-        setup_at_ms: Some(0),
-        bot_id: None,
-    };
+    let record = portal.installed_record();
     store.commit(move |d| d.put_portal(&record)).await.unwrap();
     let settings = BitrixSettings {
         client_id: "app.test".into(),

@@ -16,21 +16,6 @@ const EVENTS: [&str; 6] = [
     "ONAPPUNINSTALL",
 ];
 
-/// A customer writes first, so that the open-line chat exists.
-async fn open_chat(app: &TestApp, chat: &str) {
-    assert_eq!(
-        app.post_event(
-            "message.created",
-            created(chat, "u", &format!("hello-{chat}"), "hi")
-        )
-        .await
-        .0,
-        202
-    );
-    app.wait_for("sent", |s| s.pending_ops().unwrap().is_empty())
-        .await;
-}
-
 async fn delivered(app: &TestApp, event_type: &str, n: usize) -> Vec<serde_json::Value> {
     let t = event_type.to_string();
     let seen = app

@@ -16,14 +16,7 @@ fn with_bot() -> TestOptions {
 
 /// A customer chat with one operator message the platform took as "ext-op-1".
 async fn relayed_operator_message(app: &TestApp) -> u64 {
-    assert_eq!(
-        app.post_event("message.created", created("c1", "u", "hello", "hi"))
-            .await
-            .0,
-        202
-    );
-    app.wait_for("sent", |s| s.pending_ops().unwrap().is_empty())
-        .await;
+    open_chat(app, "c1").await;
     let emitted = app
         .portal
         .operator_message(LINE, "c1", "How can I help?")
@@ -37,6 +30,21 @@ async fn relayed_operator_message(app: &TestApp) -> u64 {
     })
     .await;
     emitted.im_message_id
+}
+
+/// An operator message the platform keeps refusing (503), once the bot has posted its notice.
+async fn failing_operator_message(
+    app: &TestApp,
+    text: &str,
+) -> openchannel_gateway::sim::portal::EmitResult {
+    open_chat(app, "c1").await;
+    app.messenger.set_mode(Mode::Fail(503));
+    let emitted = app.portal.operator_message(LINE, "c1", text).await;
+    app.portal
+        .wait_until(WAIT, |p| !p.bot_messages().is_empty())
+        .await
+        .unwrap();
+    emitted
 }
 
 async fn react(
@@ -237,23 +245,7 @@ async fn a_bot_outside_the_chat_or_an_unknown_message_is_a_recorded_failure() {
 #[tokio::test]
 async fn a_failing_delivery_gets_a_notice_only_operators_see_removed_once_delivered() {
     let app = spawn_with(with_bot()).await;
-    assert_eq!(
-        app.post_event("message.created", created("c1", "u", "hello", "hi"))
-            .await
-            .0,
-        202
-    );
-    app.wait_for("sent", |s| s.pending_ops().unwrap().is_empty())
-        .await;
-    app.messenger.set_mode(Mode::Fail(503));
-    let emitted = app
-        .portal
-        .operator_message(LINE, "c1", "Your refund is on its way")
-        .await;
-    app.portal
-        .wait_until(WAIT, |p| !p.bot_messages().is_empty())
-        .await
-        .unwrap();
+    let emitted = failing_operator_message(&app, "Your refund is on its way").await;
     let notice = app.portal.bot_messages()[0].clone();
     let member = app.portal.member_id();
     let record = app
@@ -292,23 +284,7 @@ async fn a_failing_delivery_gets_a_notice_only_operators_see_removed_once_delive
 async fn a_notice_says_when_delivery_finally_failed_and_goes_when_the_operator_deletes_the_message()
 {
     let app = spawn_with(with_bot()).await;
-    assert_eq!(
-        app.post_event("message.created", created("c1", "u", "hello", "hi"))
-            .await
-            .0,
-        202
-    );
-    app.wait_for("sent", |s| s.pending_ops().unwrap().is_empty())
-        .await;
-    app.messenger.set_mode(Mode::Fail(503));
-    let emitted = app
-        .portal
-        .operator_message(LINE, "c1", "Please confirm your address")
-        .await;
-    app.portal
-        .wait_until(WAIT, |p| !p.bot_messages().is_empty())
-        .await
-        .unwrap();
+    let emitted = failing_operator_message(&app, "Please confirm your address").await;
     app.messenger.set_mode(Mode::Fail(410));
     let member = app.portal.member_id();
     app.wait_for("final", |s| {
@@ -352,20 +328,7 @@ async fn a_notice_says_when_delivery_finally_failed_and_goes_when_the_operator_d
 #[tokio::test]
 async fn a_notice_too_old_to_edit_is_left_alone_without_a_retry_loop() {
     let app = spawn_with(with_bot()).await;
-    assert_eq!(
-        app.post_event("message.created", created("c1", "u", "hello", "hi"))
-            .await
-            .0,
-        202
-    );
-    app.wait_for("sent", |s| s.pending_ops().unwrap().is_empty())
-        .await;
-    app.messenger.set_mode(Mode::Fail(503));
-    let emitted = app.portal.operator_message(LINE, "c1", "An old one").await;
-    app.portal
-        .wait_until(WAIT, |p| !p.bot_messages().is_empty())
-        .await
-        .unwrap();
+    let emitted = failing_operator_message(&app, "An old one").await;
     app.portal
         .age_bot_message(app.portal.bot_messages()[0].id, 4);
     app.messenger.set_mode(Mode::Fail(400));

@@ -354,3 +354,18 @@ pub fn calls_of(portal: &FakePortal, method: &str) -> usize {
         })
         .sum()
 }
+
+/// A customer writes first, so that the open-line chat exists.
+pub async fn open_chat(app: &TestApp, chat: &str) {
+    assert_eq!(
+        app.post_event(
+            "message.created",
+            created(chat, "u", &format!("hello-{chat}"), "hi")
+        )
+        .await
+        .0,
+        202
+    );
+    app.wait_for("sent", |s| s.pending_ops().unwrap().is_empty())
+        .await;
+}

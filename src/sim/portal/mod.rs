@@ -257,6 +257,27 @@ impl FakePortal {
         }
     }
 
+    /// A store record for this portal as if it had installed the app and been set up, with a
+    /// freshly issued token pair (for tests and benchmarks that drive `BitrixClient` directly).
+    pub fn installed_record(&self) -> crate::store::PortalRecord {
+        let tokens = self.issue_tokens();
+        crate::store::PortalRecord {
+            member_id: self.member_id(),
+            domain: self.domain(),
+            client_endpoint: self.client_endpoint(),
+            access_token: tokens.access_token,
+            refresh_token: tokens.refresh_token,
+            expires_at: 0,
+            application_token: self.application_token(),
+            scope: String::new(),
+            status: crate::store::PortalStatus::Installed,
+            installed_at_ms: 0,
+            updated_at_ms: 0,
+            setup_at_ms: Some(0),
+            bot_id: None,
+        }
+    }
+
     /// Remove every pending fault (the end of a simulated outage).
     pub fn clear_faults(&self) {
         self.shared.lock().faults.clear();
