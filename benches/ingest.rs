@@ -150,7 +150,20 @@ fn cpu_by_thread() -> std::collections::BTreeMap<String, f64> {
     out
 }
 
-fn cpu_report(before: &std::collections::BTreeMap<String, f64>, accepted: usize) {
+/// Bytes this process has passed to write(2) and friends so far (Linux only).
+fn bytes_written() -> u64 {
+    std::fs::read_to_string("/proc/self/io")
+        .ok()
+        .and_then(|io| {
+            io.lines()
+                .find_map(|l| l.strip_prefix("wchar: ").and_then(|v| v.trim().parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+fn cpu_report(before: &(std::collections::BTreeMap<String, f64>, u64), accepted: usize) {
+    let (before, written) = before;
+    let written = (bytes_written() - written) as f64 / accepted.max(1) as f64;
     let after = cpu_by_thread();
     let mut parts: Vec<(String, f64)> = after
         .iter()
@@ -163,6 +176,7 @@ fn cpu_report(before: &std::collections::BTreeMap<String, f64>, accepted: usize)
         .map(|(k, v)| format!("{k} {:.1}", v * 1e6 / accepted.max(1) as f64))
         .collect();
     println!("    CPU µs per request by thread: {}", line.join(", "));
+    println!("    bytes written (sockets and files) per request: {written:.0}");
 }
 
 fn report(name: &str, run: &Run) -> f64 {
@@ -247,7 +261,7 @@ async fn main() {
         } else {
             duration
         };
-        let cpu = cpu_by_thread();
+        let cpu = (cpu_by_thread(), bytes_written());
         let noop_run = drive(
             noop_url.clone(),
             requests.clone(),
@@ -259,7 +273,7 @@ async fn main() {
         .await;
         let noop_rate = report("  no-op actix handler", &noop_run);
         cpu_report(&cpu, noop_run.accepted);
-        let cpu = cpu_by_thread();
+        let cpu = (cpu_by_thread(), bytes_written());
         let gw_run = drive(
             gw_url.clone(),
             requests.clone(),

@@ -1,14 +1,16 @@
 //! Group commit. Writes are applied in a single order (under the apply lock) and each one then
 //! queues its completion for the *flush* thread, which makes everything applied so far durable
-//! with one fsync and completes what it covered, in order. While one fsync runs, later writes are
-//! applied, so a request waits for about one fsync, and under load the fsyncs per second stay
+//! (one fdatasync of the acceptance journal, plus one sled flush if a completion in the group
+//! wrote to sled) and completes what it covered, in order. While one sync runs, later writes are
+//! applied, so a request waits for about one sync, and under load the syncs per second stay
 //! bounded while each request still waits for its own durability.
 //!
 //! Event acceptances are small and apply on the caller's thread (no hand-off); other writes
 //! (results of a Bitrix24 call may touch thousands of keys) run on the *apply* thread so that
-//! they never block an async worker.
+//! they never block an async worker. The flush thread also asks the apply thread to retire old
+//! journal segments into sled (`journal.rs`).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, oneshot};
@@ -19,8 +21,12 @@ use super::{Data, StoreError};
 const APPLY_THREAD: &str = "store-apply";
 const FLUSH_THREAD: &str = "store-flush";
 
-/// Runs once the fsync that covers a write is done (Ok) or failed (Err with the reason).
-type Completion = Box<dyn FnOnce(Result<(), String>) + Send>;
+/// What to do once the sync that covers a write is done (Ok) or failed (Err with the reason),
+/// and whether that write touched sled (then the sync includes a sled flush).
+struct Completion {
+    run: Box<dyn FnOnce(Result<(), String>) + Send>,
+    store: bool,
+}
 type Job = Box<dyn FnOnce(&Data) -> Completion + Send>;
 
 /// Counters of the committer.
@@ -28,7 +34,7 @@ type Job = Box<dyn FnOnce(&Data) -> Completion + Send>;
 pub struct CommitStats {
     /// Writes committed.
     pub commits: u64,
-    /// fsyncs issued (each covers one or more writes).
+    /// Syncs issued (each covers one or more writes: a journal fdatasync, a sled flush or both).
     pub flushes: u64,
 }
 
@@ -69,9 +75,13 @@ impl Committer {
             .map_err(spawn_error)?;
         let flush_data = data.clone();
         let flush_stats = stats.clone();
+        let retire = Retire {
+            jobs: jobs_tx.downgrade(),
+            busy: Arc::new(AtomicBool::new(false)),
+        };
         let flush = std::thread::Builder::new()
             .name(FLUSH_THREAD.into())
-            .spawn(move || flush_loop(&flush_data, completions_rx, &flush_stats))
+            .spawn(move || flush_loop(&flush_data, completions_rx, &flush_stats, &retire))
             .map_err(spawn_error)?;
         Ok(Committer {
             data,
@@ -91,7 +101,7 @@ impl Committer {
         A: FnOnce(&mut T) + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
-        let job: Job = Box::new(move |data: &Data| finisher(apply(data), after, reply));
+        let job: Job = Box::new(move |data: &Data| finisher(apply(data), after, reply, true));
         self.jobs
             .as_ref()
             .ok_or_else(stopped)?
@@ -112,7 +122,11 @@ impl Committer {
         let (reply, answer) = oneshot::channel();
         {
             let _ordered = lock(&self.apply_lock);
-            let completion = finisher(self.data.ingest(&req), after, reply);
+            let (applied, store) = match self.data.ingest_journaled(&req) {
+                Ok((outcome, store)) => (Ok(outcome), store),
+                Err(e) => (Err(e), false),
+            };
+            let completion = finisher(applied, after, reply, store);
             self.stats.commits.fetch_add(1, Ordering::Relaxed);
             self.completions
                 .as_ref()
@@ -136,8 +150,9 @@ fn finisher<T: Send + 'static>(
     applied: Result<T, StoreError>,
     after: impl FnOnce(&mut T) + Send + 'static,
     reply: oneshot::Sender<Result<T, StoreError>>,
+    store: bool,
 ) -> Completion {
-    Box::new(move |flushed| {
+    let run = Box::new(move |flushed| {
         let outcome = match (applied, flushed) {
             (Ok(mut value), Ok(())) => {
                 after(&mut value);
@@ -147,7 +162,8 @@ fn finisher<T: Send + 'static>(
             (Ok(_), Err(e)) => Err(StoreError::Unavailable(e)),
         };
         let _ = reply.send(outcome);
-    })
+    });
+    Completion { run, store }
 }
 
 fn stopped() -> StoreError {
@@ -195,19 +211,58 @@ impl Applier {
     }
 }
 
-fn flush_loop(data: &Data, rx: std::sync::mpsc::Receiver<Completion>, stats: &Counters) {
+/// Asks the apply thread, at most once at a time, to retire journal segments into sled.
+struct Retire {
+    /// Weak, so that dropping the committer still closes the job queue.
+    jobs: mpsc::WeakUnboundedSender<Job>,
+    busy: Arc<AtomicBool>,
+}
+
+impl Retire {
+    fn request(&self, below: u64) {
+        let Some(jobs) = self.jobs.upgrade() else {
+            return;
+        };
+        if self.busy.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let busy = self.busy.clone();
+        let job: Job = Box::new(move |data: &Data| {
+            match data.retire_journal(below) {
+                Ok(moved) => tracing::info!(moved, below, "retired journal segments into sled"),
+                Err(e) => tracing::error!(error = %e, "cannot retire journal segments"),
+            }
+            let run = Box::new(move |_| busy.store(false, Ordering::Release));
+            Completion { run, store: true }
+        });
+        if jobs.send(job).is_err() {
+            self.busy.store(false, Ordering::Release);
+        }
+    }
+}
+
+fn flush_loop(
+    data: &Data,
+    rx: std::sync::mpsc::Receiver<Completion>,
+    stats: &Counters,
+    retire: &Retire,
+) {
     let mut group: Vec<Completion> = Vec::new();
     while let Ok(first) = rx.recv() {
         group.push(first);
         group.extend(rx.try_iter());
-        // Every write whose completion was taken here was applied before this fsync starts.
-        let flushed = data.flush().map_err(|e| {
-            tracing::error!(error = %e, "storage flush failed");
-            format!("flush failed: {e}")
+        // Every write whose completion was taken here was applied before this sync starts.
+        let store = group.iter().any(|c| c.store);
+        let flushed = data.sync(store).map_err(|e| {
+            tracing::error!(error = %e, "storage sync failed");
+            format!("sync failed: {e}")
         });
         stats.flushes.fetch_add(1, Ordering::Relaxed);
         for completion in group.drain(..) {
-            completion(flushed.clone());
+            (completion.run)(flushed.clone());
+        }
+        if let Some(below) = data.journal().retire_below() {
+            retire.request(below);
         }
     }
 }

@@ -1,9 +1,9 @@
-//! Deletion reports: pending ones are read from their event record, finished ones from
+//! Deletion reports: pending ones are read from their event record (journal or `seq_event`), finished ones from
 //! `deletionid_deletion`.
 
 use super::codec::decode;
 use super::{
-    Data, DeletionItem, DeletionRecord, DeletionReport, EventRecord, StoreError, Work, keys, trees,
+    Data, DeletionItem, DeletionRecord, DeletionReport, StoreError, Work, trees,
 };
 
 impl Data {
@@ -14,9 +14,8 @@ impl Data {
     ) -> Result<Option<(DeletionRecord, Vec<DeletionItem>)>, StoreError> {
         let pending = self.pending().deletions.get(deletion_id).copied();
         if let Some(seq) = pending
-            && let Some(bytes) = self.events.get(keys::u64_be(seq))?
+            && let Some(record) = self.event(seq)?
         {
-            let record: EventRecord = decode(trees::SEQ_EVENT, &bytes)?;
             if let Work::Delete { deletion, items } = record.work {
                 return Ok(Some((deletion, items)));
             }

@@ -1,7 +1,7 @@
-//! Accepting a platform event. The common case is one write: the event record in `seq_event`
+//! Accepting a platform event. The common case is one append: the event record to the journal
 //! (the webhook-id check reads the in-memory index of pending events and `webhookid_reply`).
-//! Acceptance runs only on the committer thread, so the check and the write cannot interleave
-//! with another acceptance.
+//! Acceptance runs under the committer's apply lock, so the check and the write cannot
+//! interleave with another acceptance.
 
 use super::codec::{decode, encode, tx_put};
 use super::{
@@ -60,10 +60,19 @@ pub const UNKNOWN_MESSAGE: &str =
     "unknown message: the gateway has no record of it and the event gave no user.id";
 
 impl Data {
-    /// Store an event (call on the committer thread: `Store::ingest`).
+    /// Store an event (call under the committer's apply lock: `Store::ingest`).
     pub fn ingest(&self, req: &IngestRequest) -> Result<IngestOutcome, StoreError> {
+        self.ingest_journaled(req).map(|(outcome, _)| outcome)
+    }
+
+    /// [`Data::ingest`], also telling whether it wrote to sled (then durability needs a sled
+    /// flush, not only the journal's sync).
+    pub(crate) fn ingest_journaled(
+        &self,
+        req: &IngestRequest,
+    ) -> Result<(IngestOutcome, bool), StoreError> {
         if let Some(first) = self.first_reply(&req.channel, &req.webhook_id)? {
-            return Ok(IngestOutcome::Replayed(first));
+            return Ok((IngestOutcome::Replayed(first), false));
         }
         let seq = self.generate_id()?;
         let (chat_id, work) = match &req.event {
@@ -74,7 +83,7 @@ impl Data {
                 {
                     tracing::info!(channel = %req.channel, message = %m.message.id, "message.created for a known message id: not sent again");
                     self.finish_without_work(req)?;
-                    return Ok(accepted(req, Vec::new()));
+                    return Ok((accepted(req, Vec::new()), true));
                 }
                 (
                     m.chat.id.clone(),
@@ -131,11 +140,11 @@ impl Data {
             && deletion.pending == 0
         {
             self.finish_deletion_now(req, deletion, items)?;
-            return Ok(accepted(req, Vec::new()));
+            return Ok((accepted(req, Vec::new()), true));
         }
-        self.events.insert(keys::u64_be(seq), encode(&record))?;
+        self.journal().append(seq, &encode(&record));
         self.pending().add(&record);
-        Ok(accepted(req, record.pending_refs()))
+        Ok((accepted(req, record.pending_refs()), false))
     }
 
     /// The reply given to this webhook-id before, pending or finished.
@@ -150,9 +159,8 @@ impl Data {
             .get(&(channel.to_string(), webhook_id.to_string()))
             .copied();
         if let Some(seq) = pending
-            && let Some(bytes) = self.events.get(keys::u64_be(seq))?
+            && let Some(record) = self.event(seq)?
         {
-            let record: EventRecord = decode(trees::SEQ_EVENT, &bytes)?;
             return Ok(Some(record.reply));
         }
         self.webhooks

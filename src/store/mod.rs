@@ -8,9 +8,11 @@
 //!   must not be repeated) go through [`Store::commit`]: the closure runs on the single committer
 //!   thread, and the caller resumes only after an fsync that covers it. Concurrent commits share
 //!   one fsync (group commit, `committer.rs`), and post-commit hooks run in commit order.
-//! - Accepting an event is one write (`seq_event`); everything derived from it (mapping, reports,
-//!   replies of finished events) is written when Bitrix24 answers. What is pending is also
-//!   indexed in memory (`pending.rs`), rebuilt from `seq_event` at open.
+//! - Accepting an event is one append to the acceptance journal (`journal.rs`), synced by the
+//!   group commit without touching sled; the record moves into `seq_event` when the outbox first
+//!   records a result for it (or the journal retires it). Everything derived from it (mapping,
+//!   reports, replies of finished events) is written when Bitrix24 answers. What is pending is
+//!   also indexed in memory (`pending.rs`), rebuilt from the journal and `seq_event` at open.
 //! - Multi-tree changes are single sled transactions (`Tx`), so a crash leaves either all of a
 //!   change or none of it.
 
@@ -18,7 +20,9 @@ mod codec;
 mod committer;
 pub mod deletions;
 pub mod deliveries;
+mod events;
 pub mod ingest;
+mod journal;
 pub mod keys;
 pub mod mapping;
 mod meta;
@@ -80,8 +84,10 @@ pub struct Data {
     pub(crate) extmsgs: Tree,
     pub(crate) channels: Tree,
     pub(crate) digests: Tree,
-    /// What is pending, indexed in memory; changed only on the committer thread.
+    /// What is pending, indexed in memory; changed only under the committer's apply lock.
     pub(crate) pending: std::sync::Mutex<pending::Pending>,
+    /// Accepted events not yet in `seq_event`; appended under the apply lock.
+    journal: std::sync::Mutex<journal::Journal>,
     fail_writes: AtomicBool,
     /// Fired when the database is closed (the last handle is gone). The last field: fields
     /// drop in order, so it fires after sled's handles (and the directory lock) are gone.
@@ -101,7 +107,7 @@ impl Drop for CloseSignal {
 
 impl Drop for Data {
     fn drop(&mut self) {
-        if let Err(e) = self.db.flush() {
+        if let Err(e) = self.sync(true) {
             tracing::error!(error = %e, "flush on close failed");
         }
     }
@@ -164,10 +170,13 @@ impl Store {
         }
         meta::ensure_placement_key(&meta)?;
         let open = |name| db.open_tree(name);
+        let events = open(trees::SEQ_EVENT)?;
+        let webhooks = open(trees::WEBHOOKID_REPLY)?;
+        let journal = events::open_journal(path, &meta, &events, &webhooks)?;
         let data = Arc::new(Data {
             portals: open(trees::MEMBERID_PORTAL)?,
-            events: open(trees::SEQ_EVENT)?,
-            webhooks: open(trees::WEBHOOKID_REPLY)?,
+            events,
+            webhooks,
             chats: open(trees::CHAT_LINK)?,
             users: open(trees::USER_LINK)?,
             messages: open(trees::MESSAGE_STATE)?,
@@ -178,6 +187,7 @@ impl Store {
             channels: open(trees::CHANNEL_STATE)?,
             digests: open(trees::EVENTDIGEST_SEEN)?,
             pending: std::sync::Mutex::new(pending::Pending::default()),
+            journal: std::sync::Mutex::new(journal),
             meta,
             db,
             fail_writes: AtomicBool::new(false),
@@ -314,8 +324,7 @@ impl Data {
 
     /// fsync everything written so far (used outside the committer, e.g. at shutdown).
     pub fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush()?;
-        Ok(())
+        self.sync(true)
     }
 }
 

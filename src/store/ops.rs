@@ -1,7 +1,7 @@
 //! Pending Bitrix24 items and the one transaction that records what happened to them.
 //!
-//! Invariants: an item is pending as long as its event record is in `seq_event` without a
-//! result for it. The transaction that records a result also writes what follows from it
+//! Invariants: an item is pending as long as its event record is in the journal or in
+//! `seq_event` without a result for it. The transaction that records a result also writes what follows from it
 //! (mapping, the finished event's reply, the deletion report and its callback), so after a crash
 //! an item is either still pending (and is sent again) or its result is on disk (and it is never
 //! sent again).
@@ -55,26 +55,20 @@ impl Data {
             .collect())
     }
 
-    /// The event record of a pending event.
-    pub fn event(&self, seq: u64) -> Result<Option<EventRecord>, StoreError> {
-        self.events
-            .get(keys::u64_be(seq))?
-            .map(|v| super::codec::decode(trees::SEQ_EVENT, &v))
-            .transpose()
-    }
-
     /// Record the outcomes of one call atomically (call inside `Store::commit`).
     pub fn apply_results(&self, results: &[OpResult], now_ms: u64) -> Result<(), StoreError> {
         let mut by_event: BTreeMap<u64, Vec<&OpResult>> = BTreeMap::new();
         for r in results {
             by_event.entry(r.op.seq).or_default().push(r);
         }
+        // Records only the journal has move into `seq_event` (or finish) in this transaction.
+        let journaled = self.journaled_events(by_event.keys().copied())?;
         let finished = self.transaction(|tx| {
             let mut finished = Vec::new();
             for (seq, results) in &by_event {
                 let key = keys::u64_be(*seq);
-                let Some(mut record) = tx_get::<EventRecord>(tx.events, trees::SEQ_EVENT, &key)?
-                else {
+                let stored = tx_get::<EventRecord>(tx.events, trees::SEQ_EVENT, &key)?;
+                let Some(mut record) = stored.or_else(|| journaled.get(seq).cloned()) else {
                     // Already finished: a recorded result is never overwritten.
                     continue;
                 };
@@ -100,6 +94,7 @@ impl Data {
             }
             Ok(finished)
         })?;
+        self.forget_journaled(journaled.keys().copied());
         let mut pending = self.pending();
         finished.iter().for_each(|rec| pending.remove(rec));
         Ok(())

@@ -1,12 +1,11 @@
-//! In-memory index of what is pending in `seq_event`: webhook-ids, deletion ids and queued
-//! sends. Rebuilt from `seq_event` when the store opens; changed only on the committer thread
+//! In-memory index of what is pending (in the journal or `seq_event`): webhook-ids, deletion ids and queued
+//! sends. Rebuilt from both when the store opens; changed only on the committer thread
 //! (acceptance adds, the transaction that finishes an event removes after it commits).
 
 use std::collections::HashMap;
 use std::sync::MutexGuard;
 
-use super::codec::decode;
-use super::{Data, EventRecord, StoreError, Work, keys, trees};
+use super::{Data, EventRecord, StoreError, Work, keys};
 
 /// The index.
 #[derive(Debug, Default)]
@@ -54,15 +53,6 @@ impl Pending {
 impl Data {
     pub(crate) fn pending(&self) -> MutexGuard<'_, Pending> {
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Every pending event, in seq order.
-    pub fn pending_events(&self) -> Result<Vec<EventRecord>, StoreError> {
-        self.events
-            .iter()
-            .values()
-            .map(|v| decode(trees::SEQ_EVENT, &v?))
-            .collect()
     }
 
     pub(crate) fn rebuild_pending(&self) -> Result<(), StoreError> {

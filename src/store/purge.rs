@@ -10,6 +10,9 @@ use super::{Data, DeletionReport, Delivery, EventRecord, StoreError, keys, trees
 impl Data {
     /// Remove every key of this portal and of these channels; returns how many were removed.
     pub fn purge_portal(&self, member_id: &str, channels: &[String]) -> Result<usize, StoreError> {
+        // Pending records the journal has move into `seq_event` first, so that the walk below
+        // sees them and no journal segment can bring them back.
+        self.retire_whole_journal()?;
         let mut removed = 0;
         let prefix = keys::portal_prefix(member_id);
         for tree in [
