@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
 
 use super::ingest::{IngestOutcome, IngestRequest};
+use super::journal;
 use super::{Data, StoreError};
 
 const APPLY_THREAD: &str = "store-apply";
@@ -261,8 +262,16 @@ fn flush_loop(
         for completion in group.drain(..) {
             (completion.run)(flushed.clone());
         }
-        if let Some(below) = data.journal().retire_below() {
+        let (below, spare) = {
+            let journal = data.journal();
+            (journal.retire_below(), journal.wants_spare())
+        };
+        if let Some(below) = below {
             retire.request(below);
+        }
+        if let Some(path) = spare {
+            let outcome = journal::prepare_spare(&path);
+            data.journal().spare_prepared(path, outcome);
         }
     }
 }

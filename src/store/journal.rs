@@ -19,7 +19,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
-use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -38,6 +37,8 @@ const SEGMENT_AGE: Duration = Duration::from_secs(60);
 pub(crate) const RETIRE_AGE: Duration = Duration::from_secs(600);
 pub(crate) const MAX_SEGMENTS: usize = 64;
 const HEADER: usize = 8;
+/// Name of the zero-filled file that becomes the next segment.
+const SPARE: &str = "spare.tmp";
 
 /// Where a live record's payload is.
 #[derive(Debug, Clone, Copy)]
@@ -64,6 +65,10 @@ pub(crate) struct Journal {
     current: u64,
     /// Frames appended to the current segment and not yet written.
     buffer: Vec<u8>,
+    /// A zero-filled file ready to become the next segment (see [`prepare_spare`]).
+    spare: Option<PathBuf>,
+    /// When preparing a spare last failed (no retry for a while: the disk may be full).
+    spare_failed: Option<Instant>,
     /// Closed segments whose last writes still need an fdatasync.
     unsynced: Vec<Arc<File>>,
     index: HashMap<u64, Entry>,
@@ -109,11 +114,15 @@ impl Journal {
             }
         }
         ids.sort_unstable();
+        // A spare left by the previous run may be only partly zero-filled.
+        let _ = std::fs::remove_file(dir.join(SPARE));
         let mut journal = Journal {
             dir,
             segments: BTreeMap::new(),
             current: 0,
             buffer: Vec::new(),
+            spare: None,
+            spare_failed: None,
             unsynced: Vec::new(),
             index: HashMap::new(),
         };
@@ -127,7 +136,7 @@ impl Journal {
             }
             let bytes = std::fs::read(&path).map_err(|e| io("read segment", e))?;
             let (frames, valid) = frames(&bytes);
-            if valid < bytes.len() {
+            if bytes[valid..].iter().any(|b| *b != 0) {
                 tracing::warn!(
                     segment = id,
                     ignored_bytes = bytes.len() - valid,
@@ -165,6 +174,10 @@ impl Journal {
                 },
             );
         }
+        let spare = journal.dir.join(SPARE);
+        if prepare_spare(&spare).is_ok() {
+            journal.spare = Some(spare);
+        }
         journal.start_segment(next)?;
         Ok(journal)
     }
@@ -172,9 +185,12 @@ impl Journal {
     /// Create segment `id` (and make its name durable) and append to it from now on.
     fn start_segment(&mut self, id: u64) -> Result<(), StoreError> {
         let path = segment_path(&self.dir, id);
+        if let Some(spare) = self.spare.take() {
+            std::fs::rename(&spare, &path).map_err(|e| io("use spare segment", e))?;
+        }
         let file = std::fs::OpenOptions::new()
-            .create_new(true)
-            .append(true)
+            .create(true)
+            .write(true)
             .read(true)
             .open(&path)
             .map_err(|e| io("create segment", e))?;
@@ -274,8 +290,9 @@ impl Journal {
         let mut files = std::mem::take(&mut self.unsynced);
         if !self.buffer.is_empty() {
             let segment = self.segments.get_mut(&self.current).expect("current segment");
-            (&*segment.file)
-                .write_all(&self.buffer)
+            segment
+                .file
+                .write_all_at(&self.buffer, segment.written)
                 .map_err(|e| io("write", e))?;
             segment.written += self.buffer.len() as u64;
             self.buffer.clear();
@@ -345,11 +362,43 @@ impl Journal {
         by_count.max(by_age)
     }
 
+    /// Where to prepare a spare segment, if none is ready.
+    pub(crate) fn wants_spare(&self) -> Option<PathBuf> {
+        let failed_lately = self
+            .spare_failed
+            .is_some_and(|at| at.elapsed() < SEGMENT_AGE);
+        (self.spare.is_none() && !failed_lately).then(|| self.dir.join(SPARE))
+    }
+
+    /// The outcome of [`prepare_spare`] at `path`.
+    pub(crate) fn spare_prepared(&mut self, path: PathBuf, outcome: std::io::Result<()>) {
+        match outcome {
+            Ok(()) => self.spare = Some(path),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot prepare a spare journal segment");
+                self.spare_failed = Some(Instant::now());
+            }
+        }
+    }
+
     /// Number of live records (pending events only the journal has).
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.index.len()
     }
+}
+
+/// Write a zero-filled file of a segment's size at `path` and make it durable (call without the
+/// journal's lock; it takes milliseconds). A segment that starts from it has its blocks
+/// allocated, so an fdatasync of an append needs no file-system metadata commit (measured on
+/// ext4: about a third of the wall time and CPU of appending to a growing file).
+pub(crate) fn prepare_spare(path: &Path) -> std::io::Result<()> {
+    let file = File::create(path)?;
+    let zeros = vec![0u8; 1 << 20];
+    for i in 0..(SEGMENT_BYTES >> 20) + 1 {
+        file.write_all_at(&zeros, i << 20)?;
+    }
+    file.sync_all()
 }
 
 /// The valid frames of a segment (payload offset, payload) and the length they cover.
