@@ -333,7 +333,7 @@ impl Journal {
     /// has since completed).
     pub(crate) fn delete(&mut self, ids: &[u64]) {
         for id in ids {
-            if self.segments.get(id).is_some_and(|s| s.live == 0) {
+            if *id != self.current && self.segments.get(id).is_some_and(|s| s.live == 0) {
                 self.segments.remove(id);
                 if let Err(e) = std::fs::remove_file(segment_path(&self.dir, *id)) {
                     tracing::warn!(segment = id, error = %e, "cannot delete a dead journal segment");
@@ -382,7 +382,6 @@ impl Journal {
     }
 
     /// Number of live records (pending events only the journal has).
-    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.index.len()
     }

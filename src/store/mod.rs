@@ -330,3 +330,5 @@ impl Data {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_journal;

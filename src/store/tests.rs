@@ -3,13 +3,13 @@ use super::ops::{OpOutcome, OpResult};
 use super::*;
 use crate::domain::{ChatRef, CustomerMessage, MessageBody, UserRef};
 
-fn open() -> (tempfile::TempDir, Store) {
+pub(super) fn open() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(dir.path()).expect("open");
     (dir, store)
 }
 
-fn message(chat: &str, user: &str, id: &str) -> CustomerMessage {
+pub(super) fn message(chat: &str, user: &str, id: &str) -> CustomerMessage {
     CustomerMessage {
         chat: ChatRef {
             id: chat.into(),
@@ -34,7 +34,7 @@ fn message(chat: &str, user: &str, id: &str) -> CustomerMessage {
     }
 }
 
-fn request(webhook_id: &str, event: IngestEvent) -> IngestRequest {
+pub(super) fn request(webhook_id: &str, event: IngestEvent) -> IngestRequest {
     IngestRequest {
         channel: "acme".into(),
         webhook_id: webhook_id.into(),
@@ -50,11 +50,11 @@ fn request(webhook_id: &str, event: IngestEvent) -> IngestRequest {
     }
 }
 
-async fn ingest(store: &Store, req: IngestRequest) -> IngestOutcome {
+pub(super) async fn ingest(store: &Store, req: IngestRequest) -> IngestOutcome {
     store.commit(move |d| d.ingest(&req)).await.expect("ingest")
 }
 
-fn accepted_ops(store: &Store, outcome: IngestOutcome) -> Vec<Op> {
+pub(super) fn accepted_ops(store: &Store, outcome: IngestOutcome) -> Vec<Op> {
     match outcome {
         IngestOutcome::Accepted { ops, .. } => ops
             .iter()
