@@ -2,9 +2,7 @@
 //! `deletionid_deletion`.
 
 use super::codec::decode;
-use super::{
-    Data, DeletionItem, DeletionRecord, DeletionReport, StoreError, Work, trees,
-};
+use super::{Data, DeletionItem, DeletionRecord, DeletionReport, StoreError, Work, trees};
 
 impl Data {
     /// A deletion and its items in index order.
@@ -15,10 +13,9 @@ impl Data {
         let pending = self.pending().deletions.get(deletion_id).copied();
         if let Some(seq) = pending
             && let Some(record) = self.event(seq)?
+            && let Work::Delete { deletion, items } = record.work
         {
-            if let Work::Delete { deletion, items } = record.work {
-                return Ok(Some((deletion, items)));
-            }
+            return Ok(Some((deletion, items)));
         }
         // Finished (or finished between the two reads: the same transaction that removed the
         // event wrote the report).

@@ -109,7 +109,10 @@ impl Journal {
         for entry in std::fs::read_dir(&dir).map_err(|e| io("list", e))? {
             let name = entry.map_err(|e| io("list", e))?.file_name();
             let name = name.to_string_lossy();
-            if let Some(id) = name.strip_suffix(".log").and_then(|n| n.parse::<u64>().ok()) {
+            if let Some(id) = name
+                .strip_suffix(".log")
+                .and_then(|n| n.parse::<u64>().ok())
+            {
                 ids.push(id);
             }
         }
@@ -190,6 +193,7 @@ impl Journal {
         }
         let file = std::fs::OpenOptions::new()
             .create(true)
+            .truncate(false)
             .write(true)
             .read(true)
             .open(&path)
@@ -289,7 +293,10 @@ impl Journal {
     pub(crate) fn write_out(&mut self) -> Result<Option<SyncJob>, StoreError> {
         let mut files = std::mem::take(&mut self.unsynced);
         if !self.buffer.is_empty() {
-            let segment = self.segments.get_mut(&self.current).expect("current segment");
+            let segment = self
+                .segments
+                .get_mut(&self.current)
+                .expect("current segment");
             segment
                 .file
                 .write_all_at(&self.buffer, segment.written)
@@ -382,6 +389,7 @@ impl Journal {
     }
 
     /// Number of live records (pending events only the journal has).
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.index.len()
     }

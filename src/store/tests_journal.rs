@@ -86,7 +86,10 @@ async fn a_retry_moves_the_record_into_seq_event_and_a_finish_keeps_it_from_comi
             .commit(move |d| d.apply_results(&results, 2000))
             .await
             .unwrap();
-        assert!(in_seq_event(&store, retried.seq), "moved on its first result");
+        assert!(
+            in_seq_event(&store, retried.seq),
+            "moved on its first result"
+        );
         finish(&store, done.clone()).await;
         assert!(!in_seq_event(&store, done.seq));
         assert!(store.event(done.seq).unwrap().is_none());
@@ -94,7 +97,10 @@ async fn a_retry_moves_the_record_into_seq_event_and_a_finish_keeps_it_from_comi
     let store = Store::open(dir.path()).unwrap();
     let pending = store.pending_ops().unwrap();
     assert_eq!(pending.len(), 1, "{pending:?}");
-    assert_eq!(pending[0].attempts, 2, "the moved record, not the journal's copy");
+    assert_eq!(
+        pending[0].attempts, 2,
+        "the moved record, not the journal's copy"
+    );
     assert_eq!(
         store
             .message_record("p1", 7, "c", "m2")

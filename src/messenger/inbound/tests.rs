@@ -209,7 +209,11 @@ fn the_fast_path_agrees_with_the_general_parser_on_every_shape() {
     with(&["data", "message", "date"], json!(1.5), false);
     with(&["data", "message", "text"], json!("   "), false);
     with(&["data", "message", "text"], json!(5), false);
-    with(&["data", "message", "files"], json!([{"url": "https://x/f.pdf"}]), false);
+    with(
+        &["data", "message", "files"],
+        json!([{"url": "https://x/f.pdf"}]),
+        false,
+    );
     with(&["data", "message", "files"], json!({}), false);
     with(&["data", "user", "email"], json!(1), false);
     with(&["data", "chat"], json!(null), false);

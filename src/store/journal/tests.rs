@@ -128,7 +128,11 @@ fn segments_without_live_records_are_deleted_only_when_told_and_never_the_curren
     assert_eq!(journal.dead_segments(), vec![first]);
     assert_eq!(segment_files(dir.path()), vec![first, next]);
     journal.delete(&[first, next]);
-    assert_eq!(segment_files(dir.path()), vec![next], "the current segment stays");
+    assert_eq!(
+        segment_files(dir.path()),
+        vec![next],
+        "the current segment stays"
+    );
     assert_eq!(journal.read(2).unwrap(), None);
 }
 
@@ -171,7 +175,11 @@ fn a_segment_that_fills_up_is_closed_and_a_zero_filled_spare_takes_over() {
         journal.append(seq, &p);
         sync(&mut journal);
     }
-    assert_eq!(seq, (SEGMENT_BYTES >> 20) as u64, "closed once it holds SEGMENT_BYTES");
+    assert_eq!(
+        seq,
+        SEGMENT_BYTES >> 20,
+        "closed once it holds SEGMENT_BYTES"
+    );
     assert!(journal.wants_spare().is_some(), "the spare was used");
     let path = journal.wants_spare().unwrap();
     journal.spare_prepared(path.clone(), prepare_spare(&path));
