@@ -21,6 +21,7 @@ use super::{Data, StoreError};
 
 const APPLY_THREAD: &str = "store-apply";
 const FLUSH_THREAD: &str = "store-flush";
+const SPARE_THREAD: &str = "store-spare";
 
 /// What to do once the sync that covers a write is done (Ok) or failed (Err with the reason),
 /// and whether that write touched sled (then the sync includes a sled flush).
@@ -80,16 +81,30 @@ impl Committer {
             jobs: jobs_tx.downgrade(),
             busy: Arc::new(AtomicBool::new(false)),
         };
+        let (spares_tx, spares_rx) = std::sync::mpsc::channel();
+        let spare_data = data.clone();
+        let spare = std::thread::Builder::new()
+            .name(SPARE_THREAD.into())
+            .spawn(move || spare_loop(&spare_data, spares_rx))
+            .map_err(spawn_error)?;
         let flush = std::thread::Builder::new()
             .name(FLUSH_THREAD.into())
-            .spawn(move || flush_loop(&flush_data, completions_rx, &flush_stats, &retire))
+            .spawn(move || {
+                flush_loop(
+                    &flush_data,
+                    completions_rx,
+                    &flush_stats,
+                    &retire,
+                    spares_tx,
+                )
+            })
             .map_err(spawn_error)?;
         Ok(Committer {
             data,
             apply_lock,
             jobs: Some(jobs_tx),
             completions: Some(completions_tx),
-            threads: vec![apply, flush],
+            threads: vec![apply, flush, spare],
             stats,
         })
     }
@@ -182,7 +197,10 @@ impl Drop for Committer {
         self.jobs.take();
         self.completions.take();
         let current = std::thread::current();
-        let own = matches!(current.name(), Some(APPLY_THREAD | FLUSH_THREAD));
+        let own = matches!(
+            current.name(),
+            Some(APPLY_THREAD | FLUSH_THREAD | SPARE_THREAD)
+        );
         for thread in self.threads.drain(..) {
             if !own {
                 let _ = thread.join();
@@ -242,11 +260,21 @@ impl Retire {
     }
 }
 
+/// The spare thread: zero-fills the journal's next segment, off the flush thread (it takes
+/// milliseconds, more on a busy disk, and the flush thread's syncs must not wait for it).
+fn spare_loop(data: &Data, rx: std::sync::mpsc::Receiver<std::path::PathBuf>) {
+    while let Ok(path) = rx.recv() {
+        let outcome = journal::prepare_spare(&path);
+        data.journal().spare_prepared(path, outcome);
+    }
+}
+
 fn flush_loop(
     data: &Data,
     rx: std::sync::mpsc::Receiver<Completion>,
     stats: &Counters,
     retire: &Retire,
+    spares: std::sync::mpsc::Sender<std::path::PathBuf>,
 ) {
     let mut group: Vec<Completion> = Vec::new();
     while let Ok(first) = rx.recv() {
@@ -263,15 +291,17 @@ fn flush_loop(
             (completion.run)(flushed.clone());
         }
         let (below, spare) = {
-            let journal = data.journal();
-            (journal.retire_below(), journal.wants_spare())
+            let mut journal = data.journal();
+            (journal.retire_below(), journal.request_spare())
         };
         if let Some(below) = below {
             retire.request(below);
         }
-        if let Some(path) = spare {
-            let outcome = journal::prepare_spare(&path);
-            data.journal().spare_prepared(path, outcome);
+        if let Some(path) = spare
+            && let Err(std::sync::mpsc::SendError(path)) = spares.send(path)
+        {
+            data.journal()
+                .spare_prepared(path, Err(std::io::Error::other("spare thread gone")));
         }
     }
 }

@@ -69,6 +69,8 @@ pub(crate) struct Journal {
     spare: Option<PathBuf>,
     /// When preparing a spare last failed (no retry for a while: the disk may be full).
     spare_failed: Option<Instant>,
+    /// A spare is being prepared.
+    spare_requested: bool,
     /// Closed segments whose last writes still need an fdatasync.
     unsynced: Vec<Arc<File>>,
     index: HashMap<u64, Entry>,
@@ -126,6 +128,7 @@ impl Journal {
             buffer: Vec::new(),
             spare: None,
             spare_failed: None,
+            spare_requested: false,
             unsynced: Vec::new(),
             index: HashMap::new(),
         };
@@ -369,16 +372,22 @@ impl Journal {
         by_count.max(by_age)
     }
 
-    /// Where to prepare a spare segment, if none is ready.
-    pub(crate) fn wants_spare(&self) -> Option<PathBuf> {
+    /// Where to prepare a spare segment, if none is ready or being prepared (the caller then
+    /// prepares it and reports with [`Journal::spare_prepared`]).
+    pub(crate) fn request_spare(&mut self) -> Option<PathBuf> {
         let failed_lately = self
             .spare_failed
             .is_some_and(|at| at.elapsed() < SEGMENT_AGE);
-        (self.spare.is_none() && !failed_lately).then(|| self.dir.join(SPARE))
+        if self.spare.is_some() || self.spare_requested || failed_lately {
+            return None;
+        }
+        self.spare_requested = true;
+        Some(self.dir.join(SPARE))
     }
 
     /// The outcome of [`prepare_spare`] at `path`.
     pub(crate) fn spare_prepared(&mut self, path: PathBuf, outcome: std::io::Result<()>) {
+        self.spare_requested = false;
         match outcome {
             Ok(()) => self.spare = Some(path),
             Err(e) => {

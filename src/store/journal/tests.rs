@@ -180,10 +180,10 @@ fn a_segment_that_fills_up_is_closed_and_a_zero_filled_spare_takes_over() {
         SEGMENT_BYTES >> 20,
         "closed once it holds SEGMENT_BYTES"
     );
-    assert!(journal.wants_spare().is_some(), "the spare was used");
-    let path = journal.wants_spare().unwrap();
+    let path = journal.request_spare().expect("the spare was used");
+    assert!(journal.request_spare().is_none(), "already being prepared");
     journal.spare_prepared(path.clone(), prepare_spare(&path));
-    assert!(journal.wants_spare().is_none());
+    assert!(journal.request_spare().is_none(), "one is ready");
     drop(journal);
     let (journal, found) = reopen(dir.path(), 0, &[]);
     assert_eq!(found.len() as u64, seq);
