@@ -146,7 +146,8 @@ impl Journal {
                 tracing::warn!(
                     segment = id,
                     ignored_bytes = bytes.len() - valid,
-                    "journal segment ends in an incomplete write (never acknowledged); ignored"
+                    "journal segment ends in a partial or damaged record (a write cut short by a \
+                     crash is never acknowledged); the rest of the segment is ignored"
                 );
             }
             let mut segment_live = 0;

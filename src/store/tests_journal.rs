@@ -33,18 +33,20 @@ fn journal_files(dir: &Path) -> usize {
         .count()
 }
 
-async fn finish(store: &Store, op: Op) {
-    let results = vec![OpResult {
-        op,
-        outcome: OpOutcome::Done {
-            bitrix_user_id: Some("585".into()),
-            session: None,
-        },
-    }];
+async fn record(store: &Store, op: Op, outcome: OpOutcome) {
+    let results = vec![OpResult { op, outcome }];
     store
         .commit(move |d| d.apply_results(&results, 2000))
         .await
         .unwrap();
+}
+
+async fn finish(store: &Store, op: Op) {
+    let done = OpOutcome::Done {
+        bitrix_user_id: Some("585".into()),
+        session: None,
+    };
+    record(store, op, done).await;
 }
 
 #[tokio::test]
@@ -78,14 +80,7 @@ async fn a_retry_moves_the_record_into_seq_event_and_a_finish_keeps_it_from_comi
         let done = accept(&store, "w2", "m2").await.remove(0);
         let mut op = retried.clone();
         op.attempts = 2;
-        let results = vec![OpResult {
-            op,
-            outcome: OpOutcome::Retry,
-        }];
-        store
-            .commit(move |d| d.apply_results(&results, 2000))
-            .await
-            .unwrap();
+        record(&store, op, OpOutcome::Retry).await;
         assert!(
             in_seq_event(&store, retried.seq),
             "moved on its first result"
