@@ -51,14 +51,16 @@ impl Data {
 
     /// Every pending event, in seq order.
     pub fn pending_events(&self) -> Result<Vec<EventRecord>, StoreError> {
-        let mut events: Vec<EventRecord> = self
-            .events
-            .iter()
-            .values()
-            .map(|v| decode(trees::SEQ_EVENT, &v?))
-            .collect::<Result<_, _>>()?;
+        // The journal first: a record leaves it only after the sled write that holds it (or
+        // finishes it) is applied, so reading in this order cannot miss a record that moves
+        // meanwhile; one seen in both places is taken from sled, the newer.
         let seqs = self.journal().seqs();
-        events.extend(self.journaled_events(seqs)?.into_values());
+        let mut events = self.journaled_events(seqs)?;
+        for value in self.events.iter().values() {
+            let record: EventRecord = decode(trees::SEQ_EVENT, &value?)?;
+            events.insert(record.seq, record);
+        }
+        let mut events: Vec<EventRecord> = events.into_values().collect();
         events.sort_by_key(|e| e.seq);
         Ok(events)
     }

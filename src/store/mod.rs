@@ -142,12 +142,7 @@ impl Store {
     /// Open (creating if missing) the data directory and check its schema version.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         std::fs::create_dir_all(path).map_err(|e| StoreError::Sled(e.into()))?;
-        // Durability comes from explicit group-commit flushes, not from a background timer.
-        let db = sled::Config::new()
-            .path(path)
-            .mode(sled::Mode::HighThroughput)
-            .flush_every_ms(None)
-            .open()?;
+        let db = open_db(path)?;
         let meta = db.open_tree(trees::META)?;
         match meta.get("schema_version")? {
             None => {
@@ -269,6 +264,30 @@ impl Store {
     /// of the 503 path and readiness; also usable by operators to drain a node).
     pub fn set_writes_disabled(&self, disabled: bool) {
         self.data.fail_writes.store(disabled, Ordering::Relaxed);
+    }
+}
+
+/// Open sled in `path`. Its directory lock can outlive the previous `Db` in this process by a
+/// moment (its I/O threads let go of the file last), so a held lock is retried for up to two
+/// seconds before it counts as another process's.
+fn open_db(path: &Path) -> Result<sled::Db, StoreError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        // Durability comes from explicit group-commit flushes, not from a background timer.
+        let opened = sled::Config::new()
+            .path(path)
+            .mode(sled::Mode::HighThroughput)
+            .flush_every_ms(None)
+            .open();
+        match opened {
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => return Ok(other?),
+        }
     }
 }
 

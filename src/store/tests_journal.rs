@@ -152,3 +152,21 @@ async fn a_purged_portals_journal_records_do_not_come_back() {
     let store = Store::open(dir.path()).unwrap();
     assert!(store.pending_ops().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_record_caught_moving_is_listed_once_from_sled() {
+    let (_dir, store) = super::tests::open();
+    let op = accept(&store, "w1", "m1").await.remove(0);
+    // The state between the sled transaction that moves it and the journal forgetting it.
+    let mut moved = store.event(op.seq).unwrap().unwrap();
+    if let Work::Send { state, .. } = &mut moved.work {
+        state.attempts = 4;
+    }
+    store
+        .events
+        .insert(keys::u64_be(op.seq), codec::encode(&moved))
+        .unwrap();
+    let pending = store.pending_ops().unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].attempts, 4);
+}
