@@ -107,10 +107,7 @@ impl Data {
                 meta.insert(trees::META_JOURNAL_FLOOR, &below.to_be_bytes())?;
                 Ok::<_, ConflictableTransactionError<StoreError>>(())
             })
-            .map_err(|e| match e {
-                sled::transaction::TransactionError::Abort(e) => e,
-                sled::transaction::TransactionError::Storage(e) => StoreError::Sled(e),
-            })?;
+            .map_err(super::tx_error)?;
         self.forget_journaled(records.iter().map(|(seq, _)| *seq));
         Ok(records.len())
     }

@@ -262,11 +262,9 @@ impl Journal {
         Ok(Some(bytes))
     }
 
-    /// Seqs of every live record, in segment (and so acceptance) order within a segment.
+    /// Seqs of every live record, in seq order.
     pub(crate) fn seqs(&self) -> Vec<u64> {
-        let mut seqs: Vec<u64> = self.index.keys().copied().collect();
-        seqs.sort_unstable();
-        seqs
+        self.seqs_below(u64::MAX)
     }
 
     /// Seqs of live records in segments below `segment`.

@@ -267,6 +267,14 @@ impl Store {
     }
 }
 
+/// A failed sled transaction as a store error.
+pub(crate) fn tx_error(e: TransactionError<StoreError>) -> StoreError {
+    match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => StoreError::Sled(e),
+    }
+}
+
 /// Open sled in `path`. Its directory lock can outlive the previous `Db` in this process by a
 /// moment (its I/O threads let go of the file last), so a held lock is retried for up to two
 /// seconds before it counts as another process's.
@@ -330,10 +338,7 @@ impl Data {
                     any: &v[0],
                 })
             })
-            .map_err(|e| match e {
-                TransactionError::Abort(e) => e,
-                TransactionError::Storage(e) => StoreError::Sled(e),
-            })
+            .map_err(tx_error)
     }
 
     /// A fresh id, unique and increasing for the life of the data directory.
