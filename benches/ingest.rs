@@ -261,12 +261,16 @@ async fn main() {
     let (mut noop_all, mut gw_all) = (Vec::new(), Vec::new());
     for round in 1..=rounds {
         println!("round {round}");
-        let only_gateway = std::env::var("BENCH_ONLY").is_ok_and(|v| v == "gateway");
-        let noop_dur = if only_gateway {
-            Duration::from_millis(100)
-        } else {
-            duration
+        // BENCH_ONLY=gateway or =noop shortens the other run to 0.1 s (for profiling one).
+        let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+        let short = |name: &str| {
+            if !only.is_empty() && only != name {
+                Duration::from_millis(100)
+            } else {
+                duration
+            }
         };
+        let (noop_dur, gw_dur) = (short("noop"), short("gateway"));
         let cpu = (cpu_by_thread(), bytes_written());
         let noop_run = drive(
             noop_url.clone(),
@@ -285,7 +289,7 @@ async fn main() {
             requests.clone(),
             offset.clone(),
             clients,
-            duration,
+            gw_dur,
             202,
         )
         .await;

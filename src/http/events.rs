@@ -13,6 +13,9 @@ use crate::signature::{self, ReceivedHeaders, SignatureError};
 use crate::store::WebhookReply;
 use crate::store::ingest::{IngestEvent, IngestOutcome, IngestRequest};
 
+/// The body of a 202 for anything but a deletion.
+const ACCEPTED: &str = r#"{"status":"accepted"}"#;
+
 /// Handle one platform event.
 pub async fn receive(
     req: HttpRequest,
@@ -56,15 +59,16 @@ async fn accept(
     let kind = event.type_name();
     let now = now_ms();
     let (event, reply_body) = match event {
-        PlatformEvent::Created(m) => (IngestEvent::Created(m), json!({ "status": "accepted" })),
-        PlatformEvent::Updated(m) => (IngestEvent::Updated(m), json!({ "status": "accepted" })),
+        PlatformEvent::Created(m) => (IngestEvent::Created(m), ACCEPTED.to_string()),
+        PlatformEvent::Updated(m) => (IngestEvent::Updated(m), ACCEPTED.to_string()),
         PlatformEvent::Deleted {
             chat_id,
             user_id,
             message_ids,
         } => {
             let deletion_id = new_deletion_id();
-            let reply = json!({ "deletion_id": deletion_id, "items": message_ids.len() });
+            let reply =
+                json!({ "deletion_id": deletion_id, "items": message_ids.len() }).to_string();
             let event = IngestEvent::Deleted {
                 deletion_id,
                 chat_id,
@@ -99,7 +103,7 @@ async fn accept(
                 message_id,
                 reaction,
             };
-            (event, json!({ "status": "accepted" }))
+            (event, ACCEPTED.to_string())
         }
     };
     let request = IngestRequest {
@@ -110,7 +114,7 @@ async fn accept(
         event,
         reply: WebhookReply {
             status: 202,
-            body: reply_body.to_string(),
+            body: reply_body,
             at_ms: now,
         },
         now_ms: now,

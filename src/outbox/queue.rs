@@ -10,7 +10,7 @@
 //! same line unless `max_batch` are already waiting. All ready calls of the portal (up to 50)
 //! share one request.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 pub use crate::store::Method;
@@ -76,7 +76,7 @@ type OpKey = (u64, u32);
 /// Pending ops of one portal.
 #[derive(Default)]
 pub struct PortalQueue {
-    ops: HashMap<OpKey, OpRef>,
+    ops: foldhash::HashMap<OpKey, OpRef>,
     chats: BTreeMap<ChatKey, VecDeque<OpKey>>,
 }
 
@@ -108,8 +108,13 @@ impl PortalQueue {
             return;
         }
         let chat = self.chats.entry(key).or_default();
-        let at = chat.partition_point(|&s| s < seq);
-        chat.insert(at, seq);
+        // New work comes last in its chat; only an op put back needs searching for its place.
+        if chat.back().is_none_or(|&last| last < seq) {
+            chat.push_back(seq);
+        } else {
+            let at = chat.partition_point(|&s| s < seq);
+            chat.insert(at, seq);
+        }
     }
 
     /// Plan the next request at `now_ms`. `blocked` gives, for a method, the time (ms) until

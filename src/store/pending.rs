@@ -2,16 +2,17 @@
 //! sends. Rebuilt from both when the store opens; changed only on the committer thread
 //! (acceptance adds, the transaction that finishes an event removes after it commits).
 
-use std::collections::HashMap;
 use std::sync::MutexGuard;
+
+use foldhash::HashMap;
 
 use super::{Data, EventRecord, StoreError, Work, keys};
 
 /// The index.
 #[derive(Debug, Default)]
 pub(crate) struct Pending {
-    /// (channel, webhook-id) → seq.
-    pub webhooks: HashMap<(String, String), u64>,
+    /// channel → webhook-id → seq (nested, so that a lookup borrows its keys).
+    pub webhooks: HashMap<String, HashMap<String, u64>>,
     /// deletion id → seq.
     pub deletions: HashMap<String, u64>,
     /// `message_state` key of a queued send → its external user id.
@@ -19,9 +20,16 @@ pub(crate) struct Pending {
 }
 
 impl Pending {
+    /// The seq of a pending event by its webhook-id.
+    pub(crate) fn webhook(&self, channel: &str, webhook_id: &str) -> Option<u64> {
+        self.webhooks.get(channel)?.get(webhook_id).copied()
+    }
+
     pub(crate) fn add(&mut self, rec: &EventRecord) {
         self.webhooks
-            .insert((rec.channel.clone(), rec.webhook_id.clone()), rec.seq);
+            .entry(rec.channel.clone())
+            .or_default()
+            .insert(rec.webhook_id.clone(), rec.seq);
         match &rec.work {
             Work::Send { message, .. } => {
                 let key = keys::message(&rec.portal, rec.line, &rec.chat_id, &message.message.id);
@@ -35,8 +43,12 @@ impl Pending {
     }
 
     pub(crate) fn remove(&mut self, rec: &EventRecord) {
-        self.webhooks
-            .remove(&(rec.channel.clone(), rec.webhook_id.clone()));
+        if let Some(ids) = self.webhooks.get_mut(&rec.channel) {
+            ids.remove(&rec.webhook_id);
+            if ids.is_empty() {
+                self.webhooks.remove(&rec.channel);
+            }
+        }
         match &rec.work {
             Work::Send { message, .. } => {
                 let key = keys::message(&rec.portal, rec.line, &rec.chat_id, &message.message.id);
