@@ -354,6 +354,11 @@ impl Journal {
     /// The segment id below which records should be retired into `seq_event` now (too old, or
     /// too many segments), if any.
     pub(crate) fn retire_below(&self) -> Option<u64> {
+        self.retire_below_at(Instant::now())
+    }
+
+    /// [`Journal::retire_below`] as of `now`.
+    fn retire_below_at(&self, now: Instant) -> Option<u64> {
         let closed: Vec<(&u64, &Segment)> = self
             .segments
             .iter()
@@ -362,10 +367,11 @@ impl Journal {
         let by_count = closed
             .len()
             .checked_sub(MAX_SEGMENTS)
+            .filter(|&extra| extra > 0)
             .map(|extra| *closed[extra].0);
         let by_age = closed
             .iter()
-            .take_while(|(_, s)| s.opened.elapsed() >= RETIRE_AGE)
+            .take_while(|(_, s)| now.saturating_duration_since(s.opened) >= RETIRE_AGE)
             .last()
             .map(|(id, _)| **id + 1);
         by_count.max(by_age)

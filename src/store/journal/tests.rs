@@ -190,3 +190,49 @@ fn a_segment_that_fills_up_is_closed_and_a_zero_filled_spare_takes_over() {
     assert_eq!(journal.len() as u64, seq);
     assert!(!path.exists(), "a leftover spare is removed at open");
 }
+
+/// Append one record (seq) and close its segment; returns that segment's id.
+fn closed_segment_with(journal: &mut Journal, seq: u64) -> u64 {
+    let id = journal.current;
+    journal.append(seq, &payload(seq));
+    journal.close_current().unwrap();
+    sync(journal);
+    id
+}
+
+#[test]
+fn closed_segments_with_live_records_retire_once_older_than_the_retire_age() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut journal, _) = reopen(dir.path(), 0, &[]);
+    let first = closed_segment_with(&mut journal, 1);
+    let second = closed_segment_with(&mut journal, 2);
+    journal.append(3, &payload(3));
+    let now = Instant::now();
+    assert_eq!(journal.retire_below_at(now), None, "young segments stay");
+    let later = now + RETIRE_AGE + Duration::from_secs(1);
+    assert_eq!(
+        journal.retire_below_at(later),
+        Some(second + 1),
+        "both closed segments, never the current one ({})",
+        journal.current
+    );
+    assert!(first < second && second < journal.current);
+}
+
+#[test]
+fn beyond_max_segments_the_oldest_closed_segments_retire_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut journal, _) = reopen(dir.path(), 0, &[]);
+    let ids: Vec<u64> = (1..=MAX_SEGMENTS as u64 + 2)
+        .map(|seq| closed_segment_with(&mut journal, seq))
+        .collect();
+    assert_eq!(
+        journal.retire_below_at(Instant::now()),
+        Some(ids[2]),
+        "the two segments beyond MAX_SEGMENTS, oldest first"
+    );
+    // Closed segments whose records all left do not count, and MAX_SEGMENTS is allowed.
+    journal.remove(1);
+    journal.remove(2);
+    assert_eq!(journal.retire_below_at(Instant::now()), None);
+}
