@@ -12,7 +12,7 @@ use super::{Data, EventRecord, StoreError, Work, keys};
 #[derive(Debug, Default)]
 pub(crate) struct Pending {
     /// channel → webhook-id → seq (nested, so that a lookup borrows its keys).
-    pub webhooks: HashMap<String, HashMap<String, u64>>,
+    webhooks: HashMap<String, HashMap<String, u64>>,
     /// deletion id → seq.
     pub deletions: HashMap<String, u64>,
     /// `message_state` key of a queued send → its external user id.
@@ -26,10 +26,14 @@ impl Pending {
     }
 
     pub(crate) fn add(&mut self, rec: &EventRecord) {
-        self.webhooks
-            .entry(rec.channel.clone())
-            .or_default()
-            .insert(rec.webhook_id.clone(), rec.seq);
+        // Look the channel up first: cloning its name is needed only for its first event.
+        if !self.webhooks.contains_key(&rec.channel) {
+            self.webhooks
+                .insert(rec.channel.clone(), HashMap::default());
+        }
+        if let Some(ids) = self.webhooks.get_mut(&rec.channel) {
+            ids.insert(rec.webhook_id.clone(), rec.seq);
+        }
         match &rec.work {
             Work::Send { message, .. } => {
                 let key = keys::message(&rec.portal, rec.line, &rec.chat_id, &message.message.id);

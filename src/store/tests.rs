@@ -411,3 +411,27 @@ async fn old_replay_records_are_pruned_and_recent_ones_kept() {
     );
     assert!(store.digests.get(b"digest-new").unwrap().is_some());
 }
+
+/// The flush thread runs as SCHED_BATCH (Linux), so that its wake-ups do not preempt request
+/// handling. An acceptance's hook runs on the flush thread, after its sync: it reads the policy
+/// of the very thread that made it durable.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn the_flush_thread_runs_with_the_batch_scheduling_policy() {
+    let (_dir, store) = open();
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicI32::new(-1));
+    let in_hook = seen.clone();
+    let req = request("w1", IngestEvent::Created(message("c", "u", "m1")));
+    store
+        .ingest(req, move |_| {
+            // SAFETY: a plain syscall reading the calling thread's policy.
+            let policy = unsafe { libc::sched_getscheduler(0) };
+            in_hook.store(policy, std::sync::atomic::Ordering::SeqCst);
+        })
+        .await
+        .expect("ingest");
+    assert_eq!(
+        seen.load(std::sync::atomic::Ordering::SeqCst),
+        libc::SCHED_BATCH
+    );
+}
