@@ -42,9 +42,9 @@ fn gateway_toml(
     secret: &WebhookSecret,
 ) -> String {
     let mut toml = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\n[storage]\npath = \"{}\"\n[bitrix]\nclient_id = \"app.test\"\nclient_secret = \"secret.test\"\noauth_url = \"{}\"\nrate_per_second = 2.0\nburst = 50\n[deletions]\nmax_batch = 50\nlinger_ms = {LINGER_MS}\n",
+        "[server]\nlisten = \"127.0.0.1:0\"\n[storage]\npath = \"{}\"\n[bitrix]\nclient_id = \"app.test\"\nclient_secret = \"secret.test\"\noauth_servers = [\"{}\"]\nrate_per_second = 2.0\nburst = 50\n[deletions]\nmax_batch = 50\nlinger_ms = {LINGER_MS}\n",
         dir.join("data").display(),
-        portal.oauth_url()
+        portal.oauth_base()
     );
     for line in 1..=LINES {
         toml.push_str(&format!(
@@ -237,7 +237,9 @@ async fn naive(calls: usize) -> (usize, f64, f64) {
     let settings = BitrixSettings {
         client_id: "app.test".into(),
         client_secret: "secret.test".into(),
-        oauth_url: portal.oauth_url(),
+        oauth_servers: vec![portal.oauth_base()],
+        portals: Vec::new(),
+        oauth_url: None,
         rate_per_second: 2.0,
         burst: 50,
         request_timeout_ms: 30_000,

@@ -15,6 +15,7 @@ pub mod domain;
 pub mod http;
 pub mod messenger;
 pub mod metrics;
+pub mod outbound_http;
 pub mod outbox;
 pub mod portal_cli;
 pub mod report;

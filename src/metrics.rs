@@ -31,6 +31,10 @@ pub struct Metrics {
     pub deliveries: Family<Two, Counter>,
     /// Ops waiting for Bitrix24, all portals.
     pub queued_ops: Gauge,
+    /// Installs by outcome (`verified`, or the refusal's error code).
+    pub installs: Family<One, Counter>,
+    /// Portals whose authorization was revoked: they must reinstall the app (work held).
+    pub portals_needing_reinstall: Gauge,
 }
 
 impl Default for Metrics {
@@ -44,6 +48,8 @@ impl Default for Metrics {
             token_refreshes: Family::default(),
             deliveries: Family::default(),
             queued_ops: Gauge::default(),
+            installs: Family::default(),
+            portals_needing_reinstall: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -76,6 +82,16 @@ impl Default for Metrics {
             "queued_ops",
             "Bitrix24 operations waiting",
             m.queued_ops.clone(),
+        );
+        registry.register(
+            "installs",
+            "Install requests by outcome (verified or the refusal's code)",
+            m.installs.clone(),
+        );
+        registry.register(
+            "portals_needing_reinstall",
+            "Portals whose authorization was revoked (invalid_grant, PAYMENT_REQUIRED): reinstall the app",
+            m.portals_needing_reinstall.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -66,8 +66,15 @@ pub struct BitrixSettings {
     pub client_id: String,
     /// OAuth application client_secret (secret).
     pub client_secret: SecretString,
-    /// OAuth token endpoint used for refreshes.
-    pub oauth_url: String,
+    /// Trusted Bitrix24 authorization servers (base URLs ending in `/`): a portal's
+    /// `server_endpoint` must be `<base>rest/`; its token URL is `<base>oauth/token/`.
+    pub oauth_servers: Vec<String>,
+    /// Optional allow-list of member_ids that may install; empty = any verified portal.
+    #[serde(default)]
+    pub portals: Vec<String>,
+    /// Contract v1's single token URL: refused at load with a message naming `oauth_servers`.
+    #[serde(default)]
+    pub oauth_url: Option<String>,
     /// Leaky bucket drain per portal, requests per second.
     pub rate_per_second: f64,
     /// Leaky bucket size per portal.
@@ -214,7 +221,32 @@ impl Settings {
         if self.server.max_body_bytes < 1024 {
             problems.push("server.max_body_bytes must be at least 1024".into());
         }
-        check_url(&mut problems, "bitrix.oauth_url", &self.bitrix.oauth_url);
+        if self.bitrix.oauth_url.is_some() {
+            problems.push(
+                "bitrix.oauth_url is no longer supported (contract v2): list the trusted \
+                 authorization servers in bitrix.oauth_servers instead, e.g. \
+                 oauth_servers = [\"https://oauth.bitrix.info/\", \"https://oauth.bitrix24.tech/\"]; \
+                 each portal is refreshed at its own server"
+                    .into(),
+            );
+        }
+        if self.bitrix.oauth_servers.is_empty() {
+            problems.push("bitrix.oauth_servers must name at least one authorization server".into());
+        }
+        for (i, base) in self.bitrix.oauth_servers.iter().enumerate() {
+            let what = format!("bitrix.oauth_servers[{i}]");
+            check_url(&mut problems, &what, base);
+            if !base.ends_with('/') || base.contains(['?', '#']) {
+                problems.push(format!(
+                    "{what} {base:?} must be a base URL ending in \"/\" (e.g. \"https://oauth.bitrix.info/\")"
+                ));
+            }
+        }
+        for (i, id) in self.bitrix.portals.iter().enumerate() {
+            if !is_member_id(id) {
+                problems.push(format!("bitrix.portals[{i}] {id:?} is not a member_id"));
+            }
+        }
         if !(self.bitrix.rate_per_second > 0.0 && self.bitrix.rate_per_second.is_finite()) {
             problems.push("bitrix.rate_per_second must be a positive number".into());
         }
@@ -260,6 +292,7 @@ impl Settings {
             problems.push("retry.max_attempts must be at least 1".into());
         }
         let mut seen = HashSet::new();
+        let mut lines = HashSet::new();
         for (i, ch) in self.channels.iter().enumerate() {
             let at = format!("channels[{i}] ({:?})", ch.id);
             if !is_channel_id(&ch.id) {
@@ -268,11 +301,14 @@ impl Settings {
             if !seen.insert(ch.id.as_str()) {
                 problems.push(format!("{at}: duplicate channel id"));
             }
-            if ch.portal.is_empty()
-                || !ch.portal.chars().all(|c| c.is_ascii_alphanumeric())
-                || ch.portal.len() > 64
-            {
+            if !is_member_id(&ch.portal) {
                 problems.push(format!("{at}: portal must be the portal's member_id"));
+            }
+            if ch.line > 0 && !lines.insert((ch.portal.as_str(), ch.line)) {
+                problems.push(format!(
+                    "{at}: another channel is already bound to line {} of this portal (one channel per portal and line)",
+                    ch.line
+                ));
             }
             if ch.line == 0 {
                 problems.push(format!("{at}: line must be a positive open line ID"));
@@ -326,7 +362,8 @@ impl Settings {
         let _ = writeln!(out, "\n[bitrix]");
         let _ = writeln!(out, "client_id = {:?}", s.bitrix.client_id);
         let _ = writeln!(out, "client_secret = {}", mask(&s.bitrix.client_secret));
-        let _ = writeln!(out, "oauth_url = {:?}", s.bitrix.oauth_url);
+        let _ = writeln!(out, "oauth_servers = {:?}", s.bitrix.oauth_servers);
+        let _ = writeln!(out, "portals = {:?}", s.bitrix.portals);
         let _ = writeln!(out, "rate_per_second = {}", s.bitrix.rate_per_second);
         let _ = writeln!(out, "burst = {}", s.bitrix.burst);
         let _ = writeln!(out, "request_timeout_ms = {}", s.bitrix.request_timeout_ms);
@@ -373,6 +410,19 @@ impl DeletionSettings {
 }
 
 impl BitrixSettings {
+    /// The trusted server whose REST root is `server_endpoint` (`<base>rest/`), if any.
+    pub fn trusted_server(&self, server_endpoint: &str) -> Option<&str> {
+        self.oauth_servers
+            .iter()
+            .map(String::as_str)
+            .find(|base| server_endpoint.strip_prefix(base) == Some("rest/"))
+    }
+
+    /// Whether this member_id may install (the allow-list is empty or names it).
+    pub fn portal_allowed(&self, member_id: &str) -> bool {
+        self.portals.is_empty() || self.portals.iter().any(|p| p == member_id)
+    }
+
     /// `request_timeout_ms` as a duration.
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms)
@@ -409,6 +459,11 @@ pub fn is_connector_id(id: &str) -> bool {
         && id
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// Bitrix24 member_ids: 1 to 64 ASCII letters and digits.
+pub fn is_member_id(id: &str) -> bool {
+    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
 /// Channel IDs: `[a-z0-9_-]{1,64}`.

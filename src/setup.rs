@@ -18,6 +18,10 @@ pub const EVENTS: [&str; 6] = [
     "ONAPPUNINSTALL",
 ];
 
+/// Events the gateway handles at `{public_url}/bitrix/install` (a UI install receives its
+/// application token with ONAPPINSTALL; an update removes every handler, so it is bound too).
+pub const INSTALL_EVENTS: [&str; 2] = ["ONAPPINSTALL", "ONAPPUPDATE"];
+
 /// Attempts per setup call when Bitrix24 fails transiently.
 const ATTEMPTS: u32 = 5;
 
@@ -78,21 +82,26 @@ pub async fn run(
             operating_reset_at: None,
         });
     }
-    let handler = format!("{base}/bitrix/events");
+    let events_handler = format!("{base}/bitrix/events");
+    let install_handler = format!("{base}/bitrix/install");
     let bound = call("event.get", json!({})).await?;
-    let already = |event: &str| {
+    let already = |event: &str, handler: &str| {
         bound.as_array().is_some_and(|list| {
             list.iter().any(|b| {
                 b.get("event")
                     .and_then(Value::as_str)
                     .is_some_and(|e| e.eq_ignore_ascii_case(event))
-                    && b.get("handler").and_then(Value::as_str) == Some(handler.as_str())
+                    && b.get("handler").and_then(Value::as_str) == Some(handler)
             })
         })
     };
     let mut report = SetupReport::default();
-    for event in EVENTS {
-        if !already(event) {
+    let wanted = EVENTS
+        .iter()
+        .map(|e| (*e, events_handler.as_str()))
+        .chain(INSTALL_EVENTS.iter().map(|e| (*e, install_handler.as_str())));
+    for (event, handler) in wanted {
+        if !already(event, handler) {
             call("event.bind", json!({ "event": event, "handler": handler })).await?;
             report.bound.push(event.to_string());
         }

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::bitrix::{BitrixClient, BitrixError};
 use crate::settings::Settings;
-use crate::setup::EVENTS;
+use crate::setup::{EVENTS, INSTALL_EVENTS};
 use crate::store::{PortalStatus, Store};
 
 /// One step and how it ended.
@@ -63,8 +63,13 @@ pub async fn run(
             unregistered(answer),
             &[],
         ));
-        let handler = format!("{}/bitrix/events", settings.public_base());
-        for event in EVENTS {
+        let events_handler = format!("{}/bitrix/events", settings.public_base());
+        let install_handler = format!("{}/bitrix/install", settings.public_base());
+        let bound = EVENTS
+            .iter()
+            .map(|e| (*e, &events_handler))
+            .chain(INSTALL_EVENTS.iter().map(|e| (*e, &install_handler)));
+        for (event, handler) in bound {
             let answer = client
                 .call(
                     member_id,

@@ -40,11 +40,14 @@ pub fn classify(err: &BitrixError) -> Class {
             "PORTAL_DELETED" => Class::Final,
             // Token problems: refreshed by the client; if one still escapes, a later attempt
             // (after a refresh or a reinstall) can succeed.
-            "expired_token"
-            | "NO_AUTH_FOUND"
-            | "INTERNAL_SERVER_ERROR"
-            | "ERROR_UNEXPECTED_ANSWER"
-            | "OVERLOAD_LIMIT" => transient,
+            "expired_token" | "invalid_token" | "INTERNAL_SERVER_ERROR"
+            | "ERROR_UNEXPECTED_ANSWER" => transient,
+            // Hard blocks (fact sheet §11): the client suspends the portal for a day and says
+            // until when; nothing is retried before.
+            "NO_AUTH_FOUND" | "OVERLOAD_LIMIT" => Class::Transient {
+                throttle: true,
+                not_before: *operating_reset_at,
+            },
             _ if *status == 429 => Class::Transient {
                 throttle: true,
                 not_before: *operating_reset_at,
@@ -52,14 +55,19 @@ pub fn classify(err: &BitrixError) -> Class {
             _ if *status >= 500 => transient,
             _ => Class::Final,
         },
-        BitrixError::Decode { status, .. } if (200..500).contains(status) && *status != 429 => {
+        // A redirect is not followed: the portal may have moved, and the next token refresh
+        // brings its new address (contract §5), so it is worth retrying.
+        BitrixError::Decode { status, .. }
+            if (200..300).contains(status) || ((400..500).contains(status) && *status != 429) =>
+        {
             Class::Final
         }
         BitrixError::Decode { .. }
         | BitrixError::Transport(_)
         | BitrixError::Timeout
         | BitrixError::NotInstalled(_)
-        | BitrixError::Refresh(_)
+        | BitrixError::NeedsReinstall(_)
+        | BitrixError::Refresh { .. }
         | BitrixError::Storage(_) => transient,
     }
 }
@@ -93,10 +101,18 @@ mod tests {
             (api(429, "SOMETHING_NEW"), t(true, Some(1_700_000_000))),
             (api(500, "INTERNAL_SERVER_ERROR"), t(false, None)),
             (api(0, "INTERNAL_SERVER_ERROR"), t(false, None)),
-            (api(503, "OVERLOAD_LIMIT"), t(false, None)),
             (api(502, "WHATEVER"), t(false, None)),
             (api(401, "expired_token"), t(false, None)),
-            (api(401, "NO_AUTH_FOUND"), t(false, None)),
+            (api(401, "invalid_token"), t(false, None)),
+            (api(401, "NO_AUTH_FOUND"), t(true, Some(1_700_000_000))),
+            (api(503, "OVERLOAD_LIMIT"), t(true, Some(1_700_000_000))),
+            (
+                BitrixError::Decode {
+                    status: 302,
+                    detail: "a redirect (not followed)".into(),
+                },
+                t(false, None),
+            ),
             (api(500, "PORTAL_DELETED"), Class::Final),
             (api(400, "ERROR_ARGUMENT"), Class::Final),
             (api(400, "NOT_ACTIVE_LINE"), Class::Final),

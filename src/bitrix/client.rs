@@ -1,5 +1,7 @@
 //! `BitrixClient`: calls to each portal's `client_endpoint` with its stored access token,
-//! paced by the portal's leaky bucket, with one coalesced OAuth refresh on `expired_token`.
+//! paced by the portal's leaky bucket, with one coalesced OAuth refresh on `expired_token` /
+//! `invalid_token` at the portal's own authorization server. No redirect is followed and
+//! replies are read up to [`PORTAL_REPLY_CAP`].
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,11 +14,16 @@ use super::envelope::{self, Success};
 use super::pacer::Pacer;
 use super::{BitrixError, form, oauth};
 use crate::metrics::Metrics;
+use crate::outbound_http::{PORTAL_REPLY_CAP, read_capped, snippet};
 use crate::settings::BitrixSettings;
+use crate::store::portals::RotatedTokens;
 use crate::store::{PortalRecord, PortalStatus, Store};
 
 /// Extra pause after `QUERY_LIMIT_EXCEEDED` (someone else is spending the portal's budget).
 const THROTTLE_PAUSE: Duration = Duration::from_secs(1);
+/// How long a portal is left alone after `NO_AUTH_FOUND` or `OVERLOAD_LIMIT` (fact sheet §11:
+/// hard errors, OVERLOAD_LIMIT is a manual block by Bitrix24's support).
+const HARD_BLOCK_SECS: i64 = 86_400;
 /// Most commands in one `batch` (fact sheet §2.3).
 pub const MAX_BATCH_COMMANDS: usize = 50;
 
@@ -46,6 +53,8 @@ struct Gate {
     blocked: Mutex<HashMap<String, i64>>,
     /// method → last `time.operating_reset_at` seen.
     reset_seen: Mutex<HashMap<String, i64>>,
+    /// Until when (unix seconds) the whole portal is left alone, and the error that said so.
+    suspended: Mutex<Option<(i64, BitrixError)>>,
 }
 
 impl BitrixClient {
@@ -55,14 +64,11 @@ impl BitrixClient {
         store: Store,
         metrics: Arc<Metrics>,
     ) -> Result<Self, BitrixError> {
-        // reqwest is built without a bundled crypto provider; install ring once per process.
-        crate::tls::install_provider();
-        let http = reqwest::Client::builder()
-            .timeout(settings.request_timeout())
-            .connect_timeout(settings.request_timeout().min(Duration::from_secs(10)))
-            .user_agent(concat!("openchannel-gateway/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(BitrixError::transport)?;
+        let http = crate::outbound_http::client(
+            settings.request_timeout(),
+            settings.request_timeout().min(Duration::from_secs(10)),
+        )
+        .map_err(BitrixError::transport)?;
         Ok(BitrixClient {
             http,
             store,
@@ -225,6 +231,7 @@ impl BitrixClient {
         let mut refreshed = false;
         loop {
             let record = self.installed(portal)?;
+            gate.check_suspended()?;
             gate.pacer.acquire().await;
             let outcome = self.post(&record, method, &params).await;
             self.count(method, &outcome);
@@ -235,14 +242,23 @@ impl BitrixClient {
                     }
                     return Ok(success);
                 }
-                Err(BitrixError::Api { code, .. }) if code == "expired_token" && !refreshed => {
+                Err(BitrixError::Api { code, .. })
+                    if matches!(code.as_str(), "expired_token" | "invalid_token") && !refreshed =>
+                {
                     refreshed = true;
                     self.refresh(portal, &gate, &record.access_token).await?;
                 }
                 Err(err) => {
-                    if err.code() == Some("QUERY_LIMIT_EXCEEDED") {
-                        tracing::warn!(portal, method, "portal rate limit hit: pausing requests");
-                        gate.pacer.throttled(THROTTLE_PAUSE);
+                    match err.code() {
+                        Some("QUERY_LIMIT_EXCEEDED") => {
+                            tracing::warn!(portal, method, "portal rate limit hit: pausing requests");
+                            gate.pacer.throttled(THROTTLE_PAUSE);
+                        }
+                        Some(code @ ("NO_AUTH_FOUND" | "OVERLOAD_LIMIT")) => {
+                            tracing::error!(portal, method, code, "portal blocks the app: no request for a day");
+                            return Err(gate.suspend(&err, unix_now() + HARD_BLOCK_SECS));
+                        }
+                        _ => {}
                     }
                     return Err(gate.note_error(method, &err));
                 }
@@ -288,8 +304,15 @@ impl BitrixClient {
             .await
             .map_err(BitrixError::transport)?;
         let status = reply.status().as_u16();
-        let bytes = reply.bytes().await.map_err(BitrixError::transport)?;
-        envelope::parse(status, &bytes)
+        let bytes = read_capped(reply, PORTAL_REPLY_CAP).await.map_err(|e| {
+            tracing::warn!(portal = %portal.member_id, method, status, error = %e, "portal reply not read");
+            BitrixError::read(e)
+        })?;
+        let parsed = envelope::parse(status, &bytes);
+        if let Err(BitrixError::Decode { .. }) = &parsed {
+            tracing::warn!(portal = %portal.member_id, method, status, reply = %snippet(&bytes), "portal: unexpected reply");
+        }
+        parsed
     }
 
     /// Refresh the portal's tokens unless another request already did (the lock coalesces
@@ -305,43 +328,111 @@ impl BitrixClient {
         if current.access_token != stale_access {
             return Ok(());
         }
-        let result = oauth::refresh(&self.http, &self.settings, &current.refresh_token).await;
+        self.rotate(&current).await
+    }
+
+    /// Refresh a portal's tokens now (idle portals, well before their refresh token's 180 days
+    /// run out), coalesced with any refresh in flight.
+    pub async fn refresh_now(&self, portal: &str) -> Result<(), BitrixError> {
+        let gate = self.gate(portal);
+        let _one_at_a_time = gate.refresh.lock().await;
+        let current = self.installed(portal)?;
+        self.rotate(&current).await
+    }
+
+    /// Exchange the portal's refresh token at its own authorization server and store the reply
+    /// (tokens, and its `client_endpoint` when that is a usable address). A refusal that no retry
+    /// can fix (`invalid_grant`, `PAYMENT_REQUIRED`) marks the portal `needs_reinstall`.
+    async fn rotate(&self, current: &PortalRecord) -> Result<(), BitrixError> {
+        let portal = current.member_id.as_str();
+        let server = self.oauth_server_of(current);
+        let result = oauth::refresh(&self.http, &self.settings, &server, &current.refresh_token).await;
         let outcome = if result.is_ok() { "ok" } else { "failed" };
         Metrics::inc1(&self.metrics.token_refreshes, "outcome", outcome);
-        let tokens =
-            result.inspect_err(|e| tracing::error!(portal, error = %e, "token refresh failed"))?;
+        let tokens = match result {
+            Ok(tokens) => tokens,
+            Err(e) if e.revokes_grant() => {
+                let reason = match &e {
+                    BitrixError::Refresh { code, .. } => code.clone(),
+                    _ => "invalid_grant".to_string(),
+                };
+                tracing::error!(portal, %server, reason, "authorization revoked: the portal must reinstall the app; its work is held");
+                let (member, used, why) = (portal.to_string(), current.refresh_token.clone(), reason);
+                let marked = self
+                    .store
+                    .commit(move |d| {
+                        d.mark_needs_reinstall(&member, &used, &why, crate::domain::now_ms())
+                    })
+                    .await?;
+                if marked {
+                    self.metrics.portals_needing_reinstall.inc();
+                }
+                return Err(BitrixError::NeedsReinstall(portal.to_string()));
+            }
+            Err(e) => {
+                tracing::error!(portal, %server, error = %e, "token refresh failed");
+                return Err(e);
+            }
+        };
+        if tokens.member_id.as_deref().is_some_and(|m| m != portal) {
+            tracing::error!(portal, %server, "the authorization server answered for another portal: tokens not stored");
+            return Err(BitrixError::Refresh {
+                code: "member_id_mismatch".into(),
+                description: "the refresh reply names another portal".into(),
+            });
+        }
+        let fresh = RotatedTokens {
+            expires_at: tokens.expires_at(unix_now()),
+            client_endpoint: tokens
+                .portal_endpoint()
+                .map(|e| (e.clone(), host_of(&e))),
+            access_token: tokens.access_token,
+            refresh_token: tokens.refresh_token,
+        };
+        if let Some((endpoint, _)) = &fresh.client_endpoint
+            && endpoint != &current.client_endpoint
+        {
+            tracing::warn!(portal, from = %current.client_endpoint, to = %endpoint, "the portal moved: its new address is stored");
+        }
         let (member, used) = (portal.to_string(), current.refresh_token.clone());
-        let expires_at = tokens.expires_at(unix_now());
         self.store
-            .commit(move |d| {
-                d.rotate_tokens(
-                    &member,
-                    &used,
-                    &tokens.access_token,
-                    &tokens.refresh_token,
-                    expires_at,
-                    crate::domain::now_ms(),
-                )
-            })
+            .commit(move |d| d.rotate_tokens(&member, &used, &fresh, crate::domain::now_ms()))
             .await?;
         tracing::info!(portal, "access token refreshed");
         Ok(())
     }
 
-    /// Exchange a refresh token at the OAuth server: proves which portal the token belongs to
-    /// (used to check an install that claims an already installed portal).
+    /// The trusted server that refreshes this portal: the one that verified its install, or the
+    /// first trusted one for records of older versions. A stored server that is no longer
+    /// trusted is refused by [`oauth::refresh`].
+    fn oauth_server_of(&self, portal: &PortalRecord) -> String {
+        if portal.oauth_server.is_empty() {
+            self.settings.oauth_servers.first().cloned().unwrap_or_default()
+        } else {
+            portal.oauth_server.clone()
+        }
+    }
+
+    /// Exchange a refresh token at the trusted authorization server `base`: proves which portal
+    /// the token belongs to (install verification, contract §5).
     pub async fn exchange_refresh_token(
         &self,
+        base: &str,
         refresh_token: &str,
     ) -> Result<oauth::Tokens, BitrixError> {
-        oauth::refresh(&self.http, &self.settings, refresh_token).await
+        oauth::refresh(&self.http, &self.settings, base, refresh_token).await
     }
 
     fn installed(&self, portal: &str) -> Result<PortalRecord, BitrixError> {
-        self.store
+        let record = self
+            .store
             .portal(portal)?
             .filter(|p| p.status == PortalStatus::Installed)
-            .ok_or_else(|| BitrixError::NotInstalled(portal.to_string()))
+            .ok_or_else(|| BitrixError::NotInstalled(portal.to_string()))?;
+        if record.needs_reinstall.is_some() {
+            return Err(BitrixError::NeedsReinstall(portal.to_string()));
+        }
+        Ok(record)
     }
 
     fn gate(&self, portal: &str) -> Arc<Gate> {
@@ -355,6 +446,7 @@ impl BitrixClient {
                     batch_denied: AtomicBool::new(false),
                     blocked: Mutex::new(HashMap::new()),
                     reset_seen: Mutex::new(HashMap::new()),
+                    suspended: Mutex::new(None),
                 })
             })
             .clone()
@@ -362,6 +454,35 @@ impl BitrixClient {
 }
 
 impl Gate {
+    /// The error that suspended the portal, while it is suspended.
+    fn check_suspended(&self) -> Result<(), BitrixError> {
+        match &*lock(&self.suspended) {
+            Some((until, err)) if *until > unix_now() => Err(err.clone()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Leave the portal alone until `until`; the error returned (and repeated meanwhile) says
+    /// until when, so that items wait instead of spending attempts.
+    fn suspend(&self, err: &BitrixError, until: i64) -> BitrixError {
+        let err = match err.clone() {
+            BitrixError::Api {
+                status,
+                code,
+                description,
+                ..
+            } => BitrixError::Api {
+                status,
+                code,
+                description,
+                operating_reset_at: Some(until),
+            },
+            other => other,
+        };
+        *lock(&self.suspended) = Some((until, err.clone()));
+        err
+    }
+
     /// Remember an operating-limit block; fill in the reset time Bitrix24 last announced.
     fn note_error(&self, method: &str, err: &BitrixError) -> BitrixError {
         let BitrixError::Api {
@@ -402,13 +523,25 @@ fn error_kind(e: &BitrixError) -> &'static str {
         BitrixError::Timeout => "timeout",
         BitrixError::Api { .. } => "api",
         BitrixError::Decode { .. } => "decode",
-        BitrixError::Refresh(_) => "refresh",
+        BitrixError::Refresh { .. } => "refresh",
+        BitrixError::NeedsReinstall(_) => "needs_reinstall",
         BitrixError::Storage(_) => "storage",
     }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The host (and port) of an http(s) URL.
+pub fn host_of(url: &str) -> String {
+    url::Url::parse(url)
+        .ok()
+        .and_then(|u| {
+            u.host_str()
+                .map(|h| u.port().map_or_else(|| h.to_string(), |p| format!("{h}:{p}")))
+        })
+        .unwrap_or_default()
 }
 
 /// Current unix time in seconds.

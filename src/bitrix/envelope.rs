@@ -18,7 +18,11 @@ pub struct Success {
 pub fn parse(status: u16, body: &[u8]) -> Result<Success, BitrixError> {
     let value: Value = serde_json::from_slice(body).map_err(|_| BitrixError::Decode {
         status,
-        detail: snippet(body),
+        detail: if (300..400).contains(&status) {
+            "a redirect (not followed)".into()
+        } else {
+            "not JSON".into()
+        },
     })?;
     if let Some(err) = error_of(&value, status) {
         return Err(err);
@@ -26,7 +30,7 @@ pub fn parse(status: u16, body: &[u8]) -> Result<Success, BitrixError> {
     if !(200..300).contains(&status) {
         return Err(BitrixError::Decode {
             status,
-            detail: snippet(body),
+            detail: "no error envelope".into(),
         });
     }
     match value {
@@ -44,7 +48,7 @@ pub fn parse(status: u16, body: &[u8]) -> Result<Success, BitrixError> {
         }
         _ => Err(BitrixError::Decode {
             status,
-            detail: snippet(body),
+            detail: "no result".into(),
         }),
     }
 }
@@ -78,11 +82,6 @@ pub fn as_i64(v: &Value) -> Option<i64> {
         Value::String(s) => s.trim().parse().ok(),
         _ => None,
     }
-}
-
-fn snippet(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(&body[..body.len().min(200)]);
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(test)]

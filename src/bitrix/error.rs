@@ -21,12 +21,19 @@ pub enum BitrixError {
         /// Unix seconds when the method's operating budget frees up (429 OPERATION_TIME_LIMIT).
         operating_reset_at: Option<i64>,
     },
-    /// A reply that is neither envelope (e.g. an HTML 502 page from a proxy).
+    /// A reply that is neither envelope (e.g. an HTML 502 page from a proxy, a redirect).
+    /// `detail` says what was wrong in our words; the reply's own text is only ever logged as a
+    /// bounded snippet, never shown on a page or in an API error.
     #[error("unexpected reply (HTTP {status}): {detail}")]
     Decode { status: u16, detail: String },
-    /// The OAuth server refused to refresh the tokens.
-    #[error("token refresh failed: {0}")]
-    Refresh(String),
+    /// The authorization server refused the refresh token (`invalid_grant`, `PAYMENT_REQUIRED`,
+    /// `invalid_client`…).
+    #[error("the authorization server refused the token: {code}")]
+    Refresh { code: String, description: String },
+    /// The portal's refresh token was refused for good: it must reinstall the app; its work is
+    /// held meanwhile.
+    #[error("portal {0} must reinstall the app (its authorization was revoked)")]
+    NeedsReinstall(String),
     /// Local storage failed while reading or saving portal tokens.
     #[error("storage: {0}")]
     Storage(String),
@@ -38,6 +45,26 @@ impl BitrixError {
         match self {
             BitrixError::Api { code, .. } => Some(code),
             _ => None,
+        }
+    }
+
+    /// The portal cannot take calls now (not installed, or it must reinstall): hold its work.
+    pub fn holds_portal(&self) -> bool {
+        matches!(
+            self,
+            BitrixError::NotInstalled(_) | BitrixError::NeedsReinstall(_)
+        )
+    }
+
+    /// An OAuth refusal that no retry can fix: the portal must reinstall (fact sheet §11).
+    pub fn revokes_grant(&self) -> bool {
+        matches!(self, BitrixError::Refresh { code, .. } if matches!(code.as_str(), "invalid_grant" | "PAYMENT_REQUIRED"))
+    }
+
+    pub(crate) fn read(e: crate::outbound_http::ReadError) -> BitrixError {
+        match e {
+            crate::outbound_http::ReadError::Timeout => BitrixError::Timeout,
+            other => BitrixError::Transport(other.to_string()),
         }
     }
 

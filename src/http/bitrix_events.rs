@@ -12,7 +12,7 @@ use super::{AppState, body};
 use crate::bitrix::events::{self, BitrixEvent};
 use crate::bitrix::form;
 use crate::domain::now_ms;
-use crate::store::PortalRecord;
+use crate::store::{PortalRecord, PortalStatus};
 use crate::store::operator::{Action, Intake, IntakeOutcome, OperatorKind};
 
 /// Handle one event.
@@ -74,12 +74,16 @@ fn authenticate(state: &AppState, sender: &events::Sender) -> Result<PortalRecor
             "unknown portal or wrong application token",
         )
     };
-    let portal = state.store.portal(&sender.member_id)?.ok_or_else(refused)?;
+    let portal = state
+        .store
+        .portal(&sender.member_id)?
+        .filter(|p| p.status == PortalStatus::Installed && !p.application_token.is_empty())
+        .ok_or_else(refused)?;
     // Comparing digests keeps the comparison's timing independent of the token's content.
     if Sha256::digest(portal.application_token.as_bytes())
         != Sha256::digest(sender.application_token.as_bytes())
     {
-        tracing::warn!(portal = %sender.member_id, "event with a wrong application token refused");
+        tracing::warn!(portal = ?sender.member_id, "event with a wrong application token refused");
         return Err(refused());
     }
     Ok(portal)

@@ -26,6 +26,9 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("storage cannot take writes: {0}")]
     Unavailable(String),
+    /// A service the request depends on (other than storage) does not answer; retry later.
+    #[error("{message}")]
+    ServiceUnavailable { code: &'static str, message: String },
     /// Bitrix24 (or another upstream) failed the operation.
     #[error("{message}")]
     Upstream { code: &'static str, message: String },
@@ -40,6 +43,7 @@ impl ApiError {
             | ApiError::Unauthorized { code, .. }
             | ApiError::Forbidden { code, .. }
             | ApiError::NotFound { code, .. }
+            | ApiError::ServiceUnavailable { code, .. }
             | ApiError::Upstream { code, .. } => code,
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::Unavailable(_) => "storage_unavailable",
@@ -71,7 +75,9 @@ impl ResponseError for ApiError {
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::ServiceUnavailable { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Upstream { .. } => StatusCode::BAD_GATEWAY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -91,7 +97,10 @@ impl ResponseError for ApiError {
         };
         let mut reply = HttpResponse::build(self.status_code());
         reply.insert_header((CONTENT_TYPE, "application/json"));
-        if matches!(self, ApiError::Unavailable(_)) {
+        if matches!(
+            self,
+            ApiError::Unavailable(_) | ApiError::ServiceUnavailable { .. }
+        ) {
             reply.insert_header((RETRY_AFTER, STORAGE_RETRY_AFTER_SECS.to_string()));
         }
         reply.body(json!({ "error": { "code": self.code(), "message": message } }).to_string())

@@ -2,10 +2,12 @@
 //! (placement `SETTING_CONNECTOR`, fact sheet §5.1), and `POST /bitrix/placement/action`, its
 //! activate / deactivate buttons (`imconnector.activate` with `ACTIVE` 1 / 0, §5.2).
 //!
-//! Every request proves who sends it before anything is read from or done to the portal:
-//! `member_id` names an installed portal whose stored `application_token` equals
-//! `APPLICATION_TOKEN`, and the portal accepts `AUTH_ID` (an `app.info` call with that token).
-//! The action forms also carry a CSRF token (`csrf.rs`) and must come from our own origin.
+//! The page proves who asks before anything is read from or done to the portal: `member_id`
+//! names an installed portal that accepts `AUTH_ID` (an `app.info` call with that token at the
+//! portal's stored address), and `APPLICATION_TOKEN` matches when present. The page carries no
+//! token: its action forms carry a CSRF token (`csrf.rs`, bound to the portal, line and action,
+//! valid 15 minutes) that only a page served after those checks has, and must come from our
+//! own origin.
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Map, Value, json};
@@ -31,7 +33,13 @@ pub async fn page(
     let form = read_form(&req, payload, &state).await?;
     let portal = placement_auth::authenticate(&state, &form).await?;
     let line = placement_line(&form, &state.settings.connector.id)?;
-    render(&state, &form, &portal, line, None).await
+    let notice = portal.needs_reinstall.as_ref().map(|reason| {
+        Notice::error(format!(
+            "Bitrix24 revoked this gateway's access to the portal ({reason}): messages are held \
+             until an administrator reinstalls the application."
+        ))
+    });
+    render(&state, &portal, line, notice).await
 }
 
 /// Activate or deactivate the connector on a line, then render the page again.
@@ -58,9 +66,15 @@ pub async fn action(
         CsrfError::Invalid => forbidden("csrf_invalid", e.to_string()),
         CsrfError::Expired => forbidden("csrf_expired", e.to_string()),
     })?;
-    let portal = placement_auth::authenticate(&state, &form).await?;
+    let portal = state
+        .store
+        .portal(&member_id)?
+        .filter(|p| p.status == crate::store::PortalStatus::Installed)
+        .ok_or_else(|| {
+            super::error::unauthorized("not_installed", "member_id is not an installed portal")
+        })?;
     let notice = perform(&state, &portal, line, action).await;
-    render(&state, &form, &portal, line, Some(notice)).await
+    render(&state, &portal, line, Some(notice)).await
 }
 
 async fn read_form(
@@ -181,6 +195,8 @@ fn describe(e: &BitrixError) -> String {
             code, description, ..
         } => format!("{code} ({description})"),
         BitrixError::Timeout | BitrixError::Transport(_) => "the portal did not answer".into(),
+        // Never the reply's own text: it is not ours to show (contract §5).
+        BitrixError::Decode { status, .. } => format!("unexpected reply from the portal (HTTP {status})"),
         other => other.to_string(),
     }
 }
@@ -188,7 +204,6 @@ fn describe(e: &BitrixError) -> String {
 /// Read the line's state and build the page, with fresh CSRF tokens in its forms.
 async fn render(
     state: &AppState,
-    form: &Map<String, Value>,
     portal: &PortalRecord,
     line: u64,
     notice: Option<Notice>,
@@ -237,8 +252,6 @@ async fn render(
                     ("action", action.as_str().to_string()),
                     ("expires", expires.to_string()),
                     ("csrf", csrf::sign(&key, &claims)),
-                    ("AUTH_ID", text(form, "AUTH_ID")),
-                    ("APPLICATION_TOKEN", text(form, "APPLICATION_TOKEN")),
                 ],
             }
         })

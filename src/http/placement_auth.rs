@@ -1,6 +1,6 @@
-//! Who may use the settings page: the caller checks of `POST /bitrix/placement` and its action
-//! (an installed portal, its `application_token`, an `AUTH_ID` the portal accepts) and the
-//! action's Origin check.
+//! Who may use the settings page: the caller checks of `POST /bitrix/placement` (an installed
+//! portal, an `AUTH_ID` that portal accepts at its stored, verified address, and
+//! `APPLICATION_TOKEN` when the request carries one) and the action's Origin check.
 
 use actix_web::HttpRequest;
 use serde_json::{Map, Value, json};
@@ -13,6 +13,8 @@ use crate::bitrix::BitrixError;
 use crate::store::{PortalRecord, PortalStatus};
 
 /// The installed portal the caller belongs to, once it passed every check (401 otherwise).
+/// `app.info` goes to the portal's stored address with the caller's token, so nothing in the
+/// request decides where the gateway calls.
 pub(super) async fn authenticate(
     state: &AppState,
     form: &Map<String, Value>,
@@ -24,8 +26,7 @@ pub(super) async fn authenticate(
         )
     };
     let member_id = text(form, "member_id");
-    let offered = text(form, "APPLICATION_TOKEN");
-    if member_id.is_empty() || offered.is_empty() {
+    if member_id.is_empty() {
         return Err(refused());
     }
     let portal = state
@@ -33,7 +34,13 @@ pub(super) async fn authenticate(
         .portal(&member_id)?
         .filter(|p| p.status == PortalStatus::Installed)
         .ok_or_else(refused)?;
-    if !csrf::constant_time_eq(offered.as_bytes(), portal.application_token.as_bytes()) {
+    // Optional (fact sheet §11: real placement requests rarely carry it); compared when both
+    // sides have one.
+    let offered = text(form, "APPLICATION_TOKEN");
+    if !offered.is_empty()
+        && !portal.application_token.is_empty()
+        && !csrf::constant_time_eq(offered.as_bytes(), portal.application_token.as_bytes())
+    {
         return Err(refused());
     }
     let auth_id = text(form, "AUTH_ID");
@@ -49,7 +56,7 @@ pub(super) async fn authenticate(
         Ok(_) => Ok(portal),
         Err(BitrixError::Api { status, code, .. })
             if matches!(status, 401 | 403)
-                || matches!(code.as_str(), "expired_token" | "NO_AUTH_FOUND") =>
+                || matches!(code.as_str(), "expired_token" | "invalid_token" | "NO_AUTH_FOUND") =>
         {
             tracing::info!(portal = %member_id, %code, "settings page: AUTH_ID refused by the portal");
             Err(rejected())

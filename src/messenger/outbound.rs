@@ -82,11 +82,7 @@ pub struct OutboundClient {
 impl OutboundClient {
     /// A client with [`DELIVERY_TIMEOUT`].
     pub fn new() -> Result<OutboundClient, String> {
-        crate::tls::install_provider();
-        let http = reqwest::Client::builder()
-            .timeout(DELIVERY_TIMEOUT)
-            .user_agent(concat!("openchannel-gateway/", env!("CARGO_PKG_VERSION")))
-            .build()
+        let http = crate::outbound_http::client(DELIVERY_TIMEOUT, DELIVERY_TIMEOUT)
             .map_err(|e| e.to_string())?;
         Ok(OutboundClient { http })
     }
@@ -123,7 +119,11 @@ impl OutboundClient {
                 }
             })?;
         let status = reply.status().as_u16();
-        let body = reply.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
+        // A redirect is an answer like any other (not 2xx: retried); a reply over the cap is a
+        // failed delivery.
+        let body = crate::outbound_http::read_capped(reply, crate::outbound_http::SMALL_REPLY_CAP)
+            .await
+            .map_err(|e| e.to_string())?;
         Ok(Answer { status, body })
     }
 }

@@ -51,7 +51,7 @@ impl Executor<'_> {
             match reply {
                 None => out.unsent.extend(call.ops),
                 Some(reply) => {
-                    if matches!(reply, Err(BitrixError::NotInstalled(_))) {
+                    if reply.as_ref().is_err_and(BitrixError::holds_portal) {
                         out.not_installed = true;
                     }
                     out.results.extend(self.outcomes(call, reply, now));
@@ -111,7 +111,7 @@ impl Executor<'_> {
                 .await;
             if let Err(e) = &reply {
                 stop = matches!(classify(e), Class::Transient { throttle: true, .. })
-                    || matches!(e, BitrixError::NotInstalled(_));
+                    || e.holds_portal();
             }
             replies.push(Some(reply));
         }

@@ -273,25 +273,25 @@ pub async fn setup_now(
     Ok(report)
 }
 
-/// Set a freshly installed portal up, retrying transient failures until it works. A definitive
-/// refusal is logged and the held work released anyway, so that its items fail visibly instead
-/// of waiting forever.
+/// Set a freshly installed portal up, retrying until it works (a refusal every 5 minutes, so an
+/// administrator who fixes the portal sees it set up soon after). Its held work waits for it.
 async fn setup_portal(ctx: Arc<Context>, portal: String, outbox: Outbox) {
     let mut failures = 0;
     loop {
         match setup_now(&ctx, Some(&outbox), &portal).await {
             Ok(_) => return,
-            Err(crate::bitrix::BitrixError::NotInstalled(_)) => {
-                // Uninstalled meanwhile: nothing to set up; a later install starts again.
+            Err(e) if e.holds_portal() => {
+                // Uninstalled meanwhile, or its authorization was revoked: nothing to set up;
+                // a later (verified) install starts again.
                 lock(&outbox.inner.setting_up).remove(&portal);
                 return;
             }
-            Err(e) if crate::bitrix::classify(&e) == crate::bitrix::Class::Final => {
-                tracing::error!(portal, error = %e, "portal setup refused; releasing its queued work");
-                outbox.ready(&portal);
-                return;
-            }
             Err(e) => {
+                // Held work is released only after a successful setup (contract §5): a refusal
+                // is retried on the slow schedule, a transient failure sooner.
+                if crate::bitrix::classify(&e) == crate::bitrix::Class::Final {
+                    failures = failures.max(20);
+                }
                 failures += 1;
                 let wait = crate::retry::backoff(
                     failures,

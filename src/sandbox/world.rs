@@ -265,7 +265,7 @@ path = {data:?}
 [bitrix]
 client_id = {client_id:?}
 client_secret = {client_secret:?}
-oauth_url = {oauth:?}
+oauth_servers = [{oauth:?}]
 rate_per_second = {rate_per_second:?}
 burst = {burst}
 request_timeout_ms = 10000
@@ -279,7 +279,7 @@ max_age_secs = 3600
         data = dir.join("data").display().to_string(),
         client_id = defaults.client_id,
         client_secret = defaults.client_secret,
-        oauth = portal.oauth_url(),
+        oauth = portal.oauth_base(),
     );
     for (id, line) in CHANNELS {
         toml.push_str(&format!(

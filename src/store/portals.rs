@@ -3,6 +3,15 @@
 use super::codec::{decode, encode};
 use super::{Data, PortalRecord, PortalStatus, StoreError, trees};
 
+/// A portal's new tokens from its authorization server.
+pub struct RotatedTokens {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub expires_at: i64,
+    /// The portal's (REST address, host) as the authorization server gave them.
+    pub client_endpoint: Option<(String, String)>,
+}
+
 impl Data {
     /// The portal with this member_id, installed or not.
     pub fn portal(&self, member_id: &str) -> Result<Option<PortalRecord>, StoreError> {
@@ -60,14 +69,13 @@ impl Data {
     }
 
     /// Replace a portal's tokens after an OAuth refresh, unless the portal changed meanwhile
-    /// (compare-and-swap on the refresh token that was used).
+    /// (compare-and-swap on the refresh token that was used). The authorization server's
+    /// `client_endpoint`, when given, replaces the stored address (the portal moved).
     pub fn rotate_tokens(
         &self,
         member_id: &str,
         used_refresh_token: &str,
-        access_token: &str,
-        refresh_token: &str,
-        expires_at: i64,
+        fresh: &RotatedTokens,
         now_ms: u64,
     ) -> Result<bool, StoreError> {
         let Some(old) = self.portals.get(member_id)? else {
@@ -77,9 +85,37 @@ impl Data {
         if portal.refresh_token != used_refresh_token || portal.status != PortalStatus::Installed {
             return Ok(false);
         }
-        portal.access_token = access_token.to_string();
-        portal.refresh_token = refresh_token.to_string();
-        portal.expires_at = expires_at;
+        portal.access_token = fresh.access_token.clone();
+        portal.refresh_token = fresh.refresh_token.clone();
+        portal.expires_at = fresh.expires_at;
+        if let Some((endpoint, domain)) = &fresh.client_endpoint {
+            portal.client_endpoint = endpoint.clone();
+            portal.domain = domain.clone();
+        }
+        portal.updated_at_ms = now_ms;
+        Ok(self
+            .portals
+            .compare_and_swap(member_id, Some(old), Some(encode(&portal)))?
+            .is_ok())
+    }
+
+    /// Mark the portal as needing a reinstall (its refresh token was refused for good), unless
+    /// it was reinstalled meanwhile (compare on the refresh token that was refused).
+    pub fn mark_needs_reinstall(
+        &self,
+        member_id: &str,
+        refused_refresh_token: &str,
+        reason: &str,
+        now_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let Some(old) = self.portals.get(member_id)? else {
+            return Ok(false);
+        };
+        let mut portal: PortalRecord = decode(trees::MEMBERID_PORTAL, &old)?;
+        if portal.refresh_token != refused_refresh_token {
+            return Ok(false);
+        }
+        portal.needs_reinstall = Some(reason.to_string());
         portal.updated_at_ms = now_ms;
         Ok(self
             .portals

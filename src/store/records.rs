@@ -4,20 +4,27 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::CustomerMessage;
 
-/// A portal that installed the app (`memberid_portal`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A portal that installed the app (`memberid_portal`). Every address and token here comes from
+/// a trusted authorization server's reply, never from an install request (contract §5).
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct PortalRecord {
     pub member_id: String,
-    /// Portal host, e.g. `acme.bitrix24.com`.
+    /// Portal host, e.g. `acme.bitrix24.com` (the host of `client_endpoint`).
     pub domain: String,
     /// REST base, e.g. `https://acme.bitrix24.com/rest/`.
     pub client_endpoint: String,
+    /// The trusted authorization server (a base of `bitrix.oauth_servers`) that verified the
+    /// install; the portal's tokens are refreshed there. Empty in records of older versions: the
+    /// first trusted server is used.
+    #[serde(default)]
+    pub oauth_server: String,
     pub access_token: String,
     pub refresh_token: String,
     /// Unix seconds when the access token expires (informational: the gateway refreshes on
     /// `expired_token`, as Bitrix24 recommends, never on a timer).
     pub expires_at: i64,
-    /// Compared with `auth[application_token]` of every event.
+    /// Compared with `auth[application_token]` of every event. Empty after a UI install until
+    /// the `ONAPPINSTALL` event brings it (no event is accepted meanwhile).
     pub application_token: String,
     pub scope: String,
     pub status: PortalStatus,
@@ -29,12 +36,42 @@ pub struct PortalRecord {
     /// The gateway's chat-bot in this portal, once registered or found.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bot_id: Option<u64>,
+    /// Why the portal must reinstall the app (its refresh token was refused for good, e.g.
+    /// `invalid_grant`); its work is held until a verified install clears it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub needs_reinstall: Option<String>,
 }
 
 impl PortalRecord {
     /// Installed and set up: queued work may flow to it.
     pub fn is_ready(&self) -> bool {
-        self.status == PortalStatus::Installed && self.setup_at_ms.is_some()
+        self.status == PortalStatus::Installed
+            && self.setup_at_ms.is_some()
+            && self.needs_reinstall.is_none()
+    }
+}
+
+/// Tokens never reach a log line through `{:?}`.
+impl std::fmt::Debug for PortalRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redacted = |t: &str| if t.is_empty() { "" } else { "***" };
+        f.debug_struct("PortalRecord")
+            .field("member_id", &self.member_id)
+            .field("domain", &self.domain)
+            .field("client_endpoint", &self.client_endpoint)
+            .field("oauth_server", &self.oauth_server)
+            .field("access_token", &redacted(&self.access_token))
+            .field("refresh_token", &redacted(&self.refresh_token))
+            .field("expires_at", &self.expires_at)
+            .field("application_token", &redacted(&self.application_token))
+            .field("scope", &self.scope)
+            .field("status", &self.status)
+            .field("installed_at_ms", &self.installed_at_ms)
+            .field("updated_at_ms", &self.updated_at_ms)
+            .field("setup_at_ms", &self.setup_at_ms)
+            .field("bot_id", &self.bot_id)
+            .field("needs_reinstall", &self.needs_reinstall)
+            .finish()
     }
 }
 

@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 use openchannel_gateway::bitrix::{BitrixClient, BitrixError};
 use openchannel_gateway::metrics::Metrics;
 use openchannel_gateway::settings::BitrixSettings;
-use openchannel_gateway::sim::portal::{BucketConfig, FakePortal, FakePortalConfig};
+use openchannel_gateway::sim::portal::{
+    BucketConfig, FakePortal, FakePortalConfig, Fault, FaultRule,
+};
 use openchannel_gateway::store::Store;
 use serde_json::json;
 
@@ -22,7 +24,9 @@ async fn client_for(
     let settings = BitrixSettings {
         client_id: "app.test".into(),
         client_secret: "secret.test".into(),
-        oauth_url: portal.oauth_url(),
+        oauth_servers: vec![portal.oauth_base()],
+        portals: Vec::new(),
+        oauth_url: None,
         rate_per_second: rate,
         burst,
         request_timeout_ms: 5000,
@@ -78,14 +82,100 @@ async fn a_refused_refresh_is_an_error_not_a_loop() {
         .call(&portal.member_id(), "app.info", json!({}))
         .await
         .unwrap_err();
-    assert!(
-        matches!(&err, BitrixError::Refresh(m) if m.contains("invalid_grant")),
-        "{err:?}"
-    );
+    assert!(matches!(&err, BitrixError::NeedsReinstall(_)), "{err:?}");
     assert!(
         !format!("{err}").contains("secret.test"),
         "no secret in the error"
     );
+    let marked = store.portal(&portal.member_id()).unwrap().unwrap();
+    assert_eq!(marked.needs_reinstall.as_deref(), Some("invalid_grant"));
+    // No refresh loop: later calls fail at once, without asking the portal or its server again.
+    let (oauth_calls, requests) = (portal.oauth_calls(), portal.requests().len());
+    for _ in 0..3 {
+        let err = client
+            .call(&portal.member_id(), "app.info", json!({}))
+            .await
+            .unwrap_err();
+        assert!(matches!(&err, BitrixError::NeedsReinstall(_)), "{err:?}");
+    }
+    assert_eq!(portal.oauth_calls(), oauth_calls);
+    assert_eq!(portal.requests().len(), requests);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn invalid_token_refreshes_like_expired_token() {
+    let portal = FakePortal::start(FakePortalConfig::default())
+        .await
+        .unwrap();
+    let (_dir, _store, client) = client_for(&portal, 1000.0, 1000).await;
+    portal.push_fault(FaultRule::on(
+        "app.info",
+        Fault::Error {
+            status: 401,
+            code: "invalid_token".into(),
+            description: "The access token provided is invalid.".into(),
+        },
+    ));
+    client
+        .call(&portal.member_id(), "app.info", json!({}))
+        .await
+        .expect("refreshed and retried");
+    assert_eq!(portal.refresh_count(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refresh_reply_with_a_new_client_endpoint_moves_the_portal() {
+    let portal = FakePortal::start(FakePortalConfig::default())
+        .await
+        .unwrap();
+    let (_dir, store, client) = client_for(&portal, 1000.0, 1000).await;
+    let moved = format!("{}/rest/", portal.url().replace("127.0.0.1", "localhost"));
+    portal.report_client_endpoint(Some(moved.clone()));
+    portal.expire_access_tokens();
+    client
+        .call(&portal.member_id(), "app.info", json!({}))
+        .await
+        .expect("refreshed and retried");
+    let after = store.portal(&portal.member_id()).unwrap().unwrap();
+    assert_eq!(after.client_endpoint, moved);
+    assert!(after.domain.starts_with("localhost:"), "{}", after.domain);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_auth_found_suspends_the_portal_for_a_day() {
+    let portal = FakePortal::start(FakePortalConfig::default())
+        .await
+        .unwrap();
+    let (_dir, _store, client) = client_for(&portal, 1000.0, 1000).await;
+    portal.push_fault(FaultRule::on(
+        "app.info",
+        Fault::Error {
+            status: 401,
+            code: "NO_AUTH_FOUND".into(),
+            description: "Wrong authorization data".into(),
+        },
+    ));
+    let first = client
+        .call(&portal.member_id(), "app.info", json!({}))
+        .await
+        .unwrap_err();
+    let requests = portal.requests().len();
+    let second = client
+        .call(&portal.member_id(), "app.info", json!({}))
+        .await
+        .unwrap_err();
+    assert_eq!(portal.requests().len(), requests, "no request while suspended");
+    let now = openchannel_gateway::bitrix::client::unix_now();
+    for err in [first, second] {
+        match openchannel_gateway::bitrix::classify(&err) {
+            openchannel_gateway::bitrix::Class::Transient {
+                not_before: Some(t),
+                ..
+            } => assert!(t >= now + 86_000, "{err:?}"),
+            other => panic!("{err:?} classified {other:?}"),
+        }
+    }
+    assert_eq!(portal.refresh_count(), 0, "NO_AUTH_FOUND is not refreshed");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -122,7 +122,7 @@ path = "{data}"
 [bitrix]
 client_id = "{client_id}"
 client_secret = "{client_secret}"
-oauth_url = "{oauth}"
+oauth_servers = ["{oauth}"]
 rate_per_second = {rate}
 burst = {burst}
 request_timeout_ms = {timeout}
@@ -154,7 +154,7 @@ outbound_url = "{outbound}"
         data = dir.join("data").display(),
         client_id = o.portal.client_id,
         client_secret = o.portal.client_secret,
-        oauth = portal.oauth_url(),
+        oauth = portal.oauth_base(),
         rate = o.bucket.0,
         burst = o.bucket.1,
         timeout = o.request_timeout_ms,

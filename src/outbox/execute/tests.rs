@@ -94,7 +94,9 @@ fn executor_parts() -> (tempfile::TempDir, BitrixClient, RetrySettings, Metrics)
     let settings = BitrixSettings {
         client_id: "id".into(),
         client_secret: "s".into(),
-        oauth_url: "http://127.0.0.1:1/oauth/token/".into(),
+        oauth_servers: vec!["http://127.0.0.1:1/".into()],
+        portals: Vec::new(),
+        oauth_url: None,
         rate_per_second: 2.0,
         burst: 50,
         request_timeout_ms: 1000,

@@ -26,6 +26,14 @@ pub enum Fault {
     ExpiredToken,
     /// 502 with an HTML (non-JSON) body, as a reverse proxy would answer.
     BadGateway,
+    /// A redirect (`status` 301/302/307/308) to `location`, as a portal that moved (or a
+    /// hostile one) would answer; nothing is processed.
+    Redirect {
+        /// HTTP status.
+        status: u16,
+        /// The `Location` header.
+        location: String,
+    },
     /// Any error envelope.
     Error {
         /// HTTP status.
@@ -149,7 +157,9 @@ pub(crate) fn as_error(fault: &Fault, method: &str, state: &PortalState) -> Opti
             "expired_token",
             "The access token provided has expired.",
         ),
-        Fault::BadGateway => ApiError::new(502, "BAD_GATEWAY", "Bad Gateway"),
+        Fault::BadGateway | Fault::Redirect { .. } => {
+            ApiError::new(502, "BAD_GATEWAY", "Bad Gateway")
+        }
         Fault::Error {
             status,
             code,

@@ -12,6 +12,7 @@ mod events;
 mod faults;
 mod imbot;
 mod imconnector;
+mod library;
 mod messages;
 mod oauth;
 mod operator;
@@ -47,6 +48,9 @@ pub(crate) struct Shared {
     pub url: String,
     /// `127.0.0.1:PORT`
     pub domain: String,
+    /// The authorization server's base, `http://127.0.0.1:OAUTH_PORT/` (its own listener, as
+    /// Bitrix24's authorization servers are not the portals).
+    pub oauth_base: String,
     pub application_token: String,
     pub state: Mutex<PortalState>,
     /// Client for event delivery.
@@ -73,21 +77,22 @@ impl Shared {
         format!("{}/rest/", self.url)
     }
 
-    /// The OAuth server's REST root. Here portal and OAuth server share one host, so a client that
-    /// derives `…/oauth/token/` from `server_endpoint` (as from `https://oauth.bitrix.info/rest/`) finds this fake.
+    /// The authorization server's REST root (`server_endpoint`, as `https://oauth.bitrix.info/rest/`).
     pub(crate) fn server_endpoint(&self) -> String {
-        format!("{}/rest/", self.url)
+        format!("{}rest/", self.oauth_base)
     }
 }
 
 /// Stops the server when the last handle is dropped.
-struct ServerGuard(ServerHandle);
+struct ServerGuard(Vec<ServerHandle>);
 
 impl Drop for ServerGuard {
     fn drop(&mut self) {
         // `stop` sends the command immediately; the returned future only waits for completion.
-        #[allow(clippy::let_underscore_future)]
-        let _ = self.0.stop(false);
+        for handle in &self.0 {
+            #[allow(clippy::let_underscore_future)]
+            let _ = handle.stop(false);
+        }
     }
 }
 
@@ -125,14 +130,18 @@ pub(crate) fn loopback_client() -> reqwest::Client {
 }
 
 impl FakePortal {
-    /// Bind `127.0.0.1:0` and start serving `/rest/` and `/oauth/token/` on the current tokio runtime.
+    /// Bind two loopback ports and start serving the portal (`/rest/`, and `/api/v1/`, a stand-in
+    /// for Bitrix24's JS library) on one and its authorization server (`/oauth/token/`) on the
+    /// other, on the current tokio runtime.
     pub async fn start(config: FakePortalConfig) -> std::io::Result<FakePortal> {
         let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let oauth_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
         let domain = listener.local_addr()?.to_string();
         let shared = Arc::new(Shared {
             state: Mutex::new(PortalState::new(&config)),
             config,
             url: format!("http://{domain}"),
+            oauth_base: format!("http://{}/", oauth_listener.local_addr()?),
             domain,
             application_token: config::random_hex(),
             http: loopback_client(),
@@ -144,19 +153,32 @@ impl FakePortal {
                 .app_data(data.clone())
                 .app_data(web::PayloadConfig::new(16 * 1024 * 1024))
                 .route("/rest/{method}", web::route().to(rest::handle))
-                .route("/oauth/token/", web::route().to(oauth::token))
-                .route("/oauth/token", web::route().to(oauth::token))
+                .route("/api/v1/", web::get().to(library::script))
+                .route("/api/v1/install-finish", web::get().to(library::install_finish))
         })
         .workers(1)
         .disable_signals()
         .shutdown_timeout(0)
         .listen(listener)?
         .run();
-        let handle = server.handle();
+        let oauth_data = web::Data::from(shared.clone());
+        let oauth_server = HttpServer::new(move || {
+            App::new()
+                .app_data(oauth_data.clone())
+                .route("/oauth/token/", web::route().to(oauth::token))
+                .route("/oauth/token", web::route().to(oauth::token))
+        })
+        .workers(1)
+        .disable_signals()
+        .shutdown_timeout(0)
+        .listen(oauth_listener)?
+        .run();
+        let handles = vec![server.handle(), oauth_server.handle()];
         tokio::spawn(server);
+        tokio::spawn(oauth_server);
         Ok(FakePortal {
             shared,
-            _server: Arc::new(ServerGuard(handle)),
+            _server: Arc::new(ServerGuard(handles)),
         })
     }
 
@@ -198,9 +220,20 @@ impl FakePortal {
         self.shared.client_endpoint()
     }
 
-    /// `{url}/oauth/token/` — the OAuth token endpoint (the fake's stand-in for oauth.bitrix.info).
+    /// `http://127.0.0.1:OAUTH_PORT/` — the base of this portal's authorization server (the
+    /// fake's stand-in for `https://oauth.bitrix.info/`), for `bitrix.oauth_servers`.
+    pub fn oauth_base(&self) -> String {
+        self.shared.oauth_base.clone()
+    }
+
+    /// `{oauth_base}oauth/token/` — the authorization server's token endpoint.
     pub fn oauth_url(&self) -> String {
-        format!("{}/oauth/token/", self.shared.url)
+        format!("{}oauth/token/", self.shared.oauth_base)
+    }
+
+    /// `{oauth_base}rest/` — the `server_endpoint` this portal's requests name.
+    pub fn server_endpoint(&self) -> String {
+        self.shared.server_endpoint()
     }
 
     /// `127.0.0.1:PORT` — the portal domain as sent in `auth[domain]` / `DOMAIN`.
@@ -265,6 +298,7 @@ impl FakePortal {
             member_id: self.member_id(),
             domain: self.domain(),
             client_endpoint: self.client_endpoint(),
+            oauth_server: self.oauth_base(),
             access_token: tokens.access_token,
             refresh_token: tokens.refresh_token,
             expires_at: 0,
@@ -275,6 +309,7 @@ impl FakePortal {
             updated_at_ms: 0,
             setup_at_ms: Some(0),
             bot_id: None,
+            needs_reinstall: None,
         }
     }
 

@@ -32,6 +32,8 @@ pub(crate) async fn token(
     if let (Some(query), Value::Object(fields)) = (query.as_object_mut(), form_body) {
         query.extend(fields);
     }
+    shared.lock().oauth_calls += 1;
+    shared.changed();
     let client_id = params::opt_str(&query, "client_id").unwrap_or_default();
     let client_secret = params::opt_str(&query, "client_secret").unwrap_or_default();
     if client_id != shared.config.client_id || client_secret != shared.config.client_secret {
@@ -61,9 +63,14 @@ pub(crate) async fn token(
 
 /// The §3.2 answer for a token pair.
 fn token_json(shared: &Shared, tokens: &IssuedTokens) -> Value {
+    let client_endpoint = shared
+        .lock()
+        .reported_client_endpoint
+        .clone()
+        .unwrap_or_else(|| shared.client_endpoint());
     json!({
         "access_token": tokens.access_token,
-        "client_endpoint": shared.client_endpoint(),
+        "client_endpoint": client_endpoint,
         "domain": "oauth.bitrix.info",
         "expires": unix_secs(SystemTime::now()) + tokens.expires_in,
         "expires_in": tokens.expires_in,
@@ -87,47 +94,85 @@ impl FakePortal {
     /// A complete form-encoded `ONAPPINSTALL` body (§3.4) carrying freshly issued tokens. The scope is
     /// space-separated here, as the install event documents it.
     pub fn install_event_body(&self) -> String {
-        let tokens = self.issue_tokens();
-        let shared = &self.shared;
-        form::encode(&json!({
-            "event": "ONAPPINSTALL",
-            "data": {"VERSION": "1", "ACTIVE": "Y", "INSTALLED": "Y", "LANGUAGE_ID": "en"},
-            "ts": unix_secs(SystemTime::now()).to_string(),
-            "auth": {
-                "access_token": tokens.access_token,
-                "expires_in": tokens.expires_in.to_string(),
-                "scope": SCOPE.replace(',', " "),
-                "domain": shared.domain,
-                "server_endpoint": shared.server_endpoint(),
-                "status": "L",
-                "client_endpoint": shared.client_endpoint(),
-                "member_id": shared.config.member_id,
-                "refresh_token": tokens.refresh_token,
-                "application_token": shared.application_token,
-            }
-        }))
+        install_event_body(&self.shared)
     }
 
-    /// The install page request of an app with UI: `(query, body)`. Query: `DOMAIN`, `PROTOCOL=0`
-    /// (plain HTTP), `LANG`, `APP_SID`; form body: `AUTH_ID`, `AUTH_EXPIRES`, `REFRESH_ID`,
-    /// `SERVER_ENDPOINT`, `member_id`, `status`, `PLACEMENT=DEFAULT`, `APPLICATION_TOKEN`, `APPLICATION_SCOPE`.
+    /// The install page request of an app with UI, as captured from real portals (fact sheet
+    /// §11): `(query, body)`. Query: `DOMAIN`, `PROTOCOL=0` (plain HTTP), `LANG`, `APP_SID`; form
+    /// body: `AUTH_ID`, `AUTH_EXPIRES`, `REFRESH_ID`, `member_id`, `status`, `PLACEMENT=DEFAULT` —
+    /// no `APPLICATION_TOKEN`, no `SERVER_ENDPOINT`.
     pub fn install_page_request(&self) -> (String, String) {
+        self.page_request(false)
+    }
+
+    /// The install page request as the August 2026 docs describe it: also `SERVER_ENDPOINT`,
+    /// `APPLICATION_TOKEN` and `APPLICATION_SCOPE`.
+    pub fn install_page_request_documented(&self) -> (String, String) {
+        self.page_request(true)
+    }
+
+    fn page_request(&self, documented: bool) -> (String, String) {
         let tokens = self.issue_tokens();
         let shared = &self.shared;
         let query = form::encode(&json!({
             "DOMAIN": shared.domain, "PROTOCOL": "0", "LANG": "en", "APP_SID": super::config::random_hex()
         }));
-        let body = form::encode(&json!({
+        let mut body = json!({
             "AUTH_ID": tokens.access_token,
             "AUTH_EXPIRES": tokens.expires_in.to_string(),
             "REFRESH_ID": tokens.refresh_token,
-            "SERVER_ENDPOINT": shared.server_endpoint(),
             "member_id": shared.config.member_id,
             "status": "L",
             "PLACEMENT": "DEFAULT",
-            "APPLICATION_TOKEN": shared.application_token,
-            "APPLICATION_SCOPE": SCOPE,
-        }));
-        (query, body)
+        });
+        if documented {
+            body["SERVER_ENDPOINT"] = json!(shared.server_endpoint());
+            body["APPLICATION_TOKEN"] = json!(shared.application_token);
+            body["APPLICATION_SCOPE"] = json!(SCOPE);
+        }
+        (query, form::encode(&body))
     }
+
+    /// Every refresh token issued so far is refused from now on (`invalid_grant`), as after 180
+    /// idle days or a revoked authorization.
+    pub fn revoke_refresh_tokens(&self) {
+        self.shared.lock().refresh_tokens.clear();
+    }
+
+    /// Requests the authorization server received, refused ones included.
+    pub fn oauth_calls(&self) -> usize {
+        self.shared.lock().oauth_calls
+    }
+
+    /// The authorization server reports this `client_endpoint` from now on (None: the portal's own).
+    pub fn report_client_endpoint(&self, endpoint: Option<String>) {
+        self.shared.lock().reported_client_endpoint = endpoint;
+    }
+
+    /// How many times the install page's `BX24.installFinish()` reached the portal.
+    pub fn install_finished(&self) -> usize {
+        self.shared.lock().install_finished
+    }
+}
+
+/// The `ONAPPINSTALL` body with freshly issued tokens (see [`FakePortal::install_event_body`]).
+pub(crate) fn install_event_body(shared: &Shared) -> String {
+    let tokens = shared.lock().issue_tokens(shared.config.access_token_ttl);
+    form::encode(&json!({
+        "event": "ONAPPINSTALL",
+        "data": {"VERSION": "1", "ACTIVE": "Y", "INSTALLED": "Y", "LANGUAGE_ID": "en"},
+        "ts": unix_secs(SystemTime::now()).to_string(),
+        "auth": {
+            "access_token": tokens.access_token,
+            "expires_in": tokens.expires_in.to_string(),
+            "scope": SCOPE.replace(',', " "),
+            "domain": shared.domain,
+            "server_endpoint": shared.server_endpoint(),
+            "status": "L",
+            "client_endpoint": shared.client_endpoint(),
+            "member_id": shared.config.member_id,
+            "refresh_token": tokens.refresh_token,
+            "application_token": shared.application_token,
+        }
+    }))
 }

@@ -24,6 +24,7 @@ enum Reply {
     Success(Value),
     Failure(ApiError),
     BadGateway,
+    Redirect(u16, String),
 }
 
 /// The actix handler for `/rest/{method}` (any HTTP verb).
@@ -91,6 +92,16 @@ pub(crate) async fn handle(
             record.error = Some("BAD_GATEWAY".into());
             envelope::bad_gateway()
         }
+        Reply::Redirect(status, location) => {
+            record.status = status;
+            record.error = Some("REDIRECT".into());
+            HttpResponse::build(
+                actix_web::http::StatusCode::from_u16(status)
+                    .unwrap_or(actix_web::http::StatusCode::FOUND),
+            )
+            .insert_header(("Location", location))
+            .finish()
+        }
     };
     // Record before any delay: a client that times out drops this future, but the call did happen.
     shared.lock().requests.push(record);
@@ -116,6 +127,7 @@ fn process(
         match fault {
             Fault::Delay(d) => *delay = Some(d),
             Fault::BadGateway => return Reply::BadGateway,
+            Fault::Redirect { status, location } => return Reply::Redirect(status, location),
             other => {
                 let err = faults::as_error(&other, method, &st).expect("only Delay has no error");
                 return Reply::Failure(err);

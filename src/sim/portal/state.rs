@@ -168,6 +168,13 @@ pub(crate) struct PortalState {
     pub access_tokens: HashMap<String, Instant>,
     pub refresh_tokens: HashSet<String>,
     pub refresh_count: usize,
+    /// Every request to the authorization server, refused ones included.
+    pub oauth_calls: usize,
+    /// The `client_endpoint` the authorization server reports instead of the portal's own (a
+    /// portal that moved).
+    pub reported_client_endpoint: Option<String>,
+    /// How many times the install page's `BX24.installFinish()` reached the portal.
+    pub install_finished: usize,
     pub faults: Vec<FaultRule>,
     /// Lowercase method → operating-time block.
     pub operating_blocks: HashMap<String, OperatingBlock>,
@@ -215,6 +222,9 @@ impl PortalState {
             access_tokens: HashMap::new(),
             refresh_tokens: HashSet::new(),
             refresh_count: 0,
+            oauth_calls: 0,
+            reported_client_endpoint: None,
+            install_finished: 0,
             faults: Vec::new(),
             operating_blocks: HashMap::new(),
             operating_totals: HashMap::new(),
