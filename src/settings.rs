@@ -231,7 +231,8 @@ impl Settings {
             );
         }
         if self.bitrix.oauth_servers.is_empty() {
-            problems.push("bitrix.oauth_servers must name at least one authorization server".into());
+            problems
+                .push("bitrix.oauth_servers must name at least one authorization server".into());
         }
         for (i, base) in self.bitrix.oauth_servers.iter().enumerate() {
             let what = format!("bitrix.oauth_servers[{i}]");
@@ -298,13 +299,14 @@ impl Settings {
             if !is_channel_id(&ch.id) {
                 problems.push(format!("{at}: id must be 1 to 64 characters of [a-z0-9_-]"));
             }
-            if !seen.insert(ch.id.as_str()) {
+            let new_id = seen.insert(ch.id.as_str());
+            if !new_id {
                 problems.push(format!("{at}: duplicate channel id"));
             }
             if !is_member_id(&ch.portal) {
                 problems.push(format!("{at}: portal must be the portal's member_id"));
             }
-            if ch.line > 0 && !lines.insert((ch.portal.as_str(), ch.line)) {
+            if new_id && ch.line > 0 && !lines.insert((ch.portal.as_str(), ch.line)) {
                 problems.push(format!(
                     "{at}: another channel is already bound to line {} of this portal (one channel per portal and line)",
                     ch.line

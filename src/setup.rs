@@ -96,10 +96,11 @@ pub async fn run(
         })
     };
     let mut report = SetupReport::default();
-    let wanted = EVENTS
-        .iter()
-        .map(|e| (*e, events_handler.as_str()))
-        .chain(INSTALL_EVENTS.iter().map(|e| (*e, install_handler.as_str())));
+    let wanted = EVENTS.iter().map(|e| (*e, events_handler.as_str())).chain(
+        INSTALL_EVENTS
+            .iter()
+            .map(|e| (*e, install_handler.as_str())),
+    );
     for (event, handler) in wanted {
         if !already(event, handler) {
             call("event.bind", json!({ "event": event, "handler": handler })).await?;

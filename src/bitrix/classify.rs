@@ -40,7 +40,9 @@ pub fn classify(err: &BitrixError) -> Class {
             "PORTAL_DELETED" => Class::Final,
             // Token problems: refreshed by the client; if one still escapes, a later attempt
             // (after a refresh or a reinstall) can succeed.
-            "expired_token" | "invalid_token" | "INTERNAL_SERVER_ERROR"
+            "expired_token"
+            | "invalid_token"
+            | "INTERNAL_SERVER_ERROR"
             | "ERROR_UNEXPECTED_ANSWER" => transient,
             // Hard blocks (fact sheet §11): the client suspends the portal for a day and says
             // until when; nothing is retried before.

@@ -251,11 +251,20 @@ impl BitrixClient {
                 Err(err) => {
                     match err.code() {
                         Some("QUERY_LIMIT_EXCEEDED") => {
-                            tracing::warn!(portal, method, "portal rate limit hit: pausing requests");
+                            tracing::warn!(
+                                portal,
+                                method,
+                                "portal rate limit hit: pausing requests"
+                            );
                             gate.pacer.throttled(THROTTLE_PAUSE);
                         }
                         Some(code @ ("NO_AUTH_FOUND" | "OVERLOAD_LIMIT")) => {
-                            tracing::error!(portal, method, code, "portal blocks the app: no request for a day");
+                            tracing::error!(
+                                portal,
+                                method,
+                                code,
+                                "portal blocks the app: no request for a day"
+                            );
                             return Err(gate.suspend(&err, unix_now() + HARD_BLOCK_SECS));
                         }
                         _ => {}
@@ -346,7 +355,8 @@ impl BitrixClient {
     async fn rotate(&self, current: &PortalRecord) -> Result<(), BitrixError> {
         let portal = current.member_id.as_str();
         let server = self.oauth_server_of(current);
-        let result = oauth::refresh(&self.http, &self.settings, &server, &current.refresh_token).await;
+        let result =
+            oauth::refresh(&self.http, &self.settings, &server, &current.refresh_token).await;
         let outcome = if result.is_ok() { "ok" } else { "failed" };
         Metrics::inc1(&self.metrics.token_refreshes, "outcome", outcome);
         let tokens = match result {
@@ -357,7 +367,8 @@ impl BitrixClient {
                     _ => "invalid_grant".to_string(),
                 };
                 tracing::error!(portal, %server, reason, "authorization revoked: the portal must reinstall the app; its work is held");
-                let (member, used, why) = (portal.to_string(), current.refresh_token.clone(), reason);
+                let (member, used, why) =
+                    (portal.to_string(), current.refresh_token.clone(), reason);
                 let marked = self
                     .store
                     .commit(move |d| {
@@ -383,9 +394,7 @@ impl BitrixClient {
         }
         let fresh = RotatedTokens {
             expires_at: tokens.expires_at(unix_now()),
-            client_endpoint: tokens
-                .portal_endpoint()
-                .map(|e| (e.clone(), host_of(&e))),
+            client_endpoint: tokens.portal_endpoint().map(|e| (e.clone(), host_of(&e))),
             access_token: tokens.access_token,
             refresh_token: tokens.refresh_token,
         };
@@ -407,7 +416,11 @@ impl BitrixClient {
     /// trusted is refused by [`oauth::refresh`].
     fn oauth_server_of(&self, portal: &PortalRecord) -> String {
         if portal.oauth_server.is_empty() {
-            self.settings.oauth_servers.first().cloned().unwrap_or_default()
+            self.settings
+                .oauth_servers
+                .first()
+                .cloned()
+                .unwrap_or_default()
         } else {
             portal.oauth_server.clone()
         }
@@ -538,8 +551,10 @@ pub fn host_of(url: &str) -> String {
     url::Url::parse(url)
         .ok()
         .and_then(|u| {
-            u.host_str()
-                .map(|h| u.port().map_or_else(|| h.to_string(), |p| format!("{h}:{p}")))
+            u.host_str().map(|h| {
+                u.port()
+                    .map_or_else(|| h.to_string(), |p| format!("{h}:{p}"))
+            })
         })
         .unwrap_or_default()
 }

@@ -12,8 +12,8 @@ use super::{AppState, body};
 use crate::bitrix::events::{self, BitrixEvent};
 use crate::bitrix::form;
 use crate::domain::now_ms;
-use crate::store::{PortalRecord, PortalStatus};
 use crate::store::operator::{Action, Intake, IntakeOutcome, OperatorKind};
+use crate::store::{PortalRecord, PortalStatus};
 
 /// Handle one event.
 pub async fn receive(

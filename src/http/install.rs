@@ -97,7 +97,9 @@ fn page_reopened(existing: Option<&PortalRecord>, claim: &Claim) -> bool {
     match claim.application_token.as_deref() {
         None => true,
         Some(_) if portal.application_token.is_empty() => true,
-        Some(token) => csrf::constant_time_eq(token.as_bytes(), portal.application_token.as_bytes()),
+        Some(token) => {
+            csrf::constant_time_eq(token.as_bytes(), portal.application_token.as_bytes())
+        }
     }
 }
 
@@ -257,7 +259,8 @@ fn parse(form: &Value) -> Result<Claim, ApiError> {
     let form = form.as_object().unwrap_or(&empty);
     let event = form.get("event").and_then(Value::as_str);
     if let Some(event) = event {
-        if !(event.eq_ignore_ascii_case("ONAPPINSTALL") || event.eq_ignore_ascii_case("ONAPPUPDATE"))
+        if !(event.eq_ignore_ascii_case("ONAPPINSTALL")
+            || event.eq_ignore_ascii_case("ONAPPUPDATE"))
         {
             return Err(bad_request(
                 "invalid_event",

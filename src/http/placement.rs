@@ -196,7 +196,9 @@ fn describe(e: &BitrixError) -> String {
         } => format!("{code} ({description})"),
         BitrixError::Timeout | BitrixError::Transport(_) => "the portal did not answer".into(),
         // Never the reply's own text: it is not ours to show (contract §5).
-        BitrixError::Decode { status, .. } => format!("unexpected reply from the portal (HTTP {status})"),
+        BitrixError::Decode { status, .. } => {
+            format!("unexpected reply from the portal (HTTP {status})")
+        }
         other => other.to_string(),
     }
 }

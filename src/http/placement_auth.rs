@@ -56,7 +56,10 @@ pub(super) async fn authenticate(
         Ok(_) => Ok(portal),
         Err(BitrixError::Api { status, code, .. })
             if matches!(status, 401 | 403)
-                || matches!(code.as_str(), "expired_token" | "invalid_token" | "NO_AUTH_FOUND") =>
+                || matches!(
+                    code.as_str(),
+                    "expired_token" | "invalid_token" | "NO_AUTH_FOUND"
+                ) =>
         {
             tracing::info!(portal = %member_id, %code, "settings page: AUTH_ID refused by the portal");
             Err(rejected())

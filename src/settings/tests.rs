@@ -16,9 +16,19 @@ fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// A channel on a line of its own ("acme" on 107, others on 100 + the id's length).
 fn channel(id: &str, secret: &str) -> String {
+    let line = if id == "acme" {
+        107
+    } else {
+        100 + id.len() as u64
+    };
+    channel_on(id, secret, line)
+}
+
+fn channel_on(id: &str, secret: &str, line: u64) -> String {
     format!(
-        "[[channels]]\nid = \"{id}\"\nportal = \"a223c6b3710f85df22e9377d6c4f7553\"\nline = 107\n\
+        "[[channels]]\nid = \"{id}\"\nportal = \"a223c6b3710f85df22e9377d6c4f7553\"\nline = {line}\n\
          secret = \"{secret}\"\noutbound_url = \"https://messenger.example/hook\"\n"
     )
 }
@@ -132,4 +142,62 @@ fn id_rules_match_the_contract() {
     assert!(!is_connector_id(""));
     assert!(is_channel_id("acme-eu_1"));
     assert!(!is_channel_id(&"a".repeat(65)));
+}
+
+#[test]
+fn one_channel_per_portal_and_line() {
+    let (_dir, path) = write_config(&format!(
+        "{}{}",
+        channel_on("acme", SECRET, 107),
+        channel_on("beta", SECRET, 107)
+    ));
+    let p = problems(Settings::load_from(Some(path), env(&[])));
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(p[0].contains("beta") && p[0].contains("line 107"), "{p:?}");
+}
+
+#[test]
+fn v1_oauth_url_is_refused_with_a_message_naming_oauth_servers() {
+    let (_dir, path) =
+        write_config("[bitrix]\noauth_url = \"https://oauth.bitrix.info/oauth/token/\"\n");
+    let p = problems(Settings::load_from(Some(path), env(&[])));
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(
+        p[0].contains("bitrix.oauth_url") && p[0].contains("bitrix.oauth_servers"),
+        "{p:?}"
+    );
+}
+
+#[test]
+fn trusted_servers_are_base_urls_and_match_server_endpoints_exactly() {
+    let (_dir, path) = write_config(
+        "[bitrix]\noauth_servers = [\"https://oauth.bitrix.info\", \"ftp://x/\"]\nportals = [\"not a member id\"]\n",
+    );
+    let p = problems(Settings::load_from(Some(path), env(&[])));
+    let all = p.join("\n");
+    assert!(
+        all.contains("oauth_servers[0]") && all.contains("ending in"),
+        "{all}"
+    );
+    assert!(all.contains("oauth_servers[1]"), "{all}");
+    assert!(all.contains("bitrix.portals[0]"), "{all}");
+    let defaults = Settings::load_from(None, env(&[])).unwrap().bitrix;
+    assert_eq!(
+        defaults.trusted_server("https://oauth.bitrix.info/rest/"),
+        Some("https://oauth.bitrix.info/")
+    );
+    assert_eq!(
+        defaults.trusted_server("https://oauth.bitrix24.tech/rest/"),
+        Some("https://oauth.bitrix24.tech/")
+    );
+    for untrusted in [
+        "https://oauth.bitrix.info.evil.example/rest/",
+        "https://oauth.bitrix.info/rest/x",
+        "https://evil.example/?https://oauth.bitrix.info/rest/",
+        "http://oauth.bitrix.info/rest/",
+        "",
+    ] {
+        assert_eq!(defaults.trusted_server(untrusted), None, "{untrusted}");
+    }
+    assert!(defaults.portal_allowed("anything"));
 }

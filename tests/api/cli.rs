@@ -161,7 +161,8 @@ async fn teardown_reports_each_step_and_purges_the_portal() {
             .iter()
             .filter(|s| s.starts_with("event.unbind"))
             .count(),
-        6
+        8,
+        "six connector events and ONAPPINSTALL / ONAPPUPDATE"
     );
     assert_eq!(steps.last().map(String::as_str), Some("purge"));
     assert!(portal.connectors().is_empty());

@@ -164,7 +164,11 @@ async fn no_auth_found_suspends_the_portal_for_a_day() {
         .call(&portal.member_id(), "app.info", json!({}))
         .await
         .unwrap_err();
-    assert_eq!(portal.requests().len(), requests, "no request while suspended");
+    assert_eq!(
+        portal.requests().len(),
+        requests,
+        "no request while suspended"
+    );
     let now = openchannel_gateway::bitrix::client::unix_now();
     for err in [first, second] {
         match openchannel_gateway::bitrix::classify(&err) {

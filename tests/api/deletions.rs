@@ -229,12 +229,14 @@ async fn a_token_expiring_mid_run_is_refreshed_once_and_nothing_is_lost() {
     let app = spawn_app().await;
     let msgs = ids("m", 120);
     create_messages(&app, &app.client, "c", &msgs).await;
+    // The install's verification was one exchange already.
+    let before = app.portal.refresh_count();
     app.portal.expire_access_tokens();
     let first = delete(&app.client, "c", &msgs[..60], None).await;
     let second = delete(&app.client, "c", &msgs[60..], None).await;
     assert_eq!(successes(&callback(&app, &first).await), 60);
     assert_eq!(successes(&callback(&app, &second).await), 60);
-    assert_eq!(app.portal.refresh_count(), 1);
+    assert_eq!(app.portal.refresh_count(), before + 1);
 }
 
 #[tokio::test]

@@ -35,6 +35,12 @@ pub struct TestOptions {
     pub install: bool,
     /// `[bot] enabled`.
     pub bot: bool,
+    /// More trusted authorization servers, after the fake portal's own.
+    pub extra_oauth_servers: Vec<String>,
+    /// `[bitrix] portals` (the install allow-list).
+    pub allowed_portals: Vec<String>,
+    /// Appended to the settings file (e.g. more `[[channels]]`).
+    pub extra_toml: String,
 }
 
 impl Default for TestOptions {
@@ -48,6 +54,9 @@ impl Default for TestOptions {
             request_timeout_ms: 2000,
             install: true,
             bot: false,
+            extra_oauth_servers: Vec::new(),
+            allowed_portals: Vec::new(),
+            extra_toml: String::new(),
         }
     }
 }
@@ -122,7 +131,8 @@ path = "{data}"
 [bitrix]
 client_id = "{client_id}"
 client_secret = "{client_secret}"
-oauth_servers = ["{oauth}"]
+oauth_servers = {oauth_servers:?}
+portals = {portals:?}
 rate_per_second = {rate}
 burst = {burst}
 request_timeout_ms = {timeout}
@@ -150,11 +160,16 @@ portal = "{member}"
 line = {LINE_B}
 secret = "{secret}"
 outbound_url = "{outbound}"
+{extra}
 "#,
         data = dir.join("data").display(),
         client_id = o.portal.client_id,
         client_secret = o.portal.client_secret,
-        oauth = portal.oauth_base(),
+        oauth_servers = std::iter::once(portal.oauth_base())
+            .chain(o.extra_oauth_servers.iter().cloned())
+            .collect::<Vec<_>>(),
+        portals = o.allowed_portals,
+        extra = o.extra_toml,
         rate = o.bucket.0,
         burst = o.bucket.1,
         timeout = o.request_timeout_ms,

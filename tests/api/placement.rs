@@ -9,7 +9,9 @@ use serde_json::{Map, Value, json};
 
 use crate::helpers::*;
 
-/// The body Bitrix24 POSTs when it opens the connector settings for `line`, with a fresh AUTH_ID.
+/// The body Bitrix24 POSTs when it opens the connector settings for `line`, with a fresh AUTH_ID,
+/// in the shape captured from real portals (fact sheet §11): no `APPLICATION_TOKEN`, no
+/// `SERVER_ENDPOINT`.
 pub fn page_fields(app: &TestApp, line: &str) -> Map<String, Value> {
     let tokens = app.portal.issue_tokens();
     let options = json!({
@@ -20,13 +22,10 @@ pub fn page_fields(app: &TestApp, line: &str) -> Map<String, Value> {
         "AUTH_ID": tokens.access_token,
         "AUTH_EXPIRES": tokens.expires_in.to_string(),
         "REFRESH_ID": tokens.refresh_token,
-        "SERVER_ENDPOINT": app.portal.client_endpoint(),
         "member_id": app.portal.member_id(),
         "status": "L",
         "PLACEMENT": "SETTING_CONNECTOR",
         "PLACEMENT_OPTIONS": options.to_string(),
-        "APPLICATION_TOKEN": app.portal.application_token(),
-        "APPLICATION_SCOPE": "imconnector,imopenlines,im,imbot",
     });
     match fields {
         Value::Object(map) => map,
@@ -175,9 +174,7 @@ async fn a_wrong_application_token_or_an_unknown_portal_is_401_and_nothing_is_as
     wrong_token.insert("APPLICATION_TOKEN".into(), json!("0".repeat(32)));
     let mut unknown = page_fields(&app, "7");
     unknown.insert("member_id".into(), json!("b".repeat(32)));
-    let mut missing = page_fields(&app, "7");
-    missing.remove("APPLICATION_TOKEN");
-    for fields in [wrong_token, unknown, missing] {
+    for fields in [wrong_token, unknown] {
         let (status, body) = status_json(open(&app, &fields).await).await;
         assert_eq!(status, 401, "{body}");
         assert_eq!(body["error"]["code"], "invalid_application_token");
@@ -190,9 +187,41 @@ async fn a_wrong_application_token_or_an_unknown_portal_is_401_and_nothing_is_as
 }
 
 #[tokio::test]
+async fn the_page_is_served_with_or_without_application_token_and_carries_no_token() {
+    let app = spawn_app().await;
+    let captured = page_fields(&app, "7");
+    let mut documented = page_fields(&app, "7");
+    documented.insert(
+        "APPLICATION_TOKEN".into(),
+        json!(app.portal.application_token()),
+    );
+    let stored = app
+        .store()
+        .portal(&app.portal.member_id())
+        .unwrap()
+        .unwrap();
+    for fields in [captured, documented] {
+        let reply = open(&app, &fields).await;
+        assert_eq!(reply.status(), 200);
+        let html = reply.text().await.unwrap();
+        assert!(html.contains("Connector on line 7"), "{html}");
+        for secret in [
+            fields["AUTH_ID"].as_str().unwrap(),
+            fields["REFRESH_ID"].as_str().unwrap(),
+            &app.portal.application_token(),
+            &stored.access_token,
+            &stored.refresh_token,
+        ] {
+            assert!(!html.contains(secret), "the page carries a token");
+        }
+    }
+}
+
+#[tokio::test]
 async fn an_auth_id_the_portal_rejects_is_401() {
     let app = spawn_app().await;
     let statuses = calls_of(&app.portal, "imconnector.status");
+    let refreshes = app.portal.refresh_count();
     let stale = page_fields(&app, "7");
     // Every token issued so far now answers expired_token (the gateway's own is refreshed).
     app.portal.expire_access_tokens();
@@ -206,7 +235,7 @@ async fn an_auth_id_the_portal_rejects_is_401() {
     assert_eq!(calls_of(&app.portal, "imconnector.status"), statuses);
     assert_eq!(
         app.portal.refresh_count(),
-        0,
+        refreshes,
         "a caller's token is never refreshed"
     );
 }
@@ -318,21 +347,23 @@ async fn a_foreign_origin_is_refused() {
 }
 
 #[tokio::test]
-async fn the_action_checks_the_caller_again() {
+async fn the_action_needs_an_installed_portal_and_no_token() {
     let app = spawn_app().await;
     let html = page_html(&app, "7").await;
     let good = forms(&html)["deactivate"].clone();
-    let mut wrong_token = good.clone();
-    wrong_token.insert("APPLICATION_TOKEN".into(), "0".repeat(32));
-    let (status, _) = status_json(press(&app, &wrong_token, None).await).await;
-    assert_eq!(status, 401);
-    app.portal.expire_access_tokens();
+    assert!(
+        !good.contains_key("AUTH_ID") && !good.contains_key("APPLICATION_TOKEN"),
+        "{good:?}"
+    );
+    let (calls, requests) = (activate_calls(&app), app.portal.requests().len());
+    assert_eq!(app.portal.uninstall(false).await.status, Some(200));
     let (status, body) = status_json(press(&app, &good, None).await).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
-        (401, Some("auth_rejected"))
+        (401, Some("not_installed"))
     );
-    assert!(line_active(&app, LINE));
+    assert_eq!(activate_calls(&app), calls);
+    assert_eq!(app.portal.requests().len(), requests, "nothing was asked");
 }
 
 #[tokio::test]

@@ -1,7 +1,10 @@
-//! The settings page in a real browser: Debian's headless chromium, driven through chromedriver
-//! (WebDriver) with fantoccini. A local page POSTs the placement form cross-origin, as Bitrix24's
-//! frame does; the test reads the page, presses Deactivate and Activate, and saves a screenshot
-//! to `<target dir>/placement-screenshot.png`.
+//! The settings page and the install page in a real browser: Debian's headless chromium, driven
+//! through chromedriver (WebDriver) with fantoccini. A local page POSTs the form cross-origin, as
+//! Bitrix24's frame does. Settings page: the test reads it, presses Deactivate and Activate, and
+//! saves a screenshot to `<target dir>/placement-screenshot.png`. Install page: Bitrix24's JS
+//! library is the fake portal's stand-in (chromium maps `api.bitrix24.com` to it), and the test
+//! follows `BX24.installFinish()` to the `ONAPPINSTALL` event that completes the install
+//! (`<target dir>/install-screenshot.png`).
 //!
 //! chromium and chromedriver are required: `scripts/test` installs them (Debian packages
 //! `chromium` and `chromium-driver`); without them this test fails and says so.
@@ -118,18 +121,28 @@ impl Chromedriver {
 
     /// A headless chromium session with a fresh profile.
     async fn browser(&self) -> Client {
+        self.browser_with(&[]).await
+    }
+
+    /// A headless chromium session with a fresh profile and more command-line switches.
+    async fn browser_with(&self, extra: &[String]) -> Client {
         let Some(chromium) = on_path("chromium") else {
             panic!("chromium is not installed (not on PATH): {INSTALL_HINT}");
         };
-        let data_dir = self.profile.path().join("profile");
-        let options = json!({
-            "binary": chromium,
-            "args": [
-                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--no-first-run", format!("--user-data-dir={}", data_dir.display()),
-            ],
-        });
+        let data_dir = self.profile.path().join(format!("profile-{}", extra.len()));
+        let mut args = vec![
+            "--headless=new".to_string(),
+            "--no-sandbox".into(),
+            "--disable-gpu".into(),
+            "--disable-dev-shm-usage".into(),
+            "--disable-background-networking".into(),
+            "--disable-component-update".into(),
+            "--disable-sync".into(),
+            "--no-first-run".into(),
+            format!("--user-data-dir={}", data_dir.display()),
+        ];
+        args.extend(extra.iter().cloned());
+        let options = json!({ "binary": chromium, "args": args });
         let mut caps = serde_json::Map::new();
         caps.insert("goog:chromeOptions".into(), options);
         let connector = hyper_util::client::legacy::connect::HttpConnector::new();
@@ -267,6 +280,63 @@ async fn the_settings_page_works_in_headless_chromium() {
     let saved = screenshot(&browser, "placement-screenshot.png").await;
     eprintln!("screenshot: {}", saved.display());
 
+    browser.close().await.expect("end the browser session");
+    opener_server.stop(false).await;
+    drop(driver);
+}
+
+#[tokio::test]
+async fn the_install_page_finishes_the_install_in_headless_chromium() {
+    let driver = start_chromedriver().await;
+    let app = spawn_with(TestOptions {
+        install: false,
+        ..Default::default()
+    })
+    .await;
+    let (query, body) = app.portal.install_page_request();
+    let fields = match openchannel_gateway::bitrix::form::decode(&body).expect("form") {
+        Value::Object(map) => map,
+        other => panic!("not a form: {other}"),
+    };
+    let action = format!("{}/bitrix/install?{query}", app.base);
+    let (opener, opener_server) = serve_opener(opener_html(&action, &fields));
+    // Bitrix24's JS library comes from the fake portal.
+    let rules = format!(
+        "--host-resolver-rules=MAP api.bitrix24.com {}",
+        app.portal.domain()
+    );
+    let browser = driver.browser_with(&[rules]).await;
+    browser
+        .set_window_size(900, 360)
+        .await
+        .expect("window size");
+    browser.goto(&opener).await.expect("open the opener page");
+    let done = "//p[@id='state' and starts-with(normalize-space(), 'Done.')]";
+    if let Err(e) = browser
+        .wait()
+        .at_most(BROWSER_WAIT)
+        .for_element(Locator::XPath(done))
+        .await
+    {
+        let source = browser.source().await.unwrap_or_default();
+        panic!("the page did not finish the install ({e}); page:\n{source}");
+    }
+    app.portal
+        .wait_until(BROWSER_WAIT, |p| p.install_finished() == 1)
+        .await
+        .expect("BX24.installFinish() reached the portal");
+    let member = app.portal.member_id();
+    app.wait_for(
+        "the ONAPPINSTALL event brought the application token",
+        |s| {
+            s.portal(&member)
+                .unwrap()
+                .is_some_and(|p| p.application_token == app.portal.application_token())
+        },
+    )
+    .await;
+    let saved = screenshot(&browser, "install-screenshot.png").await;
+    eprintln!("screenshot: {}", saved.display());
     browser.close().await.expect("end the browser session");
     opener_server.stop(false).await;
     drop(driver);

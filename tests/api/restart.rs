@@ -58,12 +58,14 @@ async fn a_replay_after_a_restart_still_gets_the_first_reply() {
 #[tokio::test]
 async fn rotated_tokens_are_stored_durably() {
     let app = spawn_app().await;
+    // The install's verification was one exchange already.
+    let before = app.portal.refresh_count();
     app.portal.expire_access_tokens();
     app.post_event("message.created", created("c", "u", "m1", "x"))
         .await;
     app.wait_for("sent", |s| s.pending_ops().unwrap().is_empty())
         .await;
-    assert_eq!(app.portal.refresh_count(), 1);
+    assert_eq!(app.portal.refresh_count(), before + 1);
     let app = app.restart().await;
     app.post_event("message.created", created("c", "u", "m2", "y"))
         .await;
@@ -72,7 +74,7 @@ async fn rotated_tokens_are_stored_durably() {
     assert_eq!(app.portal.messages().len(), 2);
     assert_eq!(
         app.portal.refresh_count(),
-        1,
+        before + 1,
         "the new token was kept across the restart"
     );
 }

@@ -154,7 +154,10 @@ impl FakePortal {
                 .app_data(web::PayloadConfig::new(16 * 1024 * 1024))
                 .route("/rest/{method}", web::route().to(rest::handle))
                 .route("/api/v1/", web::get().to(library::script))
-                .route("/api/v1/install-finish", web::get().to(library::install_finish))
+                .route(
+                    "/api/v1/install-finish",
+                    web::get().to(library::install_finish),
+                )
         })
         .workers(1)
         .disable_signals()

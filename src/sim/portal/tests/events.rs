@@ -304,17 +304,28 @@ async fn install_bodies() {
     let body = form::decode(&body).unwrap();
     assert_eq!(body["PLACEMENT"], "DEFAULT");
     assert_eq!(body["member_id"], json!(env.portal.member_id()));
-    for key in [
-        "AUTH_ID",
-        "AUTH_EXPIRES",
-        "REFRESH_ID",
-        "SERVER_ENDPOINT",
-        "status",
-        "APPLICATION_TOKEN",
-        "APPLICATION_SCOPE",
-    ] {
+    for key in ["AUTH_ID", "AUTH_EXPIRES", "REFRESH_ID", "status"] {
         assert!(body[key].is_string(), "{key}");
     }
+    // As captured from real portals: neither of these (fact sheet §11).
+    for key in ["APPLICATION_TOKEN", "SERVER_ENDPOINT"] {
+        assert!(body.get(key).is_none(), "{key}");
+    }
+    let (_, documented) = env.portal.install_page_request_documented();
+    let documented = form::decode(&documented).unwrap();
+    assert_eq!(
+        documented["SERVER_ENDPOINT"],
+        json!(env.portal.server_endpoint())
+    );
+    assert_eq!(
+        documented["APPLICATION_TOKEN"],
+        json!(env.portal.application_token())
+    );
+    assert_ne!(
+        env.portal.server_endpoint(),
+        env.portal.client_endpoint(),
+        "the authorization server is not the portal"
+    );
     assert_eq!(
         env.call_as(body["AUTH_ID"].as_str().unwrap(), "app.info", json!({}))
             .await
