@@ -11,8 +11,10 @@
 //! - `sandbox`: the `sandbox` subcommand, a scripted tour of the gateway against `sim`.
 pub mod bitrix;
 pub mod cli;
+pub mod data_dir;
 pub mod domain;
 pub mod http;
+pub mod idle_refresh;
 pub mod messenger;
 pub mod metrics;
 pub mod outbound_http;

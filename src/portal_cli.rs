@@ -44,6 +44,13 @@ pub async fn run(settings: Settings, operation: Operation, portal: &str) -> Exit
             }
         };
     }
+    if let Err(e) = crate::data_dir::secure(&settings.storage.path) {
+        eprintln!(
+            "cannot make the data directory {} private: {e}",
+            settings.storage.path.display()
+        );
+        return ExitCode::from(1);
+    }
     let store = match Store::open(&settings.storage.path) {
         Ok(store) => store,
         Err(e) => {

@@ -83,6 +83,12 @@ impl Application {
         mut options: Options,
     ) -> Result<Application, StartError> {
         let settings = Arc::new(settings);
+        crate::data_dir::secure(&settings.storage.path).map_err(|e| StartError::Storage {
+            path: settings.storage.path.display().to_string(),
+            source: crate::store::StoreError::Unavailable(format!(
+                "cannot make the data directory private: {e}"
+            )),
+        })?;
         let store = Store::open(&settings.storage.path).map_err(|source| StartError::Storage {
             path: settings.storage.path.display().to_string(),
             source,
@@ -124,6 +130,11 @@ impl Application {
         };
         tracker.spawn(deliverer.run());
         tracker.spawn(prune_replay_records(store.clone(), cancel.clone()));
+        tracker.spawn(crate::idle_refresh::run(
+            store.clone(),
+            client.clone(),
+            cancel.clone(),
+        ));
 
         let state = web::Data::new(AppState {
             channels: AppState::channels_of(&settings),

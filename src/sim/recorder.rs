@@ -31,6 +31,8 @@ pub struct Recorded {
 struct Shared {
     reply: Mutex<CannedReply>,
     requests: Mutex<Vec<Recorded>>,
+    /// The number of requests so far, for waiting without polling.
+    count: tokio::sync::watch::Sender<usize>,
 }
 
 impl Shared {
@@ -64,6 +66,7 @@ impl Recorder {
         let shared = Arc::new(Shared {
             reply: Mutex::new(reply),
             requests: Mutex::new(Vec::new()),
+            count: tokio::sync::watch::channel(0).0,
         });
         let data = web::Data::from(shared.clone());
         let server = HttpServer::new(move || {
@@ -101,6 +104,19 @@ impl Recorder {
         self.shared.requests().len()
     }
 
+    /// Wait until at least `n` requests arrived; Err after `timeout`.
+    pub async fn wait_for_count(
+        &self,
+        n: usize,
+        timeout: std::time::Duration,
+    ) -> Result<(), String> {
+        let mut count = self.shared.count.subscribe();
+        tokio::time::timeout(timeout, count.wait_for(|c| *c >= n))
+            .await
+            .map(|_| ())
+            .map_err(|_| format!("{} of {n} requests within {timeout:?}", self.count()))
+    }
+
     /// Answer later requests with `reply`.
     pub fn set_reply(&self, reply: CannedReply) {
         *self.shared.reply.lock().unwrap_or_else(|p| p.into_inner()) = reply;
@@ -113,6 +129,7 @@ async fn answer(req: HttpRequest, body: web::Bytes, shared: web::Data<Shared>) -
         uri: req.uri().to_string(),
         body: body.to_vec(),
     });
+    shared.count.send_modify(|c| *c += 1);
     let reply = shared
         .reply
         .lock()

@@ -228,3 +228,31 @@ async fn the_request_rate_seen_by_the_portal_stays_within_its_bucket() {
         start.elapsed()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_portals_are_renewed_well_before_their_refresh_token_expires() {
+    use openchannel_gateway::idle_refresh;
+    let portal = FakePortal::start(FakePortalConfig::default())
+        .await
+        .unwrap();
+    let (_dir, store, client) = client_for(&portal, 1000.0, 1000).await;
+    let member = portal.member_id();
+    let now = openchannel_gateway::domain::now_ms();
+    let day = 86_400_000;
+    for (age_days, due) in [(1, false), (29, false), (31, true)] {
+        let mut record = store.portal(&member).unwrap().unwrap();
+        record.updated_at_ms = now - age_days * day;
+        store.commit(move |d| d.put_portal(&record)).await.unwrap();
+        assert_eq!(
+            idle_refresh::due(&store, now).contains(&member),
+            due,
+            "{age_days} days"
+        );
+    }
+    let before = store.portal(&member).unwrap().unwrap();
+    client.refresh_now(&member).await.unwrap();
+    let after = store.portal(&member).unwrap().unwrap();
+    assert_eq!(portal.refresh_count(), 1);
+    assert_ne!(after.refresh_token, before.refresh_token);
+    assert!(idle_refresh::due(&store, now).is_empty(), "renewed now");
+}

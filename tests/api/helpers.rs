@@ -39,7 +39,8 @@ pub struct TestOptions {
     pub extra_oauth_servers: Vec<String>,
     /// `[bitrix] portals` (the install allow-list).
     pub allowed_portals: Vec<String>,
-    /// Appended to the settings file (e.g. more `[[channels]]`).
+    /// Appended to the settings file (e.g. more `[[channels]]`); `{member}` stands for the fake
+    /// portal's member_id.
     pub extra_toml: String,
 }
 
@@ -169,7 +170,7 @@ outbound_url = "{outbound}"
             .chain(o.extra_oauth_servers.iter().cloned())
             .collect::<Vec<_>>(),
         portals = o.allowed_portals,
-        extra = o.extra_toml,
+        extra = o.extra_toml.replace("{member}", &portal.member_id()),
         rate = o.bucket.0,
         burst = o.bucket.1,
         timeout = o.request_timeout_ms,

@@ -4,7 +4,7 @@
 
 use openchannel_gateway::bitrix::form;
 use openchannel_gateway::sim::messenger::MessengerClient;
-use openchannel_gateway::sim::portal::{FakePortal, FakePortalConfig, Fault, FaultRule};
+use openchannel_gateway::sim::portal::{FakePortal, FakePortalConfig};
 use openchannel_gateway::sim::recorder::{CannedReply, Recorder};
 use openchannel_gateway::store::PortalStatus;
 use serde_json::{Value, json};
@@ -415,37 +415,6 @@ async fn opening_the_app_page_again_never_replaces_the_installers_tokens() {
     }
     assert_eq!(app.store().portal(&member).unwrap().unwrap(), before);
     assert_eq!(app.portal.oauth_calls(), oauth, "nothing to verify");
-}
-
-#[tokio::test]
-async fn a_redirecting_portal_reaches_nothing_else_and_the_call_is_retried() {
-    let app = spawn_app().await;
-    let evil = attacker().await;
-    for status in [302, 307] {
-        app.portal.push_fault(FaultRule::on(
-            "imconnector.send.messages",
-            Fault::Redirect {
-                status,
-                location: format!("{}/internal", evil.url()),
-            },
-        ));
-    }
-    let (status, _) = app
-        .post_event("message.created", created("c", "u", "m1", "hi"))
-        .await;
-    assert_eq!(status, 202);
-    app.portal
-        .wait_until(WAIT, |p| p.messages().len() == 1)
-        .await
-        .unwrap();
-    assert_eq!(evil.count(), 0, "{:?}", evil.requests());
-    let redirects = app
-        .portal
-        .requests()
-        .iter()
-        .filter(|r| r.error.as_deref() == Some("REDIRECT"))
-        .count();
-    assert_eq!(redirects, 2);
 }
 
 #[tokio::test]

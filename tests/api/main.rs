@@ -15,5 +15,6 @@ mod health;
 mod install;
 mod placement;
 mod placement_browser;
+mod redirects;
 mod restart;
 mod sandbox;
