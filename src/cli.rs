@@ -71,6 +71,9 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::CheckConfig { config } => match Settings::load(config.as_deref()) {
             Ok(settings) => {
                 print!("{}", settings.masked());
+                for note in settings.notes() {
+                    println!("\n# note: {note}");
+                }
                 println!("\n# settings are valid");
                 ExitCode::SUCCESS
             }

@@ -333,6 +333,23 @@ impl Settings {
         }
     }
 
+    /// Valid settings that still leave something off, for `check-config` to point out.
+    pub fn notes(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        if self.bitrix.client_id.is_empty() || self.bitrix.client_secret.expose_secret().is_empty()
+        {
+            notes.push(
+                "bitrix.client_id or bitrix.client_secret is empty: every install is refused \
+                 (503 oauth_not_configured) until the application's credentials are set"
+                    .to_string(),
+            );
+        }
+        if self.admin.token.expose_secret().is_empty() {
+            notes.push("admin.token is empty: the /v1 read and admin APIs are disabled".into());
+        }
+        notes
+    }
+
     /// The resolved listen address.
     pub fn listen_addr(&self) -> std::io::Result<SocketAddr> {
         self.server

@@ -179,9 +179,13 @@ async fn bot(
             ATTEMPTS,
         )
         .await?;
-    let id = crate::bitrix::envelope::as_i64(&registered).ok_or_else(|| BitrixError::Decode {
-        status: 200,
-        detail: format!("imbot.register answered {registered}"),
+    let id = crate::bitrix::envelope::as_i64(&registered).ok_or_else(|| {
+        let reply = crate::outbound_http::snippet(registered.to_string().as_bytes());
+        tracing::warn!(portal = member_id, %reply, "imbot.register: no bot id in the reply");
+        BitrixError::Decode {
+            status: 200,
+            detail: "imbot.register gave no bot id".into(),
+        }
     })?;
     Ok((id as u64, true))
 }

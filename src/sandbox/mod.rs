@@ -86,6 +86,12 @@ async fn play(world: &World, out: &mut Printer, tally: &mut Tally) -> Result<(),
     out.step("Installing the app on the portal (ONAPPINSTALL -> /bitrix/install)");
     let status = world.install().await?;
     out.line(format!("-> POST /bitrix/install  <- {status}"));
+    out.line(format!(
+        "the gateway verified it at the trusted authorization server {} ({} token exchange): \
+         the portal's address and tokens are the server's, not the request's",
+        world.portal.oauth_base(),
+        world.portal.oauth_calls()
+    ));
     let member = world.portal.member_id();
     world
         .wait_store(
