@@ -35,6 +35,27 @@ async fn client_for(
     (dir, store, Arc::new(client))
 }
 
+/// A fake portal and an unthrottled client for it.
+async fn fresh() -> (FakePortal, tempfile::TempDir, Store, Arc<BitrixClient>) {
+    let portal = FakePortal::start(FakePortalConfig::default())
+        .await
+        .unwrap();
+    let (dir, store, client) = client_for(&portal, 1000.0, 1000).await;
+    (portal, dir, store, client)
+}
+
+/// `app.info` answers this error envelope once.
+fn app_info_fails(status: u16, code: &str, description: &str) -> FaultRule {
+    FaultRule::on(
+        "app.info",
+        Fault::Error {
+            status,
+            code: code.into(),
+            description: description.into(),
+        },
+    )
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_calls_with_an_expired_token_share_one_refresh() {
     let portal = FakePortal::start(FakePortalConfig::default())
@@ -104,17 +125,11 @@ async fn a_refused_refresh_is_an_error_not_a_loop() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn invalid_token_refreshes_like_expired_token() {
-    let portal = FakePortal::start(FakePortalConfig::default())
-        .await
-        .unwrap();
-    let (_dir, _store, client) = client_for(&portal, 1000.0, 1000).await;
-    portal.push_fault(FaultRule::on(
-        "app.info",
-        Fault::Error {
-            status: 401,
-            code: "invalid_token".into(),
-            description: "The access token provided is invalid.".into(),
-        },
+    let (portal, _dir, _store, client) = fresh().await;
+    portal.push_fault(app_info_fails(
+        401,
+        "invalid_token",
+        "The access token provided is invalid.",
     ));
     client
         .call(&portal.member_id(), "app.info", json!({}))
@@ -125,10 +140,7 @@ async fn invalid_token_refreshes_like_expired_token() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_refresh_reply_with_a_new_client_endpoint_moves_the_portal() {
-    let portal = FakePortal::start(FakePortalConfig::default())
-        .await
-        .unwrap();
-    let (_dir, store, client) = client_for(&portal, 1000.0, 1000).await;
+    let (portal, _dir, store, client) = fresh().await;
     let moved = format!("{}/rest/", portal.url().replace("127.0.0.1", "localhost"));
     portal.report_client_endpoint(Some(moved.clone()));
     portal.expire_access_tokens();
@@ -143,17 +155,11 @@ async fn a_refresh_reply_with_a_new_client_endpoint_moves_the_portal() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn no_auth_found_suspends_the_portal_for_a_day() {
-    let portal = FakePortal::start(FakePortalConfig::default())
-        .await
-        .unwrap();
-    let (_dir, _store, client) = client_for(&portal, 1000.0, 1000).await;
-    portal.push_fault(FaultRule::on(
-        "app.info",
-        Fault::Error {
-            status: 401,
-            code: "NO_AUTH_FOUND".into(),
-            description: "Wrong authorization data".into(),
-        },
+    let (portal, _dir, _store, client) = fresh().await;
+    portal.push_fault(app_info_fails(
+        401,
+        "NO_AUTH_FOUND",
+        "Wrong authorization data",
     ));
     let first = client
         .call(&portal.member_id(), "app.info", json!({}))
@@ -232,10 +238,7 @@ async fn the_request_rate_seen_by_the_portal_stays_within_its_bucket() {
 #[tokio::test(flavor = "multi_thread")]
 async fn idle_portals_are_renewed_well_before_their_refresh_token_expires() {
     use openchannel_gateway::idle_refresh;
-    let portal = FakePortal::start(FakePortalConfig::default())
-        .await
-        .unwrap();
-    let (_dir, store, client) = client_for(&portal, 1000.0, 1000).await;
+    let (portal, _dir, store, client) = fresh().await;
     let member = portal.member_id();
     let now = openchannel_gateway::domain::now_ms();
     let day = 86_400_000;
