@@ -81,17 +81,19 @@ pub(crate) fn run(
     let (mut results, mut errors, mut totals, mut times) =
         (Map::new(), Map::new(), Map::new(), Map::new());
     for (key, command) in cmds {
+        if cx.cut {
+            break;
+        }
         let started = SystemTime::now();
+        let spent_before = cx.spent;
         let outcome = run_one(st, cx, &command, &denied, &results, delay);
         match outcome {
             Ok(value) => {
                 if let Some(items) = value.as_array() {
                     totals.insert(key.clone(), json!(items.len()));
                 }
-                times.insert(
-                    key.clone(),
-                    Value::Object(time_block(started, SystemTime::now())),
-                );
+                let finish = SystemTime::now() + (cx.spent - spent_before);
+                times.insert(key.clone(), Value::Object(time_block(started, finish)));
                 results.insert(key, value);
             }
             Err(err) => {

@@ -43,6 +43,15 @@ pub struct FakePortalConfig {
     pub max_messages_per_call: Option<usize>,
     /// Return `DATA.RESULT` entries in reverse order, to prove the gateway matches entries by id.
     pub reverse_results: bool,
+    /// Server time each `imconnector.send.messages` / `update.messages` item costs (virtual: it
+    /// is reported in `time.duration` and `result_time`, not slept); default 0.
+    pub item_cost: Duration,
+    /// Server time each `imconnector.delete.messages` item costs (virtual); default 0.
+    pub delete_item_cost: Duration,
+    /// The cloud's cut of one request (fact sheet §11: 60 s): once a request has spent this much
+    /// (virtual) server time, the items processed so far stay processed and the request is
+    /// answered by the front proxy's `504` HTML page.
+    pub time_limit: Duration,
 }
 
 impl Default for FakePortalConfig {
@@ -57,6 +66,9 @@ impl Default for FakePortalConfig {
             batch_denied_methods: Vec::new(),
             max_messages_per_call: None,
             reverse_results: false,
+            item_cost: Duration::ZERO,
+            delete_item_cost: Duration::ZERO,
+            time_limit: Duration::from_secs(60),
         }
     }
 }

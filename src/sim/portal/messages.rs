@@ -168,6 +168,9 @@ pub(crate) fn send(st: &mut PortalState, cx: &mut Ctx<'_>, p: &Value) -> Result<
     let call = prologue(st, cx, p, true)?;
     let mut entries = Vec::new();
     for item in &call.items {
+        if !cx.spend(cx.shared.config.item_cost) {
+            break;
+        }
         let user = text_at(item, &["user", "id"]);
         let chat = text_at(item, &["chat", "id"]);
         let mut errors = Vec::new();
@@ -239,6 +242,9 @@ pub(crate) fn update(st: &mut PortalState, cx: &mut Ctx<'_>, p: &Value) -> Resul
     let call = prologue(st, cx, p, true)?;
     let mut entries = Vec::new();
     for item in &call.items {
+        if !cx.spend(cx.shared.config.item_cost) {
+            break;
+        }
         let chat = text_at(item, &["chat", "id"]).unwrap_or_default();
         let message = text_at(item, &["message", "id"]).unwrap_or_default();
         let mut errors = Vec::new();
@@ -274,6 +280,9 @@ pub(crate) fn delete(st: &mut PortalState, cx: &mut Ctx<'_>, p: &Value) -> Resul
     let call = prologue(st, cx, p, true)?;
     let mut entries = Vec::new();
     for item in &call.items {
+        if !cx.spend(cx.shared.config.delete_item_cost) {
+            break;
+        }
         let user = text_at(item, &["user", "id"]).unwrap_or_default();
         let chat = text_at(item, &["chat", "id"]).unwrap_or_default();
         let message = text_at(item, &["message", "id"]).unwrap_or_default();

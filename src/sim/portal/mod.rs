@@ -331,6 +331,11 @@ impl FakePortal {
         self.shared.lock().requests.clone()
     }
 
+    /// Requests cut at the time limit (`time_limit`) after processing part of their items.
+    pub fn cut_requests(&self) -> usize {
+        self.shared.lock().cut_requests
+    }
+
     /// Number of successful OAuth refreshes.
     pub fn refresh_count(&self) -> usize {
         self.shared.lock().refresh_count

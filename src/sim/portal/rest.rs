@@ -17,6 +17,23 @@ use crate::bitrix::form;
 pub(crate) struct Ctx<'a> {
     pub shared: &'a Shared,
     pub emissions: Vec<Emission>,
+    /// Virtual server time this request has spent on items.
+    pub spent: Duration,
+    /// The request ran past the time limit: stop processing, answer 504.
+    pub cut: bool,
+}
+
+impl Ctx<'_> {
+    /// Spend `cost` on one item; false (and the request cut) when the limit was already reached
+    /// before it, so the item is not processed.
+    pub(crate) fn spend(&mut self, cost: Duration) -> bool {
+        if self.cut || self.spent >= self.shared.config.time_limit {
+            self.cut = true;
+            return false;
+        }
+        self.spent += cost;
+        true
+    }
 }
 
 /// How a request ends, decided under the state lock.
@@ -25,6 +42,8 @@ enum Reply {
     Failure(ApiError),
     BadGateway,
     Redirect(u16, String),
+    /// The request ran past the cloud's time limit (after processing part of it).
+    Cut,
 }
 
 /// The actix handler for `/rest/{method}` (any HTTP verb).
@@ -72,13 +91,18 @@ pub(crate) async fn handle(
     let mut cx = Ctx {
         shared: &shared,
         emissions: Vec::new(),
+        spent: Duration::ZERO,
+        cut: false,
     };
     let mut delay = None;
-    let reply = process(&mut cx, &method, parsed, &mut delay);
+    let mut reply = process(&mut cx, &method, parsed, &mut delay);
+    if cx.cut {
+        reply = Reply::Cut;
+    }
     let emissions = std::mem::take(&mut cx.emissions);
     let response = match reply {
         Reply::Success(result) => {
-            let mut time = time_block(started, SystemTime::now());
+            let mut time = time_block(started, SystemTime::now() + cx.spent);
             operating_keys(&shared, &method, started, &mut time);
             envelope::success(result, time)
         }
@@ -91,6 +115,14 @@ pub(crate) async fn handle(
             record.status = 502;
             record.error = Some("BAD_GATEWAY".into());
             envelope::bad_gateway()
+        }
+        Reply::Cut => {
+            record.status = 504;
+            record.error = Some("TIME_LIMIT_CUT".into());
+            shared.lock().cut_requests += 1;
+            HttpResponse::GatewayTimeout()
+                .content_type("text/html")
+                .body("<html><head><title>504 Gateway Time-out</title></head><body><center><h1>504 Gateway Time-out</h1></center></body></html>")
         }
         Reply::Redirect(status, location) => {
             record.status = status;

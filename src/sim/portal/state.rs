@@ -175,6 +175,8 @@ pub(crate) struct PortalState {
     pub reported_client_endpoint: Option<String>,
     /// How many times the install page's `BX24.installFinish()` reached the portal.
     pub install_finished: usize,
+    /// Requests cut at the time limit (after processing part of their items).
+    pub cut_requests: usize,
     pub faults: Vec<FaultRule>,
     /// Lowercase method → operating-time block.
     pub operating_blocks: HashMap<String, OperatingBlock>,
@@ -225,6 +227,7 @@ impl PortalState {
             oauth_calls: 0,
             reported_client_endpoint: None,
             install_finished: 0,
+            cut_requests: 0,
             faults: Vec::new(),
             operating_blocks: HashMap::new(),
             operating_totals: HashMap::new(),
