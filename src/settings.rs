@@ -48,6 +48,10 @@ pub struct ServerSettings {
     pub public_url: String,
     /// Largest accepted request body (413 above it).
     pub max_body_bytes: usize,
+    /// Largest accepted form body on `/bitrix/*` (413 above it): Bitrix24's events are a few KB.
+    pub max_form_bytes: usize,
+    /// A request body not complete this long after its headers gets 408 and the connection closes.
+    pub body_timeout_ms: u64,
 }
 
 /// `[storage]`
@@ -214,6 +218,12 @@ impl Settings {
         if self.server.max_body_bytes < 1024 {
             problems.push("server.max_body_bytes must be at least 1024".into());
         }
+        if self.server.max_form_bytes < 1024 {
+            problems.push("server.max_form_bytes must be at least 1024".into());
+        }
+        if !(10..=600_000).contains(&self.server.body_timeout_ms) {
+            problems.push("server.body_timeout_ms must be between 10 and 600000".into());
+        }
         check_url(&mut problems, "bitrix.oauth_url", &self.bitrix.oauth_url);
         if !(self.bitrix.rate_per_second > 0.0 && self.bitrix.rate_per_second.is_finite()) {
             problems.push("bitrix.rate_per_second must be a positive number".into());
@@ -322,6 +332,8 @@ impl Settings {
         let _ = writeln!(out, "listen = {:?}", s.server.listen);
         let _ = writeln!(out, "public_url = {:?}", s.server.public_url);
         let _ = writeln!(out, "max_body_bytes = {}", s.server.max_body_bytes);
+        let _ = writeln!(out, "max_form_bytes = {}", s.server.max_form_bytes);
+        let _ = writeln!(out, "body_timeout_ms = {}", s.server.body_timeout_ms);
         let _ = writeln!(out, "\n[storage]\npath = {:?}", s.storage.path);
         let _ = writeln!(out, "\n[bitrix]");
         let _ = writeln!(out, "client_id = {:?}", s.bitrix.client_id);
@@ -369,6 +381,13 @@ impl DeletionSettings {
     /// `linger_ms` as a duration.
     pub fn linger(&self) -> Duration {
         Duration::from_millis(self.linger_ms)
+    }
+}
+
+impl ServerSettings {
+    /// `body_timeout_ms` as a duration.
+    pub fn body_timeout(&self) -> Duration {
+        Duration::from_millis(self.body_timeout_ms)
     }
 }
 

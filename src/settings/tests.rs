@@ -35,6 +35,8 @@ fn the_default_file_alone_is_valid_and_has_the_contract_defaults() {
     let s = Settings::load_from(None, env(&[])).expect("defaults load");
     assert_eq!(s.server.listen, "127.0.0.1:8080");
     assert_eq!(s.server.max_body_bytes, 1_048_576);
+    assert_eq!(s.server.max_form_bytes, 262_144);
+    assert_eq!(s.server.body_timeout_ms, 15_000);
     assert_eq!(s.bitrix.rate_per_second, 2.0);
     assert_eq!(s.bitrix.burst, 50);
     assert_eq!(s.connector.id, "ocgw");
@@ -132,4 +134,12 @@ fn id_rules_match_the_contract() {
     assert!(!is_connector_id(""));
     assert!(is_channel_id("acme-eu_1"));
     assert!(!is_channel_id(&"a".repeat(65)));
+}
+
+#[test]
+fn body_limits_are_checked() {
+    let (_dir, path) = write_config("[server]\nmax_form_bytes = 100\nbody_timeout_ms = 0\n");
+    let all = problems(Settings::load_from(Some(path), env(&[]))).join("\n");
+    assert!(all.contains("server.max_form_bytes"), "{all}");
+    assert!(all.contains("server.body_timeout_ms"), "{all}");
 }

@@ -150,11 +150,30 @@ async fn forged_events_are_refused_and_change_nothing() {
     assert_eq!(app.post_form("/bitrix/events", unknown).await.status(), 401);
     let no_auth = "event=ONIMCONNECTORMESSAGEADD&data[LINE]=7".to_string();
     assert_eq!(app.post_form("/bitrix/events", no_auth).await.status(), 401);
+    // The sender is checked before the body is decoded: a malformed body is refused as
+    // unauthenticated unless it names a known sender.
     let malformed = "event=X&auth[member_id=1".to_string();
     assert_eq!(
         app.post_form("/bitrix/events", malformed).await.status(),
-        400
+        401
     );
+    let auth = format!(
+        "auth[member_id]={}&auth[application_token]={}",
+        app.portal.member_id(),
+        app.portal.application_token()
+    );
+    let (status, body) = status_json(
+        app.post_form("/bitrix/events", format!("event=X&a[b=1&{auth}"))
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_form"))
+    );
+    // Two senders in one body: the decoded one must be the one that was checked.
+    let twice = format!("{auth}&auth[member_id][]=x");
+    assert_eq!(app.post_form("/bitrix/events", twice).await.status(), 400);
     assert!(
         app.store()
             .operator(&app.portal.member_id(), 99)
