@@ -341,6 +341,26 @@ impl FakePortal {
         self.shared.lock().bots.values().cloned().collect()
     }
 
+    /// A bot registered by another application of the portal (listed by `imbot.bot.list`,
+    /// returned by `imbot.register` for its CODE, refused to us with `APP_ID_ERROR`); its id.
+    pub fn add_foreign_bot(&self, code: &str, name: &str) -> u64 {
+        let mut st = self.shared.lock();
+        let id = st.next_bot_id();
+        st.bots.insert(
+            id,
+            FakeBot {
+                id,
+                code: code.into(),
+                type_: "B".into(),
+                openline: false,
+                handlers: serde_json::json!({}),
+                properties: serde_json::json!({ "NAME": name }),
+                foreign: true,
+            },
+        );
+        id
+    }
+
     /// Messages posted by bots.
     pub fn bot_messages(&self) -> Vec<FakeBotMessage> {
         self.shared

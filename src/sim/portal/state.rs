@@ -118,6 +118,10 @@ pub struct FakeBot {
     pub handlers: Value,
     /// `PROPERTIES` as sent.
     pub properties: Value,
+    /// Registered by another application of the portal: listed and returned by `imbot.register`
+    /// for its CODE like any bot, but only its owner may update, unregister or post as it
+    /// (fact sheet §11: `APP_ID_ERROR`, v2 `BOT_OWNERSHIP_ERROR`).
+    pub foreign: bool,
 }
 
 /// A message posted with `imbot.message.add`.
