@@ -13,6 +13,7 @@ pub mod events;
 pub mod form;
 pub mod messages;
 pub mod oauth;
+pub mod operator_files;
 pub mod pacer;
 pub mod reactions;
 

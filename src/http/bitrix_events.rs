@@ -10,8 +10,9 @@ use sha2::{Digest, Sha256};
 use super::error::{ApiError, bad_request, unauthorized};
 use super::{AppState, body};
 use crate::bitrix::auth_scan;
-use crate::bitrix::events::{self, BitrixEvent, EventError};
+use crate::bitrix::events::{self, BitrixEvent, EventError, OperatorMessage};
 use crate::bitrix::form;
+use crate::bitrix::operator_files;
 use crate::domain::now_ms;
 use crate::store::PortalRecord;
 use crate::store::operator::{Action, Intake, IntakeOutcome, OperatorKind};
@@ -107,10 +108,21 @@ fn resolve(state: &AppState, portal: &PortalRecord, event: BitrixEvent) -> Actio
             .map(|c| c.id.clone())
             .collect()
     };
-    let operator = |kind, connector: String, line: u64, messages| {
+    let operator = |kind, connector: String, line: u64, messages: Vec<OperatorMessage>| {
         if !ours(&connector) {
             return Action::Ignore;
         }
+        let messages = messages
+            .into_iter()
+            .map(|mut m| {
+                let given = m.files.len();
+                m.files = operator_files::normalize(&m.files, &portal.client_endpoint);
+                if m.files.len() < given {
+                    tracing::warn!(portal = %portal.member_id, im_message_id = m.im_message_id, dropped = given - m.files.len(), "operator files without a usable address left out");
+                }
+                m
+            })
+            .collect();
         match channels_on(line).into_iter().next() {
             Some(channel) => Action::OperatorMessages {
                 kind,

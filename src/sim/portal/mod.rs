@@ -10,6 +10,7 @@ mod config;
 mod envelope;
 mod events;
 mod faults;
+mod files;
 mod imbot;
 mod imconnector;
 mod messages;
@@ -31,6 +32,7 @@ use actix_web::{App, HttpServer, web};
 pub use config::{BucketConfig, FakePortalConfig};
 pub use events::EmitResult;
 pub use faults::{Fault, FaultRule};
+pub use files::FakeFile;
 use state::PortalState;
 pub use state::{
     FakeBinding, FakeBot, FakeBotMessage, FakeConnector, FakeLine, FakeMessage, IssuedTokens,
@@ -143,6 +145,7 @@ impl FakePortal {
             App::new()
                 .app_data(data.clone())
                 .app_data(web::PayloadConfig::new(16 * 1024 * 1024))
+                .route("/rest/download.json", web::get().to(files::download))
                 .route("/rest/{method}", web::route().to(rest::handle))
                 .route("/oauth/token/", web::route().to(oauth::token))
                 .route("/oauth/token", web::route().to(oauth::token))

@@ -198,6 +198,8 @@ pub(crate) struct PortalState {
     pub outbound: BTreeMap<u64, Outbound>,
     /// Binding id (`event_handler_id`) and binding.
     pub bindings: Vec<(u64, FakeBinding)>,
+    /// `downloadLink` token → (MIME type, bytes) of operators' files.
+    pub downloads: HashMap<String, (String, Vec<u8>)>,
     pub bots: BTreeMap<u64, FakeBot>,
     /// Message id → message and the moment it was posted.
     pub bot_messages: BTreeMap<u64, (FakeBotMessage, SystemTime)>,
@@ -235,6 +237,7 @@ impl PortalState {
             delivered_ext_ids: HashMap::new(),
             outbound: BTreeMap::new(),
             bindings: Vec::new(),
+            downloads: HashMap::new(),
             bots: BTreeMap::new(),
             bot_messages: BTreeMap::new(),
             reactions: Vec::new(),
