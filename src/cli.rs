@@ -1,5 +1,6 @@
 //! Command line: `serve`, `check-config`, `sandbox` (contract §1), `setup`, `teardown`.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -70,9 +71,21 @@ pub async fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::CheckConfig { config } => match Settings::load(config.as_deref()) {
             Ok(settings) => {
-                print!("{}", settings.masked());
-                println!("\n# settings are valid");
-                ExitCode::SUCCESS
+                // A closed stdout (`check-config | head -1`) is not an error of the settings:
+                // write without `print!`, which panics on EPIPE.
+                let text = format!("{}\n# settings are valid\n", settings.masked());
+                let mut stdout = std::io::stdout().lock();
+                match stdout
+                    .write_all(text.as_bytes())
+                    .and_then(|()| stdout.flush())
+                {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+                    Err(e) => {
+                        eprintln!("cannot write the settings: {e}");
+                        ExitCode::FAILURE
+                    }
+                }
             }
             Err(e) => {
                 eprintln!("{e}");

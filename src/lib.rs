@@ -13,6 +13,7 @@ pub mod bitrix;
 pub mod cli;
 pub mod domain;
 pub mod http;
+pub mod log_escape;
 pub mod messenger;
 pub mod metrics;
 pub mod outbox;

@@ -330,7 +330,7 @@ impl Settings {
         let s = self;
         let _ = writeln!(out, "[server]");
         let _ = writeln!(out, "listen = {:?}", s.server.listen);
-        let _ = writeln!(out, "public_url = {:?}", s.server.public_url);
+        let _ = writeln!(out, "public_url = {:?}", mask_url(&s.server.public_url));
         let _ = writeln!(out, "max_body_bytes = {}", s.server.max_body_bytes);
         let _ = writeln!(out, "max_form_bytes = {}", s.server.max_form_bytes);
         let _ = writeln!(out, "body_timeout_ms = {}", s.server.body_timeout_ms);
@@ -338,7 +338,7 @@ impl Settings {
         let _ = writeln!(out, "\n[bitrix]");
         let _ = writeln!(out, "client_id = {:?}", s.bitrix.client_id);
         let _ = writeln!(out, "client_secret = {}", mask(&s.bitrix.client_secret));
-        let _ = writeln!(out, "oauth_url = {:?}", s.bitrix.oauth_url);
+        let _ = writeln!(out, "oauth_url = {:?}", mask_url(&s.bitrix.oauth_url));
         let _ = writeln!(out, "rate_per_second = {}", s.bitrix.rate_per_second);
         let _ = writeln!(out, "burst = {}", s.bitrix.burst);
         let _ = writeln!(out, "request_timeout_ms = {}", s.bitrix.request_timeout_ms);
@@ -371,7 +371,7 @@ impl Settings {
                 ch.id, ch.portal, ch.line
             );
             let _ = writeln!(out, "secret = {}", mask(&ch.secret));
-            let _ = writeln!(out, "outbound_url = {:?}", ch.outbound_url);
+            let _ = writeln!(out, "outbound_url = {:?}", mask_url(&ch.outbound_url));
         }
         out
     }
@@ -412,6 +412,23 @@ fn mask(secret: &SecretString) -> &'static str {
         "\"\" (not set)"
     } else {
         "\"***\""
+    }
+}
+
+/// A URL with the credentials it embeds (`user:password@`) replaced by `***`.
+pub fn mask_url(value: &str) -> String {
+    match url::Url::parse(value) {
+        Ok(mut u) if !u.username().is_empty() || u.password().is_some() => {
+            let _ = u.set_password(None);
+            let _ = u.set_username("***");
+            u.to_string()
+        }
+        Ok(_) => value.to_string(),
+        // Not a URL (validation reports it): hide anything before an `@`.
+        Err(_) => match value.rsplit_once('@') {
+            Some((_, host)) => format!("***@{host}"),
+            None => value.to_string(),
+        },
     }
 }
 

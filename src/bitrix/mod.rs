@@ -11,6 +11,7 @@ pub mod envelope;
 pub mod error;
 pub mod events;
 pub mod form;
+pub mod labels;
 pub mod messages;
 pub mod oauth;
 pub mod operator_files;

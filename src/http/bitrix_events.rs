@@ -39,7 +39,7 @@ pub async fn receive(
     let event = events::parse(&form).map_err(|e| bad_request("invalid_event", e.to_string()))?;
     let name = events::name(&form).unwrap_or_default();
     let action = resolve(&state, &portal, event);
-    tracing::info!(portal = %portal.member_id, event = %name, handler = ?events::handler_id(&form), "Bitrix24 event");
+    tracing::info!(portal = %portal.member_id, event = ?name, handler = ?events::handler_id(&form), "Bitrix24 event");
     let intake = Intake {
         digest: Sha256::digest(&body).to_vec(),
         portal: portal.member_id.clone(),

@@ -32,7 +32,7 @@ pub async fn install(
             confirm_with_oauth(&state, &mut portal).await?;
         }
     }
-    tracing::info!(portal = %portal.member_id, domain = %portal.domain, "app installed");
+    tracing::info!(portal = %portal.member_id, domain = ?portal.domain, "app installed");
     let member_id = portal.member_id.clone();
     let record = portal.clone();
     state.store.commit(move |d| d.put_portal(&record)).await?;

@@ -143,3 +143,17 @@ fn body_limits_are_checked() {
     assert!(all.contains("server.max_form_bytes"), "{all}");
     assert!(all.contains("server.body_timeout_ms"), "{all}");
 }
+
+#[test]
+fn credentials_in_urls_are_masked() {
+    assert_eq!(
+        mask_url("https://bot:s3cret@m.example/hook?x=1"),
+        "https://***@m.example/hook?x=1"
+    );
+    assert_eq!(
+        mask_url("https://token@m.example/"),
+        "https://***@m.example/"
+    );
+    assert_eq!(mask_url("https://m.example/hook"), "https://m.example/hook");
+    assert_eq!(mask_url("not a url user:pw@host"), "***@host");
+}
