@@ -130,6 +130,12 @@ async fn a_bot_of_another_application_with_our_code_is_not_adopted_and_setup_say
         .post_form("/bitrix/install", app.portal.install_event_body())
         .await;
     assert_eq!(install.status(), 200);
+    // The install's own setup checks the bot and stops there; then run it again by hand, to
+    // read its answer (running both at once would race on event.bind).
+    app.portal
+        .wait_until(WAIT, |p| calls_of(p, "imbot.update") == 1)
+        .await
+        .unwrap();
     let member = app.portal.member_id();
     let reply = app
         .http
