@@ -1,5 +1,6 @@
 //! Command line: `serve`, `check-config`, `sandbox` (contract §1), `setup`, `teardown`.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -70,12 +71,25 @@ pub async fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::CheckConfig { config } => match Settings::load(config.as_deref()) {
             Ok(settings) => {
-                print!("{}", settings.masked());
+                // A closed stdout (`check-config | head -1`) is not an error of the settings:
+                // write without `print!`, which panics on EPIPE.
+                let mut text = settings.masked();
                 for note in settings.notes() {
-                    println!("\n# note: {note}");
+                    text.push_str(&format!("\n# note: {note}\n"));
                 }
-                println!("\n# settings are valid");
-                ExitCode::SUCCESS
+                text.push_str("\n# settings are valid\n");
+                let mut stdout = std::io::stdout().lock();
+                match stdout
+                    .write_all(text.as_bytes())
+                    .and_then(|()| stdout.flush())
+                {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+                    Err(e) => {
+                        eprintln!("cannot write the settings: {e}");
+                        ExitCode::FAILURE
+                    }
+                }
             }
             Err(e) => {
                 eprintln!("{e}");

@@ -48,6 +48,10 @@ pub struct ServerSettings {
     pub public_url: String,
     /// Largest accepted request body (413 above it).
     pub max_body_bytes: usize,
+    /// Largest accepted form body on `/bitrix/*` (413 above it): Bitrix24's events are a few KB.
+    pub max_form_bytes: usize,
+    /// A request body not complete this long after its headers gets 408 and the connection closes.
+    pub body_timeout_ms: u64,
 }
 
 /// `[storage]`
@@ -221,6 +225,12 @@ impl Settings {
         if self.server.max_body_bytes < 1024 {
             problems.push("server.max_body_bytes must be at least 1024".into());
         }
+        if self.server.max_form_bytes < 1024 {
+            problems.push("server.max_form_bytes must be at least 1024".into());
+        }
+        if !(10..=600_000).contains(&self.server.body_timeout_ms) {
+            problems.push("server.body_timeout_ms must be between 10 and 600000".into());
+        }
         if self.bitrix.oauth_url.is_some() {
             problems.push(
                 "bitrix.oauth_url is no longer supported (contract v2): list the trusted \
@@ -375,13 +385,23 @@ impl Settings {
         let s = self;
         let _ = writeln!(out, "[server]");
         let _ = writeln!(out, "listen = {:?}", s.server.listen);
-        let _ = writeln!(out, "public_url = {:?}", s.server.public_url);
+        let _ = writeln!(out, "public_url = {:?}", mask_url(&s.server.public_url));
         let _ = writeln!(out, "max_body_bytes = {}", s.server.max_body_bytes);
+        let _ = writeln!(out, "max_form_bytes = {}", s.server.max_form_bytes);
+        let _ = writeln!(out, "body_timeout_ms = {}", s.server.body_timeout_ms);
         let _ = writeln!(out, "\n[storage]\npath = {:?}", s.storage.path);
         let _ = writeln!(out, "\n[bitrix]");
         let _ = writeln!(out, "client_id = {:?}", s.bitrix.client_id);
         let _ = writeln!(out, "client_secret = {}", mask(&s.bitrix.client_secret));
-        let _ = writeln!(out, "oauth_servers = {:?}", s.bitrix.oauth_servers);
+        let _ = writeln!(
+            out,
+            "oauth_servers = {:?}",
+            s.bitrix
+                .oauth_servers
+                .iter()
+                .map(|u| mask_url(u))
+                .collect::<Vec<_>>()
+        );
         let _ = writeln!(out, "portals = {:?}", s.bitrix.portals);
         let _ = writeln!(out, "rate_per_second = {}", s.bitrix.rate_per_second);
         let _ = writeln!(out, "burst = {}", s.bitrix.burst);
@@ -415,7 +435,7 @@ impl Settings {
                 ch.id, ch.portal, ch.line
             );
             let _ = writeln!(out, "secret = {}", mask(&ch.secret));
-            let _ = writeln!(out, "outbound_url = {:?}", ch.outbound_url);
+            let _ = writeln!(out, "outbound_url = {:?}", mask_url(&ch.outbound_url));
         }
         out
     }
@@ -425,6 +445,13 @@ impl DeletionSettings {
     /// `linger_ms` as a duration.
     pub fn linger(&self) -> Duration {
         Duration::from_millis(self.linger_ms)
+    }
+}
+
+impl ServerSettings {
+    /// `body_timeout_ms` as a duration.
+    pub fn body_timeout(&self) -> Duration {
+        Duration::from_millis(self.body_timeout_ms)
     }
 }
 
@@ -462,6 +489,23 @@ fn mask(secret: &SecretString) -> &'static str {
         "\"\" (not set)"
     } else {
         "\"***\""
+    }
+}
+
+/// A URL with the credentials it embeds (`user:password@`) replaced by `***`.
+pub fn mask_url(value: &str) -> String {
+    match url::Url::parse(value) {
+        Ok(mut u) if !u.username().is_empty() || u.password().is_some() => {
+            let _ = u.set_password(None);
+            let _ = u.set_username("***");
+            u.to_string()
+        }
+        Ok(_) => value.to_string(),
+        // Not a URL (validation reports it): hide anything before an `@`.
+        Err(_) => match value.rsplit_once('@') {
+            Some((_, host)) => format!("***@{host}"),
+            None => value.to_string(),
+        },
     }
 }
 

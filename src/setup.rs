@@ -137,7 +137,11 @@ pub async fn run(
     Ok(report)
 }
 
-/// Find the bot by its code (`imbot.bot.list`) or register it as an Open Channels bot.
+/// Find the bot by its code (`imbot.bot.list`) or register it as an Open Channels bot, and make
+/// sure it is this application's: `imbot.bot.list` lists every application's bots, and
+/// `imbot.register` returns an existing bot with the same CODE whatever application owns it
+/// (fact sheet §11), so a bot found either way is adopted only once a call that only its owner
+/// may make has succeeded.
 async fn bot(
     client: &BitrixClient,
     settings: &Settings,
@@ -162,6 +166,7 @@ async fn bot(
         .and_then(|b| b.get("ID"))
         .and_then(crate::bitrix::envelope::as_i64)
     {
+        ensure_ours(client, settings, member_id, id as u64).await?;
         return Ok((id as u64, false));
     }
     let handler = format!("{}/bitrix/bot", settings.public_base());
@@ -187,7 +192,43 @@ async fn bot(
             detail: "imbot.register gave no bot id".into(),
         }
     })?;
+    ensure_ours(client, settings, member_id, id as u64).await?;
     Ok((id as u64, true))
+}
+
+/// Bitrix24's answers to a call on another application's bot (v1, v2, and the generic one).
+const NOT_THE_OWNER: [&str; 4] = [
+    "APP_ID_ERROR",
+    "BOT_OWNERSHIP_ERROR",
+    "ACCESS_DENIED",
+    "BOT_ID_ERROR",
+];
+
+/// `imbot.update` of the bot's CODE, unchanged: it succeeds only for the application that owns
+/// the bot. Anything else is a final setup error that names `bot.code`.
+async fn ensure_ours(
+    client: &BitrixClient,
+    settings: &Settings,
+    member_id: &str,
+    id: u64,
+) -> Result<(), BitrixError> {
+    let code = &settings.bot.code;
+    let params = json!({ "BOT_ID": id, "FIELDS": { "CODE": code } });
+    match client
+        .call_retrying(member_id, "imbot.update", params, ATTEMPTS)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.code().is_some_and(|c| NOT_THE_OWNER.contains(&c)) => Err(BitrixError::Api {
+            status: 400,
+            code: "BOT_CODE_TAKEN".into(),
+            description: format!(
+                "bot.code {code:?} is the code of bot {id}, which belongs to another application on this portal ({e}); set another bot.code"
+            ),
+            operating_reset_at: None,
+        }),
+        Err(e) => Err(e),
+    }
 }
 
 /// Parameters of `imconnector.connector.data.set` for a channel's line.

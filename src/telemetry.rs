@@ -1,4 +1,5 @@
 //! Logging: `RUST_LOG` filters (default `info`); `GATEWAY_LOG_FORMAT=json` switches to JSON lines.
+//! Text lines have their control characters escaped (`log_escape.rs`).
 
 use tracing_subscriber::EnvFilter;
 
@@ -18,6 +19,9 @@ pub fn init_with_default(level: &str) {
     let _ = if std::env::var("GATEWAY_LOG_FORMAT").is_ok_and(|f| f == "json") {
         builder.json().try_init()
     } else {
-        builder.try_init()
+        // Peer-controlled values (a portal's domain, event names, error texts) cannot forge a line.
+        builder
+            .with_writer(crate::log_escape::EscapingStdout { keep_esc: ansi })
+            .try_init()
     };
 }

@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 
 use super::envelope::{self, Success};
 use super::pacer::Pacer;
-use super::{BitrixError, form, oauth};
+use super::{BitrixError, form, labels, oauth};
 use crate::metrics::Metrics;
 use crate::outbound_http::{PORTAL_REPLY_CAP, read_capped, snippet};
 use crate::settings::BitrixSettings;
@@ -277,16 +277,15 @@ impl BitrixClient {
 
     /// Count one request in the `bitrix_requests` metric.
     fn count(&self, method: &str, outcome: &Result<Success, BitrixError>) {
+        // Fixed label sets: an error code is the peer's text (see `labels`).
         let label = match outcome {
-            Ok(_) => "ok".to_string(),
-            Err(e) => e
-                .code()
-                .map_or_else(|| error_kind(e).to_string(), str::to_string),
+            Ok(_) => "ok",
+            Err(e) => labels::outcome(e.code().unwrap_or_else(|| error_kind(e))),
         };
         Metrics::inc2(
             &self.metrics.bitrix_requests,
             "method",
-            method.to_string(),
+            labels::method(method),
             "outcome",
             label,
         );

@@ -3,16 +3,60 @@
 //! Bitrix24 sends events as `application/x-www-form-urlencoded` bodies with bracketed keys
 //! (`data[MESSAGES][0][im][chat_id]=1807`) and `batch` commands are query strings in the same style
 //! (fact sheet §1.2, §2.3, §4.2). This module is pure: no I/O, no allocation beyond the result.
+//!
+//! Decoding is bounded by [`Limits`]: fields, nodes of the tree, bracket depth, key length and
+//! entries per container. The work and memory of a decode are proportional to the smaller of the
+//! input and those bounds (an adversarial `a[][][]…` body stops at the node bound instead of
+//! allocating a map per bracket for every field), and it stops at the first bound crossed.
 
 use std::collections::HashMap;
 
 use serde_json::{Map, Value};
 use url::form_urlencoded;
 
-/// Maximum bracket nesting accepted by [`decode`] (PHP's own default is 64; 32 is plenty for Bitrix payloads).
-pub const MAX_DEPTH: usize = 32;
+/// Bounds of one decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// `name=value` fields.
+    pub max_fields: usize,
+    /// Nodes of the decoded tree (containers and leaves, the root not counted).
+    pub max_nodes: usize,
+    /// Bracket levels below the top-level name.
+    pub max_depth: usize,
+    /// Bytes of one decoded field name, brackets included.
+    pub max_key_bytes: usize,
+    /// Entries of one container (object or array).
+    pub max_entries: usize,
+}
+
+impl Limits {
+    /// Requests from peers (`/bitrix/*` bodies, query strings): Bitrix24's events are a few KB
+    /// with a few dozen fields and at most 6 levels (`data[MESSAGES][0][message][files][0][name]`).
+    /// `max_fields` is PHP's own `max_input_vars` default, which Bitrix24's servers run with.
+    pub const REQUEST: Limits = Limits {
+        max_fields: 1_000,
+        max_nodes: 4_096,
+        max_depth: 16,
+        max_key_bytes: 256,
+        max_entries: 1_000,
+    };
+    /// Larger inputs from a trusted side (the fake portal decoding the gateway's own `batch`
+    /// commands, whose calls may carry up to 1000 items); still bounded.
+    pub const LARGE: Limits = Limits {
+        max_fields: 100_000,
+        max_nodes: 400_000,
+        max_depth: 32,
+        max_key_bytes: 4_096,
+        max_entries: 100_000,
+    };
+}
+
+/// Maximum bracket nesting accepted by [`decode`].
+pub const MAX_DEPTH: usize = Limits::REQUEST.max_depth;
 /// Maximum number of `name=value` fields accepted by [`decode`].
-pub const MAX_FIELDS: usize = 10_000;
+pub const MAX_FIELDS: usize = Limits::REQUEST.max_fields;
+/// How much of an offending field or key an error message quotes.
+const SNIPPET_CHARS: usize = 64;
 
 /// Why a form body could not be decoded.
 #[derive(Debug, thiserror::Error, PartialEq, Eq, Clone)]
@@ -47,7 +91,7 @@ pub enum FormError {
         /// The decoded key of the field that clashed.
         key: String,
     },
-    /// More than [`MAX_DEPTH`] bracket levels.
+    /// More than [`Limits::max_depth`] bracket levels.
     #[error("key {key:?} nests deeper than {max} levels")]
     TooDeep {
         /// The decoded key.
@@ -55,12 +99,43 @@ pub enum FormError {
         /// The limit.
         max: usize,
     },
-    /// More than [`MAX_FIELDS`] fields.
+    /// More than [`Limits::max_fields`] fields.
     #[error("more than {max} fields")]
     TooManyFields {
         /// The limit.
         max: usize,
     },
+    /// More than [`Limits::max_nodes`] nodes in the decoded tree.
+    #[error("more than {max} keys and values in the decoded form")]
+    TooManyNodes {
+        /// The limit.
+        max: usize,
+    },
+    /// A field name longer than [`Limits::max_key_bytes`].
+    #[error("key {key:?} is longer than {max} bytes")]
+    KeyTooLong {
+        /// The start of the decoded key.
+        key: String,
+        /// The limit.
+        max: usize,
+    },
+    /// A container with more than [`Limits::max_entries`] entries.
+    #[error("key {key:?} holds more than {max} entries")]
+    TooManyEntries {
+        /// The decoded key of the field that crossed the bound.
+        key: String,
+        /// The limit.
+        max: usize,
+    },
+}
+
+/// The start of `text` (at most [`SNIPPET_CHARS`] characters, `…` when cut), so that an error
+/// message never carries a peer's megabyte.
+fn snippet(text: &str) -> String {
+    match text.char_indices().nth(SNIPPET_CHARS) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
+    }
 }
 
 /// Encode a JSON value as PHP `http_build_query` would.
@@ -115,7 +190,7 @@ fn encode_into(out: &mut form_urlencoded::Serializer<'_, String>, name: &str, va
     }
 }
 
-/// Decode a form body / query string into nested JSON.
+/// Decode a form body / query string into nested JSON, within [`Limits::REQUEST`].
 ///
 /// Every leaf is a JSON string. `a[b][c]=1`, `a[0][x]=..` and `a[]=x&a[]=y` (push) are understood.
 /// A container whose keys are exactly `0..n-1` (in any order) becomes an array in index order, any other
@@ -128,29 +203,59 @@ pub fn decode(input: &str) -> Result<Value, FormError> {
 
 /// [`decode`] for raw bytes (an HTTP body). Invalid UTF-8 anywhere is an error.
 pub fn decode_bytes(input: &[u8]) -> Result<Value, FormError> {
+    decode_with(input, &Limits::REQUEST)
+}
+
+/// [`decode_bytes`] within other bounds.
+pub fn decode_with(input: &[u8], limits: &Limits) -> Result<Value, FormError> {
     let mut root = Node::new_map();
+    let mut budget = Budget { limits, nodes: 0 };
     let mut fields = 0usize;
     for field in input.split(|b| *b == b'&').filter(|f| !f.is_empty()) {
         fields += 1;
-        if fields > MAX_FIELDS {
-            return Err(FormError::TooManyFields { max: MAX_FIELDS });
+        if fields > limits.max_fields {
+            return Err(FormError::TooManyFields {
+                max: limits.max_fields,
+            });
         }
-        let raw = || String::from_utf8_lossy(field).into_owned();
+        let raw = || {
+            snippet(&String::from_utf8_lossy(
+                &field[..field.len().min(4 * SNIPPET_CHARS)],
+            ))
+        };
         let (name, value) = match field.iter().position(|b| *b == b'=') {
             Some(eq) => (&field[..eq], &field[eq + 1..]),
             None => (field, &b""[..]),
         };
+        let too_long = |key: &str| FormError::KeyTooLong {
+            key: snippet(key),
+            max: limits.max_key_bytes,
+        };
+        // Each decoded byte takes at most three encoded ones (`%5B`): a longer encoded name
+        // is refused before it is decoded.
+        if name.len() > 3 * limits.max_key_bytes {
+            return Err(too_long(&raw()));
+        }
         let name = percent_decode(name)
             .ok_or_else(|| FormError::InvalidPercentEncoding { field: raw() })?;
+        let name = String::from_utf8(name).map_err(|_| FormError::InvalidUtf8 { field: raw() })?;
+        if name.len() > limits.max_key_bytes {
+            return Err(too_long(&name));
+        }
         let value = percent_decode(value)
             .ok_or_else(|| FormError::InvalidPercentEncoding { field: raw() })?;
-        let name = String::from_utf8(name).map_err(|_| FormError::InvalidUtf8 { field: raw() })?;
         let value =
             String::from_utf8(value).map_err(|_| FormError::InvalidUtf8 { field: raw() })?;
-        let path = split_key(&name, raw)?;
-        root.insert(&path, value, &name)?;
+        let path = split_key(&name, raw, limits.max_depth)?;
+        root.insert(&path, value, &name, &mut budget)?;
     }
     Ok(root.into_value(true))
+}
+
+/// What a decode has spent of its [`Limits`].
+struct Budget<'a> {
+    limits: &'a Limits,
+    nodes: usize,
 }
 
 /// Strict `application/x-www-form-urlencoded` byte decoding. `url::form_urlencoded::parse` is lossy
@@ -186,10 +291,12 @@ enum Segment {
 }
 
 /// Split `a[b][][c]` into `[Key(a), Key(b), Push, Key(c)]`.
-fn split_key(name: &str, raw: impl Fn() -> String) -> Result<Vec<Segment>, FormError> {
-    let unbalanced = || FormError::UnbalancedBrackets {
-        key: name.to_owned(),
-    };
+fn split_key(
+    name: &str,
+    raw: impl Fn() -> String,
+    max_depth: usize,
+) -> Result<Vec<Segment>, FormError> {
+    let unbalanced = || FormError::UnbalancedBrackets { key: snippet(name) };
     let base_end = name.find('[').unwrap_or(name.len());
     let base = &name[..base_end];
     if base.is_empty() {
@@ -213,10 +320,10 @@ fn split_key(name: &str, raw: impl Fn() -> String) -> Result<Vec<Segment>, FormE
         } else {
             Segment::Key(inner.to_owned())
         });
-        if path.len() - 1 > MAX_DEPTH {
+        if path.len() - 1 > max_depth {
             return Err(FormError::TooDeep {
-                key: name.to_owned(),
-                max: MAX_DEPTH,
+                key: snippet(name),
+                max: max_depth,
             });
         }
         rest = &inner_and_after[close + 1..];
@@ -244,10 +351,14 @@ impl Node {
     }
 
     /// Insert `value` at `path` below this map node. `key` is only used for error messages.
-    fn insert(&mut self, path: &[Segment], value: String, key: &str) -> Result<(), FormError> {
-        let conflict = || FormError::ScalarContainerConflict {
-            key: key.to_owned(),
-        };
+    fn insert(
+        &mut self,
+        path: &[Segment],
+        value: String,
+        key: &str,
+        budget: &mut Budget<'_>,
+    ) -> Result<(), FormError> {
+        let conflict = || FormError::ScalarContainerConflict { key: snippet(key) };
         let Node::Map {
             entries,
             index,
@@ -270,6 +381,19 @@ impl Node {
         let slot = match index.get(&name) {
             Some(&at) => &mut entries[at].1,
             None => {
+                let limits = budget.limits;
+                if entries.len() >= limits.max_entries {
+                    return Err(FormError::TooManyEntries {
+                        key: snippet(key),
+                        max: limits.max_entries,
+                    });
+                }
+                budget.nodes += 1;
+                if budget.nodes > limits.max_nodes {
+                    return Err(FormError::TooManyNodes {
+                        max: limits.max_nodes,
+                    });
+                }
                 let fresh = if rest.is_empty() {
                     Node::Leaf(String::new())
                 } else {
@@ -286,7 +410,7 @@ impl Node {
                 *text = value;
                 Ok(())
             }
-            (node @ Node::Map { .. }, false) => node.insert(rest, value, key),
+            (node @ Node::Map { .. }, false) => node.insert(rest, value, key, budget),
             _ => Err(conflict()),
         }
     }

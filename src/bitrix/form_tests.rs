@@ -332,3 +332,58 @@ fn errors_have_readable_messages() {
         "key \"a[b]\" is used both as a scalar and as a container"
     );
 }
+
+#[test]
+fn enforces_node_key_and_entry_limits() {
+    // 32 pushes per field: the node bound stops it long before the field bound.
+    let field = format!("a{}=", "[]".repeat(15));
+    let body = vec![field.as_str(); 500].join("&");
+    assert_eq!(
+        decode(&body),
+        Err(FormError::TooManyNodes {
+            max: Limits::REQUEST.max_nodes
+        })
+    );
+    let long = format!("{}=1", "k".repeat(Limits::REQUEST.max_key_bytes + 1));
+    let err = decode(&long).unwrap_err();
+    assert!(matches!(err, FormError::KeyTooLong { .. }), "{err:?}");
+    // The message quotes the start of the key only.
+    assert!(err.to_string().len() < 200, "{err}");
+    // Encoded brackets count once decoded; a name too long even encoded is refused undecoded.
+    let encoded = format!("{}=1", "%5B".repeat(10 * Limits::REQUEST.max_key_bytes));
+    assert!(matches!(
+        decode(&encoded),
+        Err(FormError::KeyTooLong { .. })
+    ));
+    let small = Limits {
+        max_entries: 3,
+        ..Limits::REQUEST
+    };
+    assert!(decode_with(b"a[]=1&a[]=2&a[]=3", &small).is_ok());
+    assert_eq!(
+        decode_with(b"a[]=1&a[]=2&a[]=3&a[]=4", &small),
+        Err(FormError::TooManyEntries {
+            key: "a[]".into(),
+            max: 3
+        })
+    );
+    assert!(matches!(
+        decode_with(b"a=1&b=2&c=3&d=4", &small),
+        Err(FormError::TooManyEntries { .. })
+    ));
+}
+
+#[test]
+fn errors_quote_only_the_start_of_a_huge_field() {
+    let huge = format!("a=%zz{}", "x".repeat(100_000));
+    let err = decode(&huge).unwrap_err();
+    assert!(
+        err.to_string().len() < 300,
+        "{} bytes",
+        err.to_string().len()
+    );
+    let deep = format!("a{}=1", "[x]".repeat(30));
+    let err = decode(&deep).unwrap_err();
+    assert!(matches!(err, FormError::TooDeep { .. }), "{err:?}");
+    assert!(err.to_string().len() < 200);
+}

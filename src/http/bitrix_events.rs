@@ -1,7 +1,7 @@
 //! `POST /bitrix/events` and `POST /bitrix/bot`: every Bitrix24 event (contract §5) and the
-//! chat-bot's events. The sender is checked first
-//! (`auth[application_token]` must equal the one stored for `auth[member_id]`, else 401 and
-//! nothing happens); the event is stored durably before the 200, because Bitrix24 never retries
+//! chat-bot's events. The sender is checked first, from a scan of the raw body before it is
+//! decoded (`auth[application_token]` must equal the one stored for `auth[member_id]`, else 401
+//! and nothing happens); the event is stored durably before the 200, because Bitrix24 never retries
 //! an event; the same body twice is acknowledged and ignored.
 
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -9,8 +9,10 @@ use sha2::{Digest, Sha256};
 
 use super::error::{ApiError, bad_request, unauthorized};
 use super::{AppState, body};
-use crate::bitrix::events::{self, BitrixEvent};
+use crate::bitrix::auth_scan;
+use crate::bitrix::events::{self, BitrixEvent, EventError, OperatorMessage};
 use crate::bitrix::form;
+use crate::bitrix::operator_files;
 use crate::domain::now_ms;
 use crate::store::operator::{Action, Intake, IntakeOutcome, OperatorKind};
 use crate::store::{PortalRecord, PortalStatus};
@@ -21,14 +23,23 @@ pub async fn receive(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body::read_limited(&req, payload, state.settings.server.max_body_bytes).await?;
-    let form = form::decode_bytes(&body).map_err(|e| bad_request("invalid_form", e.to_string()))?;
-    let sender = events::sender(&form).map_err(|e| unauthorized("missing_auth", e.to_string()))?;
+    let body = body::read_form(&req, payload, &state.settings.server).await?;
+    // The sender is found by a scan of the raw fields and checked before the body is decoded,
+    // so that an unauthenticated body costs one pass over its bytes.
+    let sender = auth_scan::sender(&body)
+        .ok_or_else(|| unauthorized("missing_auth", EventError::MissingAuth.to_string()))?;
     let portal = authenticate(&state, &sender)?;
+    let form = form::decode_bytes(&body).map_err(|e| bad_request("invalid_form", e.to_string()))?;
+    if events::sender(&form).as_ref() != Ok(&sender) {
+        return Err(unauthorized(
+            "missing_auth",
+            "auth[member_id] or auth[application_token] is ambiguous",
+        ));
+    }
     let event = events::parse(&form).map_err(|e| bad_request("invalid_event", e.to_string()))?;
     let name = events::name(&form).unwrap_or_default();
     let action = resolve(&state, &portal, event);
-    tracing::info!(portal = %portal.member_id, event = %name, handler = ?events::handler_id(&form), "Bitrix24 event");
+    tracing::info!(portal = %portal.member_id, event = ?name, handler = ?events::handler_id(&form), "Bitrix24 event");
     let intake = Intake {
         digest: Sha256::digest(&body).to_vec(),
         portal: portal.member_id.clone(),
@@ -101,10 +112,21 @@ fn resolve(state: &AppState, portal: &PortalRecord, event: BitrixEvent) -> Actio
             .map(|c| c.id.clone())
             .collect()
     };
-    let operator = |kind, connector: String, line: u64, messages| {
+    let operator = |kind, connector: String, line: u64, messages: Vec<OperatorMessage>| {
         if !ours(&connector) {
             return Action::Ignore;
         }
+        let messages = messages
+            .into_iter()
+            .map(|mut m| {
+                let given = m.files.len();
+                m.files = operator_files::normalize(&m.files, &portal.client_endpoint);
+                if m.files.len() < given {
+                    tracing::warn!(portal = %portal.member_id, im_message_id = m.im_message_id, dropped = given - m.files.len(), "operator files without a usable address left out");
+                }
+                m
+            })
+            .collect();
         match channels_on(line).into_iter().next() {
             Some(channel) => Action::OperatorMessages {
                 kind,

@@ -24,6 +24,9 @@ pub enum ApiError {
     NotFound { code: &'static str, message: String },
     #[error("request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    /// The body did not arrive in time; the connection is closed with the reply.
+    #[error("request body not complete within {after_ms} ms")]
+    BodyTimeout { after_ms: u64 },
     #[error("storage cannot take writes: {0}")]
     Unavailable(String),
     /// A service the request depends on (other than storage) does not answer; retry later.
@@ -46,6 +49,7 @@ impl ApiError {
             | ApiError::ServiceUnavailable { code, .. }
             | ApiError::Upstream { code, .. } => code,
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::BodyTimeout { .. } => "request_timeout",
             ApiError::Unavailable(_) => "storage_unavailable",
             ApiError::Internal(_) => "internal_error",
         }
@@ -75,6 +79,7 @@ impl ResponseError for ApiError {
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unavailable(_) | ApiError::ServiceUnavailable { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -97,6 +102,9 @@ impl ResponseError for ApiError {
         };
         let mut reply = HttpResponse::build(self.status_code());
         reply.insert_header((CONTENT_TYPE, "application/json"));
+        if matches!(self, ApiError::BodyTimeout { .. }) {
+            reply.force_close();
+        }
         if matches!(
             self,
             ApiError::Unavailable(_) | ApiError::ServiceUnavailable { .. }

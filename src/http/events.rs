@@ -45,7 +45,7 @@ async fn accept(
             format!("no channel {channel_id:?} is configured"),
         )
     })?;
-    let body = body::read_limited(req, payload, state.settings.server.max_body_bytes).await?;
+    let body = body::read_body(req, payload, &state.settings.server).await?;
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
     let headers = ReceivedHeaders {
         id: header(signature::HEADER_ID),

@@ -47,7 +47,7 @@ pub async fn install(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body::read_limited(&req, payload, state.settings.server.max_body_bytes).await?;
+    let body = body::read_form(&req, payload, &state.settings.server).await?;
     let form = form::decode_bytes(&body).map_err(|e| bad_request("invalid_form", e.to_string()))?;
     let claim = parse(&form)?;
     let existing = state.store.portal(&claim.member_id)?;

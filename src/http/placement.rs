@@ -82,7 +82,7 @@ async fn read_form(
     payload: web::Payload,
     state: &AppState,
 ) -> Result<Map<String, Value>, ApiError> {
-    let body = body::read_limited(req, payload, state.settings.server.max_body_bytes).await?;
+    let body = body::read_form(req, payload, &state.settings.server).await?;
     match form::decode_bytes(&body) {
         Ok(Value::Object(map)) => Ok(map),
         Ok(_) => Ok(Map::new()),

@@ -45,6 +45,8 @@ fn the_default_file_alone_is_valid_and_has_the_contract_defaults() {
     let s = Settings::load_from(None, env(&[])).expect("defaults load");
     assert_eq!(s.server.listen, "127.0.0.1:8080");
     assert_eq!(s.server.max_body_bytes, 1_048_576);
+    assert_eq!(s.server.max_form_bytes, 262_144);
+    assert_eq!(s.server.body_timeout_ms, 15_000);
     assert_eq!(s.bitrix.rate_per_second, 2.0);
     assert_eq!(s.bitrix.burst, 50);
     assert_eq!(s.connector.id, "ocgw");
@@ -200,4 +202,26 @@ fn trusted_servers_are_base_urls_and_match_server_endpoints_exactly() {
         assert_eq!(defaults.trusted_server(untrusted), None, "{untrusted}");
     }
     assert!(defaults.portal_allowed("anything"));
+}
+
+#[test]
+fn body_limits_are_checked() {
+    let (_dir, path) = write_config("[server]\nmax_form_bytes = 100\nbody_timeout_ms = 0\n");
+    let all = problems(Settings::load_from(Some(path), env(&[]))).join("\n");
+    assert!(all.contains("server.max_form_bytes"), "{all}");
+    assert!(all.contains("server.body_timeout_ms"), "{all}");
+}
+
+#[test]
+fn credentials_in_urls_are_masked() {
+    assert_eq!(
+        mask_url("https://bot:s3cret@m.example/hook?x=1"),
+        "https://***@m.example/hook?x=1"
+    );
+    assert_eq!(
+        mask_url("https://token@m.example/"),
+        "https://***@m.example/"
+    );
+    assert_eq!(mask_url("https://m.example/hook"), "https://m.example/hook");
+    assert_eq!(mask_url("not a url user:pw@host"), "***@host");
 }

@@ -150,11 +150,30 @@ async fn forged_events_are_refused_and_change_nothing() {
     assert_eq!(app.post_form("/bitrix/events", unknown).await.status(), 401);
     let no_auth = "event=ONIMCONNECTORMESSAGEADD&data[LINE]=7".to_string();
     assert_eq!(app.post_form("/bitrix/events", no_auth).await.status(), 401);
+    // The sender is checked before the body is decoded: a malformed body is refused as
+    // unauthenticated unless it names a known sender.
     let malformed = "event=X&auth[member_id=1".to_string();
     assert_eq!(
         app.post_form("/bitrix/events", malformed).await.status(),
-        400
+        401
     );
+    let auth = format!(
+        "auth[member_id]={}&auth[application_token]={}",
+        app.portal.member_id(),
+        app.portal.application_token()
+    );
+    let (status, body) = status_json(
+        app.post_form("/bitrix/events", format!("event=X&a[b=1&{auth}"))
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_form"))
+    );
+    // Two senders in one body: the decoded one must be the one that was checked.
+    let twice = format!("{auth}&auth[member_id][]=x");
+    assert_eq!(app.post_form("/bitrix/events", twice).await.status(), 400);
     assert!(
         app.store()
             .operator(&app.portal.member_id(), 99)
@@ -469,4 +488,68 @@ async fn uninstall_with_clean_purges_the_portals_data() {
             .is_none()
     );
     assert!(app.store().channel_state("acme").unwrap().is_none());
+}
+
+#[tokio::test]
+async fn an_operators_file_reaches_the_platform_with_an_absolute_url_it_can_fetch() {
+    use openchannel_gateway::sim::portal::FakeFile;
+    let app = spawn_app().await;
+    open_chat(&app, "c1").await;
+    let pdf = b"%PDF-1.4 operator's spec".to_vec();
+    let files = [
+        // Only a portal-relative downloadLink: made absolute against the portal's address.
+        FakeFile {
+            name: "spec.pdf".into(),
+            kind: "file".into(),
+            mime: "application/pdf".into(),
+            content: pdf.clone(),
+            with_link: false,
+        },
+        FakeFile {
+            name: "photo.png".into(),
+            kind: "image".into(),
+            mime: "image/png".into(),
+            content: vec![0x89, b'P', b'N', b'G'],
+            with_link: true,
+        },
+    ];
+    let emitted = app
+        .portal
+        .operator_message_with_files(LINE, "c1", "see attached", &files)
+        .await;
+    assert_eq!(emitted.status, Some(200), "{}", emitted.body);
+    let created = delivered(&app, "operator.message.created", 1).await;
+    let sent = created[0]["message"]["files"].as_array().unwrap().clone();
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    for file in &sent {
+        let keys: Vec<&String> = file.as_object().unwrap().keys().collect();
+        assert_eq!(
+            keys,
+            ["name", "url", "type", "size"],
+            "the contract's shape"
+        );
+    }
+    assert_eq!(
+        (&sent[0]["name"], &sent[0]["type"], &sent[0]["size"]),
+        (&json!("spec.pdf"), &json!("file"), &json!(pdf.len()))
+    );
+    let url = sent[0]["url"].as_str().unwrap();
+    assert!(
+        url.starts_with(&format!("{}/rest/download.json?token=", app.portal.url())),
+        "{url}"
+    );
+    // The platform follows the link to the portal and gets the operator's bytes.
+    let fetched = app.http.get(url).send().await.unwrap();
+    assert_eq!(fetched.status(), 200);
+    assert_eq!(fetched.bytes().await.unwrap().to_vec(), pdf);
+    // An absolute `link` is passed on as it is.
+    let link = sent[1]["url"].as_str().unwrap();
+    assert!(
+        link.starts_with(&app.portal.url()) && link.ends_with("&show=1"),
+        "{link}"
+    );
+    assert_eq!(
+        (&sent[1]["type"], &sent[1]["size"]),
+        (&json!("image"), &json!(4))
+    );
 }

@@ -113,6 +113,49 @@ async fn setup_registers_the_bot_once_and_finds_it_again() {
         1,
         "found through imbot.bot.list, not registered twice"
     );
+    assert_eq!(calls_of(&app.portal, "imbot.register"), 1);
+    // Its ownership was checked after registering it and again when it was found.
+    assert_eq!(calls_of(&app.portal, "imbot.update"), 2);
+}
+
+#[tokio::test]
+async fn a_bot_of_another_application_with_our_code_is_not_adopted_and_setup_says_so() {
+    let app = spawn_with(TestOptions {
+        install: false,
+        ..with_bot()
+    })
+    .await;
+    let foreign = app.portal.add_foreign_bot("ocgw_bot", "Another app's bot");
+    let install = app
+        .post_form("/bitrix/install", app.portal.install_event_body())
+        .await;
+    assert_eq!(install.status(), 200);
+    // The install's own setup checks the bot and stops there; then run it again by hand, to
+    // read its answer (running both at once would race on event.bind).
+    app.portal
+        .wait_until(WAIT, |p| calls_of(p, "imbot.update") == 1)
+        .await
+        .unwrap();
+    let member = app.portal.member_id();
+    let reply = app
+        .http
+        .post(format!("{}/v1/portals/{member}/setup", app.base))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = status_json(reply).await;
+    assert_eq!(status, 502, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("bot.code") && message.contains("\"ocgw_bot\""),
+        "{message}"
+    );
+    assert!(message.contains("another application"), "{message}");
+    let bots = app.portal.bots();
+    assert_eq!(bots.len(), 1, "nothing registered: {bots:?}");
+    assert!(bots[0].foreign && bots[0].id == foreign);
+    assert_eq!(app.store().portal(&member).unwrap().unwrap().bot_id, None);
 }
 
 #[tokio::test]

@@ -169,3 +169,45 @@ async fn teardown_reports_each_step_and_purges_the_portal() {
     let store = openchannel_gateway::store::Store::open(&dir.path().join("data")).unwrap();
     assert!(store.portal(&member).unwrap().is_none());
 }
+
+#[test]
+fn check_config_masks_credentials_in_urls_and_survives_a_closed_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gw.toml");
+    std::fs::write(
+        &path,
+        "[bitrix]\noauth_servers = [\"https://oauser:oapass-4@oauth.example/\"]\n\
+         [[channels]]\nid = \"acme\"\nportal = \"abc123\"\nline = 7\nsecret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"\noutbound_url = \"https://hookuser:hookpass-3@m.example/hook\"\n",
+    )
+    .unwrap();
+    let out = gateway()
+        .args(["check-config", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    for secret in ["hookuser", "hookpass-3", "oauser", "oapass-4"] {
+        assert!(!text.contains(secret), "{secret} leaked: {text}");
+    }
+    assert!(text.contains("https://***@m.example/hook"), "{text}");
+    assert!(text.contains("https://***@oauth.example/"), "{text}");
+
+    // stdout is a pipe whose reader is already gone: every write fails with EPIPE.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = gateway()
+        .args(["check-config", "--config"])
+        .arg(&path)
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+}

@@ -45,3 +45,42 @@ async fn when_storage_refuses_writes_readyz_and_events_answer_503_with_retry_aft
     );
     assert_eq!(app.get("/readyz").await.status(), 200);
 }
+
+#[tokio::test]
+async fn bitrix_error_codes_unknown_to_the_gateway_count_as_other_in_metrics() {
+    use openchannel_gateway::sim::portal::{Fault, FaultRule};
+    let app = crate::helpers::spawn_app().await;
+    for i in 0..3 {
+        app.portal.push_fault(FaultRule::on(
+            "imconnector.send.messages",
+            Fault::Error {
+                status: 400,
+                code: format!("RANDOM_{i}\"}} 1\nforged_metric"),
+                description: "made up".into(),
+            },
+        ));
+        let (status, _) = app
+            .post_event(
+                "message.created",
+                crate::helpers::created("c", "u", &format!("m{i}"), "x"),
+            )
+            .await;
+        assert_eq!(status, 202);
+        app.wait_for("the item failed", |s| s.pending_ops().unwrap().is_empty())
+            .await;
+    }
+    let text = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        !text.contains("RANDOM") && !text.contains("forged"),
+        "{text}"
+    );
+    let other = text
+        .lines()
+        .find(|l| {
+            l.starts_with("gateway_bitrix_requests_total")
+                && l.contains("outcome=\"other\"")
+                && l.contains("method=\"imconnector.send.messages\"")
+        })
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(other.ends_with(" 3"), "{other}");
+}

@@ -146,7 +146,7 @@ fn run_one(
     if let Some(err) = faults::operating_blocked(st, &method, Instant::now()) {
         return Err(err);
     }
-    let mut params = form::decode(query)
+    let mut params = form::decode_with(query.as_bytes(), &form::Limits::LARGE)
         .map_err(|e| ApiError::bad("INVALID_REQUEST", format!("Bad command: {e}")))?;
     substitute_all(&mut params, results);
     dispatch(st, cx, &method, &params)

@@ -32,6 +32,7 @@ pub(crate) fn dispatch(
     match method {
         "imbot.register" => register(st, p),
         "imbot.unregister" => unregister(st, p),
+        "imbot.update" => update(st, p),
         "imbot.bot.list" => Ok(list(st)),
         "imbot.message.add" => message_add(st, cx, p),
         "imbot.message.update" => message_update(st, cx, p),
@@ -84,8 +85,14 @@ fn register(st: &mut PortalState, p: &Value) -> Result<Value, ApiError> {
     {
         return Err(ApiError::bad("NAME_ERROR", "Bot name is not specified"));
     }
-    // v1 behaviour for a repeated CODE is undocumented (§8.2 GAP); the fake registers another bot so that
-    // tests can catch a gateway that registers twice.
+    // A repeated CODE returns the existing bot, whatever application owns it (fact sheet §11).
+    if let Some(existing) = st
+        .bots
+        .values()
+        .find(|b| b.code.eq_ignore_ascii_case(&code))
+    {
+        return Ok(json!(existing.id));
+    }
     let id = st.next_bot_id();
     st.bots.insert(
         id,
@@ -96,21 +103,74 @@ fn register(st: &mut PortalState, p: &Value) -> Result<Value, ApiError> {
             openline,
             handlers: Value::Object(handlers),
             properties,
+            foreign: false,
         },
     );
     Ok(json!(id))
 }
 
 fn unregister(st: &mut PortalState, p: &Value) -> Result<Value, ApiError> {
-    let id = params::int(p, "BOT_ID");
-    if st.bots.remove(&id).is_none() {
-        return Err(bot_not_found());
+    let id = owned(st, params::int(p, "BOT_ID"))?;
+    st.bots.remove(&id);
+    Ok(json!(true))
+}
+
+/// `imbot.update` (§8.2): `BOT_ID`, `FIELDS` {`CODE`, `EVENT_*`, `PROPERTIES`}; only the owner.
+fn update(st: &mut PortalState, p: &Value) -> Result<Value, ApiError> {
+    let id = owned(st, params::int(p, "BOT_ID"))?;
+    let fields = params::get(p, "FIELDS")
+        .and_then(Value::as_object)
+        .filter(|f| !f.is_empty())
+        .ok_or_else(|| ApiError::bad("WRONG_REQUEST", "Update fields can't be empty"))?;
+    let bot = st.bots.get_mut(&id).expect("checked by owned");
+    for (key, value) in fields {
+        match key.to_ascii_uppercase().as_str() {
+            "CODE" => {
+                if let Some(code) = params::scalar_text(value).filter(|c| !c.is_empty()) {
+                    bot.code = code;
+                }
+            }
+            "PROPERTIES" => bot.properties = value.clone(),
+            key if HANDLER_KEYS.contains(&key) || key == "EVENT_HANDLER" => {
+                let url = params::scalar_text(value).unwrap_or_default();
+                if !is_url(&url) {
+                    return Err(ApiError::bad(&format!("{key}_ERROR"), "Wrong handler URL"));
+                }
+                if let Value::Object(handlers) = &mut bot.handlers {
+                    let keys: Vec<&str> = if key == "EVENT_HANDLER" {
+                        HANDLER_KEYS.to_vec()
+                    } else {
+                        vec![key]
+                    };
+                    for k in keys {
+                        handlers.insert(k.into(), json!(url));
+                    }
+                }
+            }
+            _ => {}
+        }
     }
     Ok(json!(true))
 }
 
+/// `id` if it is a bot of the calling application.
+fn owned(st: &PortalState, id: u64) -> Result<u64, ApiError> {
+    match st.bots.get(&id) {
+        None => Err(bot_not_found()),
+        Some(bot) if bot.foreign => Err(not_the_owner()),
+        Some(_) => Ok(id),
+    }
+}
+
 fn bot_not_found() -> ApiError {
     ApiError::bad("BOT_ID_ERROR", "Bot not found")
+}
+
+fn not_the_owner() -> ApiError {
+    ApiError::bad(
+        "APP_ID_ERROR",
+        "Bot was installed by another rest application",
+    )
 }
 
 fn list(st: &PortalState) -> Value {
@@ -134,12 +194,16 @@ fn list(st: &PortalState) -> Value {
     }
 }
 
-/// `BOT_ID` if given (must exist), else the app's first bot.
+/// `BOT_ID` if given (must exist and be the app's), else the app's first bot.
 fn resolve_bot(st: &PortalState, p: &Value) -> Result<u64, ApiError> {
     match params::int(p, "BOT_ID") {
-        0 => st.bots.keys().next().copied().ok_or_else(bot_not_found),
-        id if st.bots.contains_key(&id) => Ok(id),
-        _ => Err(bot_not_found()),
+        0 => st
+            .bots
+            .values()
+            .find(|b| !b.foreign)
+            .map(|b| b.id)
+            .ok_or_else(bot_not_found),
+        id => owned(st, id),
     }
 }
 
@@ -189,8 +253,8 @@ fn editable(st: &PortalState, p: &Value) -> Result<u64, ApiError> {
         .filter(|(m, _)| !m.deleted)
         .ok_or_else(|| ApiError::bad("MESSAGE_ID_ERROR", "Message not found"))?;
     let bot = params::int(p, "BOT_ID");
-    if bot != 0 && !st.bots.contains_key(&bot) {
-        return Err(bot_not_found());
+    if bot != 0 {
+        owned(st, bot)?;
     }
     let too_old = posted.elapsed().unwrap_or_default() > EDIT_WINDOW;
     if too_old || (bot != 0 && bot != message.bot_id) {

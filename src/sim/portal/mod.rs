@@ -10,6 +10,7 @@ mod config;
 mod envelope;
 mod events;
 mod faults;
+mod files;
 mod imbot;
 mod imconnector;
 mod library;
@@ -32,6 +33,7 @@ use actix_web::{App, HttpServer, web};
 pub use config::{BucketConfig, FakePortalConfig};
 pub use events::EmitResult;
 pub use faults::{Fault, FaultRule};
+pub use files::FakeFile;
 use state::PortalState;
 pub use state::{
     FakeBinding, FakeBot, FakeBotMessage, FakeConnector, FakeLine, FakeMessage, IssuedTokens,
@@ -152,6 +154,7 @@ impl FakePortal {
             App::new()
                 .app_data(data.clone())
                 .app_data(web::PayloadConfig::new(16 * 1024 * 1024))
+                .route("/rest/download.json", web::get().to(files::download))
                 .route("/rest/{method}", web::route().to(rest::handle))
                 .route("/api/v1/", web::get().to(library::script))
                 .route(
@@ -382,6 +385,26 @@ impl FakePortal {
     /// Registered bots.
     pub fn bots(&self) -> Vec<FakeBot> {
         self.shared.lock().bots.values().cloned().collect()
+    }
+
+    /// A bot registered by another application of the portal (listed by `imbot.bot.list`,
+    /// returned by `imbot.register` for its CODE, refused to us with `APP_ID_ERROR`); its id.
+    pub fn add_foreign_bot(&self, code: &str, name: &str) -> u64 {
+        let mut st = self.shared.lock();
+        let id = st.next_bot_id();
+        st.bots.insert(
+            id,
+            FakeBot {
+                id,
+                code: code.into(),
+                type_: "B".into(),
+                openline: false,
+                handlers: serde_json::json!({}),
+                properties: serde_json::json!({ "NAME": name }),
+                foreign: true,
+            },
+        );
+        id
     }
 
     /// Messages posted by bots.

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use super::FakePortal;
 use super::events::{self, Emission, EmitResult};
+use super::files::{self, FakeFile};
 use super::state::{ChatTarget, OPERATOR_USER_ID, Outbound, PortalState};
 
 /// Record an outgoing message and build its ONIMCONNECTORMESSAGEADD (§6.1).
@@ -105,6 +106,21 @@ impl FakePortal {
     /// (ONIMCONNECTORMESSAGEADD). The text is sent verbatim (no `[b]Name:[/b]` signature), and the
     /// session is created if the client never wrote.
     pub async fn operator_message(&self, line: u64, chat_id: &str, text: &str) -> EmitResult {
+        self.operator_message_with_files(line, chat_id, text, &[])
+            .await
+    }
+
+    /// [`FakePortal::operator_message`] with attachments, described as Bitrix24 does
+    /// (`message.files[j]`: `id`, `name`, `type`, `size`, `mime`, a portal-relative
+    /// `downloadLink` and, when asked, an absolute `link`); their bytes are served at
+    /// `/rest/download.json?token=…`.
+    pub async fn operator_message_with_files(
+        &self,
+        line: u64,
+        chat_id: &str,
+        text: &str,
+        files: &[FakeFile],
+    ) -> EmitResult {
         let (emission, im_chat_id, im_message_id) = {
             let mut st = self.shared.lock();
             let existing = st
@@ -124,11 +140,13 @@ impl FakePortal {
             };
             let session = st.session(&target);
             let id = st.next_message_id();
-            (
-                outbound_add(&mut st, target, session.chat_id, id, OPERATOR_USER_ID, text),
-                session.chat_id,
-                id,
-            )
+            let mut emission =
+                outbound_add(&mut st, target, session.chat_id, id, OPERATOR_USER_ID, text);
+            if !files.is_empty() {
+                emission.data["MESSAGES"][0]["message"]["files"] =
+                    files::describe(&mut st, &self.shared.url, files);
+            }
+            (emission, session.chat_id, id)
         };
         self.send(Some(emission), im_chat_id, im_message_id).await
     }

@@ -15,8 +15,15 @@ fn target(st: &PortalState, p: &Value) -> Result<(u64, u64, String), ApiError> {
     if bot_id == 0 {
         return Err(ApiError::bad("BOT_ID_REQUIRED", "Bot ID is required"));
     }
-    if !st.bots.contains_key(&bot_id) {
-        return Err(ApiError::bad("BOT_NOT_FOUND", "Bot not found"));
+    match st.bots.get(&bot_id) {
+        None => return Err(ApiError::bad("BOT_NOT_FOUND", "Bot not found")),
+        Some(bot) if bot.foreign => {
+            return Err(ApiError::bad(
+                "BOT_OWNERSHIP_ERROR",
+                "The bot belongs to another application",
+            ));
+        }
+        Some(_) => {}
     }
     let message_id = params::int(p, "messageId");
     // No error code is documented for an unknown message; MESSAGE_NOT_FOUND is the fake's choice.

@@ -118,6 +118,10 @@ pub struct FakeBot {
     pub handlers: Value,
     /// `PROPERTIES` as sent.
     pub properties: Value,
+    /// Registered by another application of the portal: listed and returned by `imbot.register`
+    /// for its CODE like any bot, but only its owner may update, unregister or post as it
+    /// (fact sheet §11: `APP_ID_ERROR`, v2 `BOT_OWNERSHIP_ERROR`).
+    pub foreign: bool,
 }
 
 /// A message posted with `imbot.message.add`.
@@ -203,6 +207,8 @@ pub(crate) struct PortalState {
     pub outbound: BTreeMap<u64, Outbound>,
     /// Binding id (`event_handler_id`) and binding.
     pub bindings: Vec<(u64, FakeBinding)>,
+    /// `downloadLink` token → (MIME type, bytes) of operators' files.
+    pub downloads: HashMap<String, (String, Vec<u8>)>,
     pub bots: BTreeMap<u64, FakeBot>,
     /// Message id → message and the moment it was posted.
     pub bot_messages: BTreeMap<u64, (FakeBotMessage, SystemTime)>,
@@ -244,6 +250,7 @@ impl PortalState {
             delivered_ext_ids: HashMap::new(),
             outbound: BTreeMap::new(),
             bindings: Vec::new(),
+            downloads: HashMap::new(),
             bots: BTreeMap::new(),
             bot_messages: BTreeMap::new(),
             reactions: Vec::new(),

@@ -47,8 +47,12 @@ async fn register_list_unregister() {
     );
 
     let first = register(&env, "gw").await;
-    let second = register(&env, "gw").await;
-    assert_ne!(first, second, "a repeated CODE registers another bot");
+    assert_eq!(
+        register(&env, "gw").await,
+        first,
+        "a repeated CODE returns the existing bot"
+    );
+    let second = register(&env, "gw2").await;
     let bots = env.portal.bots();
     assert_eq!(bots.len(), 2);
     assert!(bots[0].openline && bots[0].type_ == "O");
@@ -262,4 +266,58 @@ async fn reactions() {
     );
     env.portal.set_bot_in_chat(chat, true);
     assert_eq!(react(&env, "add", bot, client_message, "eyes").await.0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn another_apps_bot_is_listed_and_returned_by_register_but_refuses_its_owners_calls() {
+    let env = Env::default().await;
+    let foreign = env.portal.add_foreign_bot("gw", "Someone else's bot");
+    let (_, body) = env.call("imbot.bot.list", json!({})).await;
+    assert_eq!(body["result"][foreign.to_string()]["CODE"], "gw");
+    assert_eq!(register(&env, "gw").await, foreign, "the same CODE");
+    for (method, params) in [
+        (
+            "imbot.update",
+            json!({"BOT_ID": foreign, "FIELDS": {"CODE": "gw"}}),
+        ),
+        ("imbot.unregister", json!({"BOT_ID": foreign})),
+        (
+            "imbot.message.add",
+            json!({"BOT_ID": foreign, "DIALOG_ID": "chat1", "MESSAGE": "x"}),
+        ),
+    ] {
+        let (status, body) = env.call(method, params).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("APP_ID_ERROR")),
+            "{method}: {body}"
+        );
+    }
+    let (status, body) = env
+        .call(
+            "imbot.v2.Chat.Message.Reaction.add",
+            json!({"botId": foreign, "messageId": 1, "reaction": "like"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("BOT_OWNERSHIP_ERROR"))
+    );
+    // Our own bot: updated with unchanged fields; empty fields are refused.
+    let ours = register(&env, "mine").await;
+    let (_, body) = env
+        .call(
+            "imbot.update",
+            json!({"BOT_ID": ours, "FIELDS": {"CODE": "mine"}}),
+        )
+        .await;
+    assert_eq!(body["result"], true);
+    let (status, body) = env
+        .call("imbot.update", json!({"BOT_ID": ours, "FIELDS": {}}))
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("WRONG_REQUEST"))
+    );
+    assert_eq!(env.portal.bots().len(), 2);
 }
