@@ -31,6 +31,8 @@ pub struct Metrics {
     pub deliveries: Family<Two, Counter>,
     /// Ops waiting for Bitrix24, all portals.
     pub queued_ops: Gauge,
+    /// 1 once a storage write or sync failed: writes are refused until restart.
+    pub storage_poisoned: Gauge,
 }
 
 impl Default for Metrics {
@@ -44,6 +46,7 @@ impl Default for Metrics {
             token_refreshes: Family::default(),
             deliveries: Family::default(),
             queued_ops: Gauge::default(),
+            storage_poisoned: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -76,6 +79,11 @@ impl Default for Metrics {
             "queued_ops",
             "Bitrix24 operations waiting",
             m.queued_ops.clone(),
+        );
+        registry.register(
+            "storage_poisoned",
+            "1 once a storage write or sync failed (writes refused until restart)",
+            m.storage_poisoned.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -1,4 +1,4 @@
-//! Deletion reports: pending ones are read from their event record (journal or `seq_event`), finished ones from
+//! Deletion reports: pending ones are read from their event record (`seq_event`), finished ones from
 //! `deletionid_deletion`.
 
 use super::codec::decode;

@@ -1,6 +1,7 @@
-//! In-memory index of what is pending (in the journal or `seq_event`): webhook-ids, deletion ids and queued
-//! sends. Rebuilt from both when the store opens; changed only on the committer thread
-//! (acceptance adds, the transaction that finishes an event removes after it commits).
+//! In-memory index of what is pending (in `seq_event`): webhook-ids, deletion ids and queued
+//! sends. Rebuilt from `seq_event` when the store opens; changed only on the writer thread
+//! (acceptance adds, and takes its entry back if its sync fails; the transaction that finishes
+//! an event removes after it commits).
 
 use std::sync::MutexGuard;
 
