@@ -12,11 +12,11 @@ use super::{
 };
 
 /// Keys visited per chunk.
-pub const CHUNK: usize = 1000;
+pub(crate) const CHUNK: usize = 1000;
 
 /// Where a chunked job stands: the walk it is in and the last key it visited there.
 #[derive(Debug, Clone, Default)]
-pub struct Progress {
+pub(crate) struct Progress {
     walk: usize,
     after: Option<IVec>,
 }
@@ -96,7 +96,7 @@ impl Data {
     }
 
     /// One chunk of [`Store::purge_portal`].
-    pub fn purge_portal_step(
+    pub(crate) fn purge_portal_step(
         &self,
         member_id: &str,
         channels: &[String],
@@ -145,7 +145,7 @@ impl Data {
     }
 
     /// One chunk of [`Store::prune_replay_records`].
-    pub fn prune_replay_records_step(
+    pub(crate) fn prune_replay_records_step(
         &self,
         cutoff_ms: u64,
         progress: Progress,

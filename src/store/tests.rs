@@ -454,3 +454,35 @@ async fn old_replay_records_are_pruned_and_recent_ones_kept() {
     );
     assert!(store.digests.get(b"digest-new").unwrap().is_some());
 }
+
+#[tokio::test]
+async fn long_jobs_run_in_bounded_chunks_that_resume_where_they_stopped() {
+    let (_dir, store) = open();
+    store
+        .commit(|d| {
+            for i in 0..7u64 {
+                let at_ms: u64 = if i % 2 == 0 { 1_000 } else { 9_000 };
+                d.digests
+                    .insert(format!("digest-{i}").as_bytes(), &at_ms.to_be_bytes())?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let mut progress = Some(purge::Progress::default());
+    let (mut removed, mut chunks) = (0, 0);
+    while let Some(at) = progress.take() {
+        let (n, next) = store
+            .commit(move |d| d.prune_replay_records_step(5_000, at, 3))
+            .await
+            .unwrap();
+        removed += n;
+        chunks += 1;
+        progress = next;
+        assert!(n <= 3, "a chunk visits at most its budget");
+    }
+    assert_eq!((removed, chunks), (4, 3));
+    assert_eq!(store.digests.len(), 3);
+    // Running it again finds nothing left.
+    assert_eq!(store.prune_replay_records(5_000).await.unwrap(), 0);
+}

@@ -13,7 +13,7 @@ use serde_json::json;
 use crate::helpers::*;
 
 /// A child gateway that is killed when dropped, so a failing test leaves no process behind.
-struct Gateway(Child);
+pub struct Gateway(pub Child);
 
 impl Drop for Gateway {
     fn drop(&mut self) {
@@ -23,7 +23,7 @@ impl Drop for Gateway {
 }
 
 /// Start `openchannel-gateway serve` and return it with the port it logged.
-fn serve(config: &std::path::Path) -> (Gateway, u16) {
+pub fn serve(config: &std::path::Path) -> (Gateway, u16) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_openchannel-gateway"))
         .args(["serve", "--config"])
         .arg(config)

@@ -17,3 +17,4 @@ mod placement;
 mod placement_browser;
 mod restart;
 mod sandbox;
+mod storage_full;
