@@ -149,12 +149,22 @@ impl Data {
             }
             .into());
         }
+        if let Work::Delete { deletion, .. } = &record.work {
+            self.pending_deletions
+                .insert(deletion.id.as_bytes(), &keys::u64_be(seq))?;
+        }
         self.events.insert(keys::u64_be(seq), encode(&record))?;
         self.pending().add(&record);
         let ops = record.pending_refs();
         Ok(Applied {
             value: IngestOutcome::Accepted { reply, ops },
-            undo: Some(Box::new(move |data: &Data| data.pending().remove(&record))),
+            undo: Some(Box::new(move |data: &Data| {
+                data.pending().remove(&record);
+                if let Work::Delete { deletion, .. } = &record.work {
+                    // Best effort: the store is poisoned, this only hides it from reads.
+                    let _ = data.pending_deletions.remove(deletion.id.as_bytes());
+                }
+            })),
         })
     }
 

@@ -85,12 +85,13 @@ pub struct Data {
     pub(crate) users: Tree,
     pub(crate) messages: Tree,
     pub(crate) deletions: Tree,
+    pub(crate) pending_deletions: Tree,
     pub(crate) deliveries: Tree,
     pub(crate) operators: Tree,
     pub(crate) extmsgs: Tree,
     pub(crate) channels: Tree,
     pub(crate) digests: Tree,
-    /// What is pending, indexed in memory; changed only by the writer thread.
+    /// What is pending, indexed in memory; used only by the writer thread (and at open).
     pub(crate) pending: std::sync::Mutex<pending::Pending>,
     /// sled's files, `fdatasync`ed after each flush.
     files: files::SledFiles,
@@ -189,6 +190,7 @@ impl Store {
             users: open(trees::USER_LINK)?,
             messages: open(trees::MESSAGE_STATE)?,
             deletions: open(trees::DELETIONID_DELETION)?,
+            pending_deletions: open(trees::DELETIONID_SEQ)?,
             deliveries: open(trees::SEQ_DELIVERY)?,
             operators: open(trees::BITRIXMSG_OPERATOR)?,
             extmsgs: open(trees::EXTMSG_BITRIXMSG)?,

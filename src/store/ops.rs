@@ -92,8 +92,12 @@ impl Data {
             }
             Ok(finished)
         })?;
-        let mut pending = self.pending();
-        finished.iter().for_each(|rec| pending.remove(rec));
+        for rec in &finished {
+            self.pending().remove(rec);
+            if let Work::Delete { deletion, .. } = &rec.work {
+                self.pending_deletions.remove(deletion.id.as_bytes())?;
+            }
+        }
         Ok(())
     }
 }

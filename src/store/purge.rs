@@ -120,6 +120,9 @@ impl Data {
             let theirs = record.portal == member_id;
             if theirs {
                 data.pending().remove(&record);
+                if let super::Work::Delete { deletion, .. } = &record.work {
+                    data.pending_deletions.remove(deletion.id.as_bytes())?;
+                }
             }
             Ok(theirs)
         }));

@@ -240,6 +240,10 @@ async fn results_are_recorded_once_and_complete_the_deletion_with_a_report() {
         .unwrap();
 
     let (record, items) = store.deletion("d1").unwrap().unwrap();
+    assert!(
+        store.pending_deletions.is_empty(),
+        "a finished deletion leaves the pending index"
+    );
     assert_eq!(record.pending, 0);
     assert_eq!(record.completed_at_ms, Some(3000));
     assert_eq!((items[0].success, items[0].state.attempts), (Some(true), 2));
@@ -485,4 +489,36 @@ async fn long_jobs_run_in_bounded_chunks_that_resume_where_they_stopped() {
     assert_eq!(store.digests.len(), 3);
     // Running it again finds nothing left.
     assert_eq!(store.prune_replay_records(5_000).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn the_pending_deletion_index_is_reconciled_with_seq_event_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        let req = request(
+            "w1",
+            IngestEvent::Deleted {
+                deletion_id: "d1".into(),
+                chat_id: "c".into(),
+                user_id: Some("u".into()),
+                message_ids: vec!["m".into()],
+            },
+        );
+        ingest(&store, req).await;
+        assert!(store.pending_deletions.get(b"d1").unwrap().is_some());
+        // As if a crash came between the index entry and its record; and an entry lost.
+        store
+            .commit(|d| {
+                d.pending_deletions.insert(b"gone", &keys::u64_be(999))?;
+                d.pending_deletions.remove(b"d1")?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+    }
+    let store = Store::open(dir.path()).unwrap();
+    assert!(store.pending_deletions.get(b"gone").unwrap().is_none());
+    let (record, _) = store.deletion("d1").unwrap().expect("found again");
+    assert_eq!(record.pending, 1);
 }

@@ -28,6 +28,10 @@ pub const USER_LINK: &str = "user_link";
 pub const MESSAGE_STATE: &str = "message_state";
 /// deletion_id → `DeletionReport` of a finished deletion (pending ones live in `seq_event`).
 pub const DELETIONID_DELETION: &str = "deletionid_deletion";
+/// deletion_id → seq u64 BE of the `seq_event` record of a deletion not finished yet (lets a
+/// report be read without asking the writer). Written before that record, removed after the
+/// transaction that finishes it; reconciled with `seq_event` at open.
+pub const DELETIONID_SEQ: &str = "deletionid_seq";
 /// seq u64 BE → `Delivery`: an event for the messaging platform; removed once delivered (kept,
 /// marked failed, when it finally fails).
 pub const SEQ_DELIVERY: &str = "seq_delivery";
