@@ -83,10 +83,11 @@ impl Application {
         mut options: Options,
     ) -> Result<Application, StartError> {
         let settings = Arc::new(settings);
-        let store = Store::open(&settings.storage.path).map_err(|source| StartError::Storage {
-            path: settings.storage.path.display().to_string(),
-            source,
-        })?;
+        let store = Store::open_with(&settings.storage.path, settings.storage.cache_mb << 20)
+            .map_err(|source| StartError::Storage {
+                path: settings.storage.path.display().to_string(),
+                source,
+            })?;
         let metrics = Arc::new(Metrics::default());
         let client = Arc::new(
             BitrixClient::new(settings.bitrix.clone(), store.clone(), metrics.clone())

@@ -50,6 +50,9 @@ use sled::{Transactional, Tree};
 pub use committer::CommitStats;
 pub use records::*;
 
+/// sled's page cache unless configured (`storage.cache_mb`; sled's own default is 1 GiB).
+pub const DEFAULT_CACHE_BYTES: u64 = 64 << 20;
+
 /// Errors of the storage boundary.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -152,10 +155,16 @@ pub(crate) struct Tx<'a> {
 }
 
 impl Store {
-    /// Open (creating if missing) the data directory and check its schema version.
+    /// Open (creating if missing) the data directory and check its schema version, with the
+    /// default cache ([`DEFAULT_CACHE_BYTES`]).
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        Self::open_with(path, DEFAULT_CACHE_BYTES)
+    }
+
+    /// [`Store::open`] with a page cache of `cache_bytes` (`storage.cache_mb`).
+    pub fn open_with(path: &Path, cache_bytes: u64) -> Result<Store, StoreError> {
         std::fs::create_dir_all(path).map_err(|e| StoreError::Sled(e.into()))?;
-        let db = open_db(path)?;
+        let db = open_db(path, cache_bytes)?;
         let meta = db.open_tree(trees::META)?;
         match meta.get("schema_version")? {
             None => {
@@ -316,7 +325,7 @@ pub(crate) fn tx_error(e: TransactionError<StoreError>) -> StoreError {
 /// Open sled in `path`. Its directory lock can outlive the previous `Db` in this process by a
 /// moment (its I/O threads let go of the file last), so a held lock is retried for up to two
 /// seconds before it counts as another process's.
-fn open_db(path: &Path) -> Result<sled::Db, StoreError> {
+fn open_db(path: &Path, cache_bytes: u64) -> Result<sled::Db, StoreError> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
     loop {
         // Durability comes from explicit group-commit flushes, not from a background timer.
@@ -324,6 +333,7 @@ fn open_db(path: &Path) -> Result<sled::Db, StoreError> {
             .path(path)
             .mode(sled::Mode::HighThroughput)
             .flush_every_ms(None)
+            .cache_capacity(cache_bytes)
             .open();
         match opened {
             Err(sled::Error::Io(e))
