@@ -1,5 +1,6 @@
 //! Ingest benchmark: signed `message.created` webhooks driven over loopback by concurrent
-//! clients at the gateway's durable path (verify → parse → journal append → group fdatasync →
+//! clients at the gateway's durable path (verify → parse → sled write on the writer thread →
+//! group flush and fdatasync →
 //! 202), beside the same load on a no-op actix-web handler in the same run. The two alternate in
 //! short rounds, so that the machine's drift (it shares its cores with the load generator, and
 //! its speed varies from minute to minute) touches both alike; the figure is the median of the
@@ -7,7 +8,7 @@
 //!
 //! `cargo bench --bench ingest` (env: BENCH_SECS per round, BENCH_ROUNDS, BENCH_CLIENTS). The
 //! portal is not installed, so no Bitrix24 traffic competes: this measures acceptance only (the
-//! accepted events stay pending, in the journal).
+//! accepted events stay pending, in `seq_event`).
 
 mod common;
 

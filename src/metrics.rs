@@ -35,6 +35,8 @@ pub struct Metrics {
     pub installs: Family<One, Counter>,
     /// Portals whose authorization was revoked: they must reinstall the app (work held).
     pub portals_needing_reinstall: Gauge,
+    /// 1 once a storage write or sync failed: writes are refused until restart.
+    pub storage_poisoned: Gauge,
 }
 
 impl Default for Metrics {
@@ -50,6 +52,7 @@ impl Default for Metrics {
             queued_ops: Gauge::default(),
             installs: Family::default(),
             portals_needing_reinstall: Gauge::default(),
+            storage_poisoned: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -92,6 +95,11 @@ impl Default for Metrics {
             "portals_needing_reinstall",
             "Portals whose authorization was revoked (invalid_grant, PAYMENT_REQUIRED): reinstall the app",
             m.portals_needing_reinstall.clone(),
+        );
+        registry.register(
+            "storage_poisoned",
+            "1 once a storage write or sync failed (writes refused until restart)",
+            m.storage_poisoned.clone(),
         );
         Metrics { registry, ..m }
     }

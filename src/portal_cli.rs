@@ -51,7 +51,7 @@ pub async fn run(settings: Settings, operation: Operation, portal: &str) -> Exit
         );
         return ExitCode::from(1);
     }
-    let store = match Store::open(&settings.storage.path) {
+    let store = match Store::open_with(&settings.storage.path, settings.storage.cache_mb << 20) {
         Ok(store) => store,
         Err(e) => {
             eprintln!(

@@ -60,7 +60,12 @@ pub struct ServerSettings {
 pub struct StorageSettings {
     /// sled data directory.
     pub path: PathBuf,
+    /// sled's page cache, MiB: bounds the memory storage uses.
+    pub cache_mb: u64,
 }
+
+/// Largest accepted `storage.cache_mb` (64 GiB).
+const MAX_CACHE_MB: u64 = 64 * 1024;
 
 /// `[bitrix]`
 #[derive(Debug, Clone, Deserialize)]
@@ -224,6 +229,11 @@ impl Settings {
         check_url(&mut problems, "server.public_url", &self.server.public_url);
         if self.server.max_body_bytes < 1024 {
             problems.push("server.max_body_bytes must be at least 1024".into());
+        }
+        if !(1..=MAX_CACHE_MB).contains(&self.storage.cache_mb) {
+            problems.push(format!(
+                "storage.cache_mb must be between 1 and {MAX_CACHE_MB}"
+            ));
         }
         if self.server.max_form_bytes < 1024 {
             problems.push("server.max_form_bytes must be at least 1024".into());
@@ -390,6 +400,7 @@ impl Settings {
         let _ = writeln!(out, "max_form_bytes = {}", s.server.max_form_bytes);
         let _ = writeln!(out, "body_timeout_ms = {}", s.server.body_timeout_ms);
         let _ = writeln!(out, "\n[storage]\npath = {:?}", s.storage.path);
+        let _ = writeln!(out, "cache_mb = {}", s.storage.cache_mb);
         let _ = writeln!(out, "\n[bitrix]");
         let _ = writeln!(out, "client_id = {:?}", s.bitrix.client_id);
         let _ = writeln!(out, "client_secret = {}", mask(&s.bitrix.client_secret));

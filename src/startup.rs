@@ -89,10 +89,11 @@ impl Application {
                 "cannot make the data directory private: {e}"
             )),
         })?;
-        let store = Store::open(&settings.storage.path).map_err(|source| StartError::Storage {
-            path: settings.storage.path.display().to_string(),
-            source,
-        })?;
+        let store = Store::open_with(&settings.storage.path, settings.storage.cache_mb << 20)
+            .map_err(|source| StartError::Storage {
+                path: settings.storage.path.display().to_string(),
+                source,
+            })?;
         let metrics = Arc::new(Metrics::default());
         let client = Arc::new(
             BitrixClient::new(settings.bitrix.clone(), store.clone(), metrics.clone())
@@ -216,7 +217,7 @@ impl Application {
         cancel.cancel();
         tracker.close();
         tracker.wait().await;
-        if let Err(e) = store.flush() {
+        if let Err(e) = store.flush().await {
             tracing::error!(error = %e, "final flush failed");
         }
         let closed = store.on_close();
@@ -244,7 +245,7 @@ async fn prune_replay_records(store: Store, cancel: CancellationToken) {
             _ = cancel.cancelled() => return,
         }
         let cutoff = crate::domain::now_ms().saturating_sub(REPLAY_WINDOW.as_millis() as u64);
-        match store.commit(move |d| d.prune_replay_records(cutoff)).await {
+        match store.prune_replay_records(cutoff).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(removed = n, "old replay-protection records pruned"),
             Err(e) => tracing::warn!(error = %e, "cannot prune replay-protection records"),

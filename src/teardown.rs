@@ -97,9 +97,7 @@ pub async fn run(
             .map(|c| c.id.clone())
             .collect();
         let member = member_id.to_string();
-        let removed = store
-            .commit(move |d| d.purge_portal(&member, &channels))
-            .await?;
+        let removed = store.purge_portal(&member, &channels).await?;
         steps.push(Step {
             step: "purge".into(),
             ok: true,

@@ -62,10 +62,7 @@ pub async fn receive(
             ) {
                 let member = portal.member_id.clone();
                 let channels: Vec<String> = state.channels_of_portal(&member);
-                let purged = state
-                    .store
-                    .commit(move |d| d.purge_portal(&member, &channels))
-                    .await?;
+                let purged = state.store.purge_portal(&member, &channels).await?;
                 tracing::info!(portal = %portal.member_id, keys = purged, "uninstalled with CLEAN=1: portal data purged");
             } else {
                 tracing::info!(portal = %portal.member_id, "uninstalled: tokens forgotten");

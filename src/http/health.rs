@@ -9,7 +9,8 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
 }
 
-/// 200 when storage takes a durable write, 503 otherwise.
+/// 200 when storage takes writes (its writer answers and no write or sync has failed), 503
+/// otherwise. Forces no sync and writes nothing.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     match state.store.probe().await {
         Ok(()) => HttpResponse::Ok().json(serde_json::json!({ "status": "ready" })),
@@ -23,6 +24,8 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 
 /// Prometheus text format.
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let poisoned = state.store.poisoned().is_some();
+    state.metrics.storage_poisoned.set(i64::from(poisoned));
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(state.metrics.render())

@@ -52,7 +52,19 @@ fn the_default_file_alone_is_valid_and_has_the_contract_defaults() {
     assert_eq!(s.connector.id, "ocgw");
     assert_eq!(s.deletions.max_batch, 50);
     assert_eq!(s.deletions.linger_ms, 200);
+    assert_eq!(s.storage.cache_mb, 64);
     assert!(s.channels.is_empty());
+}
+
+#[test]
+fn the_storage_cache_is_bounded() {
+    let p = problems(Settings::load_from(
+        None,
+        env(&[("GATEWAY__STORAGE__CACHE_MB", "0")]),
+    ));
+    assert_eq!(p, vec!["storage.cache_mb must be between 1 and 65536"]);
+    let s = Settings::load_from(None, env(&[("GATEWAY__STORAGE__CACHE_MB", "16")])).unwrap();
+    assert_eq!(s.storage.cache_mb, 16);
 }
 
 #[test]

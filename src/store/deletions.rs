@@ -1,8 +1,8 @@
-//! Deletion reports: pending ones are read from their event record (journal or `seq_event`), finished ones from
+//! Deletion reports: pending ones are read from their event record (`seq_event`), finished ones from
 //! `deletionid_deletion`.
 
 use super::codec::decode;
-use super::{Data, DeletionItem, DeletionRecord, DeletionReport, StoreError, Work, trees};
+use super::{Data, DeletionItem, DeletionRecord, DeletionReport, StoreError, Work, keys, trees};
 
 impl Data {
     /// A deletion and its items in index order.
@@ -10,7 +10,12 @@ impl Data {
         &self,
         deletion_id: &str,
     ) -> Result<Option<(DeletionRecord, Vec<DeletionItem>)>, StoreError> {
-        let pending = self.pending().deletions.get(deletion_id).copied();
+        // Lock-free for the caller (an HTTP worker): sled reads, no index shared with the writer.
+        let pending = self
+            .pending_deletions
+            .get(deletion_id.as_bytes())?
+            .map(|v| keys::parse_u64(trees::DELETIONID_SEQ, &v))
+            .transpose()?;
         if let Some(seq) = pending
             && let Some(record) = self.event(seq)?
             && let Work::Delete { deletion, items } = record.work

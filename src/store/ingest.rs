@@ -1,9 +1,11 @@
-//! Accepting a platform event. The common case is one append: the event record to the journal
-//! (the webhook-id check reads the in-memory index of pending events and `webhookid_reply`).
-//! Acceptance runs under the committer's apply lock, so the check and the write cannot
-//! interleave with another acceptance.
+//! Accepting a platform event. The common case is one sled write: the event record into
+//! `seq_event` (the webhook-id check reads the in-memory index of pending events and
+//! `webhookid_reply`). Acceptance runs on the writer thread, so the check and the write cannot
+//! interleave with another acceptance; the in-memory index entry it adds is taken back if the
+//! group's sync fails.
 
 use super::codec::{decode, encode, tx_put};
+use super::committer::Applied;
 use super::{
     Data, DeletionItem, DeletionRecord, DeletionReport, EventRecord, ItemState, MessageRecord,
     OpRef, StoreError, WebhookReply, Work, deliveries, keys, trees,
@@ -60,20 +62,20 @@ pub const UNKNOWN_MESSAGE: &str =
     "unknown message: the gateway has no record of it and the event gave no user.id";
 
 impl Data {
-    /// Store an event (call under the committer's apply lock: `Store::ingest`).
+    /// Store an event (call on the writer thread: `Store::ingest` or `Store::commit`).
     pub fn ingest(&self, req: &IngestRequest) -> Result<IngestOutcome, StoreError> {
-        self.ingest_journaled(req.clone())
-            .map(|(outcome, _)| outcome)
+        self.ingest_undoable(req.clone())
+            .map(|applied| applied.value)
     }
 
-    /// [`Data::ingest`], also telling whether it wrote to sled (then durability needs a sled
-    /// flush, not only the journal's sync).
-    pub(crate) fn ingest_journaled(
+    /// [`Data::ingest`], with what takes its in-memory index entries back if it never becomes
+    /// durable.
+    pub(crate) fn ingest_undoable(
         &self,
         req: IngestRequest,
-    ) -> Result<(IngestOutcome, bool), StoreError> {
+    ) -> Result<Applied<IngestOutcome>, StoreError> {
         if let Some(first) = self.first_reply(&req.channel, &req.webhook_id)? {
-            return Ok((IngestOutcome::Replayed(first), false));
+            return Ok(IngestOutcome::Replayed(first).into());
         }
         let seq = self.generate_id()?;
         if let IngestEvent::Created(m) = &req.event
@@ -83,7 +85,7 @@ impl Data {
         {
             tracing::info!(channel = %req.channel, message = %m.message.id, "message.created for a known message id: not sent again");
             self.finish_without_work(&req)?;
-            return Ok((accepted(&req, Vec::new()), true));
+            return Ok(accepted(&req, Vec::new()).into());
         }
         let state = due(req.now_ms);
         let reply = req.reply.clone();
@@ -141,18 +143,29 @@ impl Data {
             && deletion.pending == 0
         {
             self.finish_deletion_now(&record, deletion, items)?;
-            return Ok((
-                IngestOutcome::Accepted {
-                    reply,
-                    ops: Vec::new(),
-                },
-                true,
-            ));
+            return Ok(IngestOutcome::Accepted {
+                reply,
+                ops: Vec::new(),
+            }
+            .into());
         }
-        self.journal().append(seq, &encode(&record));
+        if let Work::Delete { deletion, .. } = &record.work {
+            self.pending_deletions
+                .insert(deletion.id.as_bytes(), &keys::u64_be(seq))?;
+        }
+        self.events.insert(keys::u64_be(seq), encode(&record))?;
         self.pending().add(&record);
         let ops = record.pending_refs();
-        Ok((IngestOutcome::Accepted { reply, ops }, false))
+        Ok(Applied {
+            value: IngestOutcome::Accepted { reply, ops },
+            undo: Some(Box::new(move |data: &Data| {
+                data.pending().remove(&record);
+                if let Work::Delete { deletion, .. } = &record.work {
+                    // Best effort: the store is poisoned, this only hides it from reads.
+                    let _ = data.pending_deletions.remove(deletion.id.as_bytes());
+                }
+            })),
+        })
     }
 
     /// The reply given to this webhook-id before, pending or finished.

@@ -4,26 +4,30 @@
 //! - One `sled::Db` opened once per process; every tree is declared in `trees.rs` with its key
 //!   layout, every key is built in `keys.rs`, every value is a JSON record of `records.rs`.
 //! - A schema version in `meta` is checked at open; a mismatch refuses to start.
-//! - Writes that an external party will be told about (a 2xx, a callback, a Bitrix24 call that
-//!   must not be repeated) go through [`Store::commit`]: the closure runs on the single committer
-//!   thread, and the caller resumes only after an fsync that covers it. Concurrent commits share
-//!   one fsync (group commit, `committer.rs`), and post-commit hooks run in commit order.
-//! - Accepting an event is one append to the acceptance journal (`journal.rs`), synced by the
-//!   group commit without touching sled; the record moves into `seq_event` when the outbox first
-//!   records a result for it (or the journal retires it). Everything derived from it (mapping,
-//!   reports, replies of finished events) is written when Bitrix24 answers. What is pending is
-//!   also indexed in memory (`pending.rs`), rebuilt from the journal and `seq_event` at open.
+//! - sled is the only engine. Every write goes through the single writer thread
+//!   (`committer.rs`): [`Store::commit`] / [`Store::ingest`] send it there and await the answer;
+//!   the writer applies a group of queued writes, flushes sled and `fdatasync`s sled's files
+//!   (`files.rs`: sled's own flush does not force the disk cache), and only then answers them
+//!   and runs their post-commit hooks, in commit order. A reply that follows a write is
+//!   therefore durable against power loss; concurrent writes share one sync.
+//! - A write or sync that fails with an I/O error poisons the store: every later write is
+//!   refused ([`StoreError::Unavailable`], a `503`) until restart ([`Store::poisoned`]).
+//! - Accepting an event writes its record into `seq_event`. Everything derived from it
+//!   (mapping, reports, replies of finished events) is written when Bitrix24 answers. What is
+//!   pending is also indexed in memory (`pending.rs`), rebuilt from `seq_event` at open.
 //! - Multi-tree changes are single sled transactions (`Tx`), so a crash leaves either all of a
-//!   change or none of it.
+//!   change or none of it. Long jobs (purge, pruning) are chunks of bounded size, each its own
+//!   write, so other writes run between them.
 
 mod codec;
 mod committer;
 pub mod deletions;
 pub mod deliveries;
 mod events;
+mod files;
 pub mod ingest;
-mod journal;
 pub mod keys;
+mod legacy_journal;
 pub mod mapping;
 mod meta;
 pub mod operator;
@@ -38,11 +42,16 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use committer::Applied;
+
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use sled::{Transactional, Tree};
 
 pub use committer::CommitStats;
 pub use records::*;
+
+/// sled's page cache unless configured (`storage.cache_mb`; sled's own default is 1 GiB).
+pub const DEFAULT_CACHE_BYTES: u64 = 64 << 20;
 
 /// Errors of the storage boundary.
 #[derive(Debug, thiserror::Error)]
@@ -79,16 +88,20 @@ pub struct Data {
     pub(crate) users: Tree,
     pub(crate) messages: Tree,
     pub(crate) deletions: Tree,
+    pub(crate) pending_deletions: Tree,
     pub(crate) deliveries: Tree,
     pub(crate) operators: Tree,
     pub(crate) extmsgs: Tree,
     pub(crate) channels: Tree,
     pub(crate) digests: Tree,
-    /// What is pending, indexed in memory; changed only under the committer's apply lock.
+    /// What is pending, indexed in memory; used only by the writer thread (and at open).
     pub(crate) pending: std::sync::Mutex<pending::Pending>,
-    /// Accepted events not yet in `seq_event`; appended under the apply lock.
-    journal: std::sync::Mutex<journal::Journal>,
-    fail_writes: AtomicBool,
+    /// sled's files, `fdatasync`ed after each flush.
+    files: files::SledFiles,
+    /// Set once a write or sync failed: every later write is refused.
+    pub(crate) poison: committer::Poison,
+    /// Fault injection: the next sync fails as an `fdatasync` returning EIO would.
+    fail_next_sync: AtomicBool,
     /// Fired when the database is closed (the last handle is gone). The last field: fields
     /// drop in order, so it fires after sled's handles (and the directory lock) are gone.
     on_close: CloseSignal,
@@ -107,7 +120,10 @@ impl Drop for CloseSignal {
 
 impl Drop for Data {
     fn drop(&mut self) {
-        if let Err(e) = self.sync(true) {
+        // Everything acknowledged is durable already; this only shortens the next start.
+        if self.poison.get().is_none()
+            && let Err(e) = self.sync()
+        {
             tracing::error!(error = %e, "flush on close failed");
         }
     }
@@ -139,10 +155,16 @@ pub(crate) struct Tx<'a> {
 }
 
 impl Store {
-    /// Open (creating if missing) the data directory and check its schema version.
+    /// Open (creating if missing) the data directory and check its schema version, with the
+    /// default cache ([`DEFAULT_CACHE_BYTES`]).
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        Self::open_with(path, DEFAULT_CACHE_BYTES)
+    }
+
+    /// [`Store::open`] with a page cache of `cache_bytes` (`storage.cache_mb`).
+    pub fn open_with(path: &Path, cache_bytes: u64) -> Result<Store, StoreError> {
         std::fs::create_dir_all(path).map_err(|e| StoreError::Sled(e.into()))?;
-        let db = open_db(path)?;
+        let db = open_db(path, cache_bytes)?;
         let meta = db.open_tree(trees::META)?;
         match meta.get("schema_version")? {
             None => {
@@ -167,7 +189,8 @@ impl Store {
         let open = |name| db.open_tree(name);
         let events = open(trees::SEQ_EVENT)?;
         let webhooks = open(trees::WEBHOOKID_REPLY)?;
-        let journal = events::open_journal(path, &meta, &events, &webhooks)?;
+        let files = files::SledFiles::open(path).map_err(|e| StoreError::Sled(e.into()))?;
+        legacy_journal::import(path, &meta, &events, &webhooks, &db, &files)?;
         let data = Arc::new(Data {
             portals: open(trees::MEMBERID_PORTAL)?,
             events,
@@ -176,16 +199,18 @@ impl Store {
             users: open(trees::USER_LINK)?,
             messages: open(trees::MESSAGE_STATE)?,
             deletions: open(trees::DELETIONID_DELETION)?,
+            pending_deletions: open(trees::DELETIONID_SEQ)?,
             deliveries: open(trees::SEQ_DELIVERY)?,
             operators: open(trees::BITRIXMSG_OPERATOR)?,
             extmsgs: open(trees::EXTMSG_BITRIXMSG)?,
             channels: open(trees::CHANNEL_STATE)?,
             digests: open(trees::EVENTDIGEST_SEEN)?,
             pending: std::sync::Mutex::new(pending::Pending::default()),
-            journal: std::sync::Mutex::new(journal),
+            files,
+            poison: committer::Poison::default(),
+            fail_next_sync: AtomicBool::new(false),
             meta,
             db,
-            fail_writes: AtomicBool::new(false),
             on_close: CloseSignal(std::sync::Mutex::new(None)),
         });
         data.rebuild_pending()?;
@@ -193,23 +218,23 @@ impl Store {
         Ok(Store { data, committer })
     }
 
-    /// Run `apply` on the committer thread and return once it is durable (fsynced). Concurrent
-    /// commits share one fsync. `after` runs on the committer thread right after the fsync, in
-    /// commit order, only if `apply` succeeded and the data is durable.
+    /// Run `apply` on the writer thread and return once it is durable (flushed and
+    /// `fdatasync`ed). Concurrent commits share one sync. `after` runs on the writer thread right
+    /// after the sync, in commit order, only if `apply` succeeded and the data is durable.
     pub async fn commit_then<T, F, A>(&self, apply: F, after: A) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Data) -> Result<T, StoreError> + Send + 'static,
         A: FnOnce(&mut T) + Send + 'static,
     {
-        if self.data.fail_writes.load(Ordering::Relaxed) {
-            return Err(StoreError::Unavailable("writes are disabled".into()));
-        }
-        self.committer.run(apply, after).await
+        self.refuse_if_poisoned()?;
+        self.committer
+            .run(move |d| apply(d).map(Applied::from), after, true)
+            .await
     }
 
     /// Accept a platform event durably ([`Data::ingest`]); concurrent acceptances share one
-    /// transaction and one fsync. `after` runs right after the fsync, in commit order.
+    /// sync. `after` runs right after the sync, in commit order.
     pub async fn ingest<A>(
         &self,
         req: ingest::IngestRequest,
@@ -218,10 +243,10 @@ impl Store {
     where
         A: FnOnce(&mut ingest::IngestOutcome) + Send + 'static,
     {
-        if self.data.fail_writes.load(Ordering::Relaxed) {
-            return Err(StoreError::Unavailable("writes are disabled".into()));
-        }
-        self.committer.ingest(req, after).await
+        self.refuse_if_poisoned()?;
+        self.committer
+            .run(move |d| d.ingest_undoable(req), after, true)
+            .await
     }
 
     /// [`Store::commit_then`] without a post-commit hook.
@@ -233,14 +258,34 @@ impl Store {
         self.commit_then(apply, |_| {}).await
     }
 
-    /// Readiness: a durable write of a probe key.
+    /// Make everything written so far durable (a sync through the writer, e.g. at shutdown).
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.refuse_if_poisoned()?;
+        self.committer.run(|_| Ok(().into()), |_| {}, true).await
+    }
+
+    /// Readiness: the store is not poisoned and the writer answers (a message through its
+    /// queue, which forces no sync and writes nothing).
     pub async fn probe(&self) -> Result<(), StoreError> {
-        self.commit(|s| {
-            s.meta
-                .insert("probe", &crate::domain::now_ms().to_be_bytes())?;
-            Ok(())
-        })
-        .await
+        self.refuse_if_poisoned()?;
+        if !self.committer.alive() {
+            return Err(StoreError::Unavailable("the storage writer stopped".into()));
+        }
+        self.committer.run(|_| Ok(().into()), |_| {}, false).await
+    }
+
+    /// Why the store refuses writes, once a write or sync failed (until restart).
+    pub fn poisoned(&self) -> Option<&str> {
+        self.data.poison.get()
+    }
+
+    fn refuse_if_poisoned(&self) -> Result<(), StoreError> {
+        match self.poisoned() {
+            Some(reason) => Err(StoreError::Unavailable(format!(
+                "storage failed earlier ({reason}); restart needed"
+            ))),
+            None => Ok(()),
+        }
     }
 
     /// A receiver that resolves once every handle of this store is gone and the database is
@@ -260,10 +305,12 @@ impl Store {
         self.committer.stats()
     }
 
-    /// Make every later commit fail as if the disk refused writes (fault injection for tests
-    /// of the 503 path and readiness; also usable by operators to drain a node).
-    pub fn set_writes_disabled(&self, disabled: bool) {
-        self.data.fail_writes.store(disabled, Ordering::Relaxed);
+    /// Fault injection (for tests of the failure path; nothing in the gateway calls it): the
+    /// next sync fails after sled's flush, as an `fdatasync` that returns EIO would, which
+    /// poisons the store.
+    #[doc(hidden)]
+    pub fn inject_sync_failure(&self) {
+        self.data.fail_next_sync.store(true, Ordering::SeqCst);
     }
 }
 
@@ -278,7 +325,7 @@ pub(crate) fn tx_error(e: TransactionError<StoreError>) -> StoreError {
 /// Open sled in `path`. Its directory lock can outlive the previous `Db` in this process by a
 /// moment (its I/O threads let go of the file last), so a held lock is retried for up to two
 /// seconds before it counts as another process's.
-fn open_db(path: &Path) -> Result<sled::Db, StoreError> {
+fn open_db(path: &Path, cache_bytes: u64) -> Result<sled::Db, StoreError> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
     loop {
         // Durability comes from explicit group-commit flushes, not from a background timer.
@@ -286,6 +333,7 @@ fn open_db(path: &Path) -> Result<sled::Db, StoreError> {
             .path(path)
             .mode(sled::Mode::HighThroughput)
             .flush_every_ms(None)
+            .cache_capacity(cache_bytes)
             .open();
         match opened {
             Err(sled::Error::Io(e))
@@ -346,13 +394,18 @@ impl Data {
         Ok(self.db.generate_id()?)
     }
 
-    /// fsync everything written so far (used outside the committer, e.g. at shutdown).
-    pub fn flush(&self) -> Result<(), StoreError> {
-        self.sync(true)
+    /// Make everything written so far durable against power loss: sled's flush, then an
+    /// `fdatasync` of its files (call on the writer thread, or when closing).
+    pub(crate) fn sync(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        if self.fail_next_sync.swap(false, Ordering::SeqCst) {
+            return Err(StoreError::Sled(
+                std::io::Error::other("fdatasync: Input/output error (injected)").into(),
+            ));
+        }
+        self.files.sync().map_err(|e| StoreError::Sled(e.into()))
     }
 }
 
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod tests_journal;

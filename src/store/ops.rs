@@ -1,7 +1,7 @@
 //! Pending Bitrix24 items and the one transaction that records what happened to them.
 //!
-//! Invariants: an item is pending as long as its event record is in the journal or in
-//! `seq_event` without a result for it. The transaction that records a result also writes what follows from it
+//! Invariants: an item is pending as long as its event record is in `seq_event` without a
+//! result for it. The transaction that records a result also writes what follows from it
 //! (mapping, the finished event's reply, the deletion report and its callback), so after a crash
 //! an item is either still pending (and is sent again) or its result is on disk (and it is never
 //! sent again).
@@ -61,14 +61,12 @@ impl Data {
         for r in results {
             by_event.entry(r.op.seq).or_default().push(r);
         }
-        // Records only the journal has move into `seq_event` (or finish) in this transaction.
-        let journaled = self.journaled_events(by_event.keys().copied())?;
         let finished = self.transaction(|tx| {
             let mut finished = Vec::new();
             for (seq, results) in &by_event {
                 let key = keys::u64_be(*seq);
                 let stored = tx_get::<EventRecord>(tx.events, trees::SEQ_EVENT, &key)?;
-                let Some(mut record) = stored.or_else(|| journaled.get(seq).cloned()) else {
+                let Some(mut record) = stored else {
                     // Already finished: a recorded result is never overwritten.
                     continue;
                 };
@@ -94,9 +92,12 @@ impl Data {
             }
             Ok(finished)
         })?;
-        self.forget_journaled(journaled.keys().copied());
-        let mut pending = self.pending();
-        finished.iter().for_each(|rec| pending.remove(rec));
+        for rec in &finished {
+            self.pending().remove(rec);
+            if let Work::Delete { deletion, .. } = &rec.work {
+                self.pending_deletions.remove(deletion.id.as_bytes())?;
+            }
+        }
         Ok(())
     }
 }

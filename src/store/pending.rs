@@ -1,6 +1,7 @@
-//! In-memory index of what is pending (in the journal or `seq_event`): webhook-ids, deletion ids and queued
-//! sends. Rebuilt from both when the store opens; changed only on the committer thread
-//! (acceptance adds, the transaction that finishes an event removes after it commits).
+//! In-memory index of what is pending (in `seq_event`): webhook-ids, deletion ids and queued
+//! sends. Rebuilt from `seq_event` when the store opens; changed only on the writer thread
+//! (acceptance adds, and takes its entry back if its sync fails; the transaction that finishes
+//! an event removes after it commits).
 
 use std::sync::MutexGuard;
 
@@ -13,8 +14,6 @@ use super::{Data, EventRecord, StoreError, Work, keys};
 pub(crate) struct Pending {
     /// channel → webhook-id → seq (nested, so that a lookup borrows its keys).
     webhooks: HashMap<String, HashMap<String, u64>>,
-    /// deletion id → seq.
-    pub deletions: HashMap<String, u64>,
     /// `message_state` key of a queued send → its external user id.
     pub sends: HashMap<Vec<u8>, String>,
 }
@@ -39,10 +38,7 @@ impl Pending {
                 let key = keys::message(&rec.portal, rec.line, &rec.chat_id, &message.message.id);
                 self.sends.insert(key, message.user.id.clone());
             }
-            Work::Delete { deletion, .. } => {
-                self.deletions.insert(deletion.id.clone(), rec.seq);
-            }
-            Work::Update { .. } | Work::Reaction { .. } => {}
+            Work::Delete { .. } | Work::Update { .. } | Work::Reaction { .. } => {}
         }
     }
 
@@ -58,10 +54,7 @@ impl Pending {
                 let key = keys::message(&rec.portal, rec.line, &rec.chat_id, &message.message.id);
                 self.sends.remove(&key);
             }
-            Work::Delete { deletion, .. } => {
-                self.deletions.remove(&deletion.id);
-            }
-            Work::Update { .. } | Work::Reaction { .. } => {}
+            Work::Delete { .. } | Work::Update { .. } | Work::Reaction { .. } => {}
         }
     }
 }
@@ -71,11 +64,30 @@ impl Data {
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Rebuild the index from `seq_event`, and bring `deletionid_seq` in line with it (an
+    /// entry whose record is gone was left by a crash between the two writes).
     pub(crate) fn rebuild_pending(&self) -> Result<(), StoreError> {
         let events = self.pending_events()?;
-        let mut pending = self.pending();
-        *pending = Pending::default();
-        events.iter().for_each(|rec| pending.add(rec));
+        let mut deletions = std::collections::HashMap::new();
+        {
+            let mut pending = self.pending();
+            *pending = Pending::default();
+            for rec in &events {
+                pending.add(rec);
+                if let Work::Delete { deletion, .. } = &rec.work {
+                    deletions.insert(deletion.id.as_bytes(), rec.seq);
+                }
+            }
+        }
+        for key in self.pending_deletions.iter().keys() {
+            let key = key?;
+            if !deletions.contains_key(key.as_ref()) {
+                self.pending_deletions.remove(key)?;
+            }
+        }
+        for (id, seq) in deletions {
+            self.pending_deletions.insert(id, &keys::u64_be(seq))?;
+        }
         Ok(())
     }
 }

@@ -1,93 +1,208 @@
-//! Forgetting a portal (uninstall with `CLEAN=1`, teardown): its record, the mapping, pending
-//! work, reports, replies, deliveries and states of its channels. Not one transaction (it may
-//! touch many keys), but idempotent: running it again finishes what a crash interrupted.
+//! Long jobs in bounded chunks: forgetting a portal (uninstall with `CLEAN=1`, teardown) and
+//! pruning replay-protection records. Each chunk visits at most [`CHUNK`] keys and is its own
+//! write, so other writes (acceptances above all) run between chunks instead of waiting for the
+//! whole job. Not one transaction, but idempotent: running a job again finishes what a crash
+//! interrupted.
 
-use sled::Tree;
+use sled::{IVec, Tree};
 
 use super::codec::decode;
-use super::{Data, DeletionReport, Delivery, EventRecord, StoreError, keys, trees};
+use super::{
+    Data, DeletionReport, Delivery, EventRecord, Store, StoreError, WebhookReply, keys, trees,
+};
+
+/// Keys visited per chunk.
+pub(crate) const CHUNK: usize = 1000;
+
+/// Where a chunked job stands: the walk it is in and the last key it visited there.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Progress {
+    walk: usize,
+    after: Option<IVec>,
+}
+
+/// Whether a visited value's key is to be removed.
+type Decide<'a> = dyn Fn(&Data, &[u8]) -> Result<bool, StoreError> + 'a;
+
+/// One walk of a job: the keys of `tree` under `prefix`, each removed when `remove` says so.
+struct Walk<'a> {
+    tree: &'a Tree,
+    prefix: Vec<u8>,
+    remove: Box<Decide<'a>>,
+}
+
+impl<'a> Walk<'a> {
+    fn all(tree: &'a Tree, remove: impl Fn(&Data, &[u8]) -> Result<bool, StoreError> + 'a) -> Self {
+        Walk {
+            tree,
+            prefix: Vec::new(),
+            remove: Box::new(remove),
+        }
+    }
+
+    fn prefix(tree: &'a Tree, prefix: Vec<u8>) -> Self {
+        Walk {
+            tree,
+            prefix,
+            remove: Box::new(|_, _| Ok(true)),
+        }
+    }
+}
 
 impl Data {
-    /// Remove every key of this portal and of these channels; returns how many were removed.
-    pub fn purge_portal(&self, member_id: &str, channels: &[String]) -> Result<usize, StoreError> {
-        // Pending records the journal has move into `seq_event` first, so that the walk below
-        // sees them and no journal segment can bring them back.
-        self.retire_whole_journal()?;
-        let mut removed = 0;
+    /// Run walks from `progress` for at most `budget` keys; returns the keys removed and where
+    /// to go on (`None`: done).
+    fn step(
+        &self,
+        walks: &[Walk<'_>],
+        mut progress: Progress,
+        budget: usize,
+    ) -> Result<(usize, Option<Progress>), StoreError> {
+        let (mut visited, mut removed) = (0, 0);
+        while let Some(walk) = walks.get(progress.walk) {
+            let range = match &progress.after {
+                Some(after) => walk.tree.range::<&[u8], _>((
+                    std::ops::Bound::Excluded(after.as_ref()),
+                    std::ops::Bound::Unbounded,
+                )),
+                None => walk.tree.range::<&[u8], _>(walk.prefix.as_slice()..),
+            };
+            let mut finished = true;
+            for item in range {
+                let (key, value) = item?;
+                if !key.starts_with(&walk.prefix) {
+                    break;
+                }
+                if visited == budget {
+                    finished = false;
+                    break;
+                }
+                visited += 1;
+                if (walk.remove)(self, &value)? {
+                    walk.tree.remove(&key)?;
+                    removed += 1;
+                }
+                progress.after = Some(key);
+            }
+            if !finished {
+                return Ok((removed, Some(progress)));
+            }
+            progress = Progress {
+                walk: progress.walk + 1,
+                after: None,
+            };
+        }
+        Ok((removed, None))
+    }
+
+    /// One chunk of [`Store::purge_portal`].
+    pub(crate) fn purge_portal_step(
+        &self,
+        member_id: &str,
+        channels: &[String],
+        progress: Progress,
+        budget: usize,
+    ) -> Result<(usize, Option<Progress>), StoreError> {
         let prefix = keys::portal_prefix(member_id);
-        for tree in [
+        let ours = |channel: &str| channels.iter().any(|c| c == channel);
+        let mut walks: Vec<Walk<'_>> = [
             &self.chats,
             &self.users,
             &self.messages,
             &self.operators,
             &self.extmsgs,
-        ] {
-            removed += remove_prefix(tree, &prefix)?;
-        }
-        for item in self.events.iter() {
-            let (key, value) = item?;
-            let record: EventRecord = decode(trees::SEQ_EVENT, &value)?;
-            if record.portal == member_id {
-                self.events.remove(key)?;
-                self.pending().remove(&record);
-                removed += 1;
+        ]
+        .into_iter()
+        .map(|tree| Walk::prefix(tree, prefix.clone()))
+        .collect();
+        walks.push(Walk::all(&self.events, move |data, value| {
+            let record: EventRecord = decode(trees::SEQ_EVENT, value)?;
+            let theirs = record.portal == member_id;
+            if theirs {
+                data.pending().remove(&record);
+                if let super::Work::Delete { deletion, .. } = &record.work {
+                    data.pending_deletions.remove(deletion.id.as_bytes())?;
+                }
             }
-        }
+            Ok(theirs)
+        }));
         for channel in channels {
-            removed += remove_prefix(&self.webhooks, &keys::channel_prefix(channel))?;
-            removed += usize::from(self.channels.remove(channel.as_bytes())?.is_some());
+            walks.push(Walk::prefix(&self.webhooks, keys::channel_prefix(channel)));
         }
-        let ours = |channel: &str| channels.iter().any(|c| c == channel);
-        for item in self.deletions.iter() {
-            let (key, value) = item?;
-            let report: DeletionReport = decode(trees::DELETIONID_DELETION, &value)?;
-            if ours(&report.deletion.channel) {
-                self.deletions.remove(key)?;
-                removed += 1;
+        walks.push(Walk::all(&self.deletions, move |_, value| {
+            let report: DeletionReport = decode(trees::DELETIONID_DELETION, value)?;
+            Ok(ours(&report.deletion.channel))
+        }));
+        walks.push(Walk::all(&self.deliveries, move |_, value| {
+            let delivery: Delivery = decode(trees::SEQ_DELIVERY, value)?;
+            Ok(ours(&delivery.channel))
+        }));
+        let (mut removed, next) = self.step(&walks, progress, budget)?;
+        if next.is_none() {
+            for channel in channels {
+                removed += usize::from(self.channels.remove(channel.as_bytes())?.is_some());
             }
+            removed += usize::from(self.portals.remove(member_id.as_bytes())?.is_some());
         }
-        for item in self.deliveries.iter() {
-            let (key, value) = item?;
-            let delivery: Delivery = decode(trees::SEQ_DELIVERY, &value)?;
-            if ours(&delivery.channel) {
-                self.deliveries.remove(key)?;
-                removed += 1;
-            }
-        }
-        removed += usize::from(self.portals.remove(member_id.as_bytes())?.is_some());
-        Ok(removed)
+        Ok((removed, next))
+    }
+
+    /// One chunk of [`Store::prune_replay_records`].
+    pub(crate) fn prune_replay_records_step(
+        &self,
+        cutoff_ms: u64,
+        progress: Progress,
+        budget: usize,
+    ) -> Result<(usize, Option<Progress>), StoreError> {
+        let walks = [
+            Walk::all(&self.webhooks, move |_, value| {
+                let reply: WebhookReply = decode(trees::WEBHOOKID_REPLY, value)?;
+                Ok(reply.at_ms < cutoff_ms)
+            }),
+            Walk::all(&self.digests, move |_, value| {
+                Ok(keys::parse_u64(trees::EVENTDIGEST_SEEN, value)? < cutoff_ms)
+            }),
+        ];
+        self.step(&walks, progress, budget)
     }
 }
 
-fn remove_prefix(tree: &Tree, prefix: &[u8]) -> Result<usize, StoreError> {
-    let mut removed = 0;
-    for key in tree.scan_prefix(prefix).keys() {
-        tree.remove(key?)?;
-        removed += 1;
+impl Store {
+    /// Remove every key of this portal and of these channels, chunk by chunk; returns how many
+    /// were removed.
+    pub async fn purge_portal(
+        &self,
+        member_id: &str,
+        channels: &[String],
+    ) -> Result<usize, StoreError> {
+        let (member, channels) = (member_id.to_string(), channels.to_vec());
+        self.chunked(move |d, progress| d.purge_portal_step(&member, &channels, progress, CHUNK))
+            .await
     }
-    Ok(removed)
-}
 
-impl Data {
-    /// Forget replay-protection records older than `cutoff_ms`: the first replies of finished
-    /// webhooks (`webhookid_reply`) and the digests of Bitrix24 events (`eventdigest_seen`).
-    /// Returns how many were removed.
-    pub fn prune_replay_records(&self, cutoff_ms: u64) -> Result<usize, StoreError> {
+    /// Forget replay-protection records older than `cutoff_ms`, chunk by chunk: the first
+    /// replies of finished webhooks (`webhookid_reply`) and the digests of Bitrix24 events
+    /// (`eventdigest_seen`). Returns how many were removed.
+    pub async fn prune_replay_records(&self, cutoff_ms: u64) -> Result<usize, StoreError> {
+        self.chunked(move |d, progress| d.prune_replay_records_step(cutoff_ms, progress, CHUNK))
+            .await
+    }
+
+    async fn chunked<F>(&self, step: F) -> Result<usize, StoreError>
+    where
+        F: Fn(&Data, Progress) -> Result<(usize, Option<Progress>), StoreError>
+            + Send
+            + Sync
+            + 'static,
+    {
+        let step = std::sync::Arc::new(step);
+        let mut progress = Some(Progress::default());
         let mut removed = 0;
-        for item in self.webhooks.iter() {
-            let (key, value) = item?;
-            let reply: super::WebhookReply = decode(trees::WEBHOOKID_REPLY, &value)?;
-            if reply.at_ms < cutoff_ms {
-                self.webhooks.remove(key)?;
-                removed += 1;
-            }
-        }
-        for item in self.digests.iter() {
-            let (key, value) = item?;
-            if keys::parse_u64(trees::EVENTDIGEST_SEEN, &value)? < cutoff_ms {
-                self.digests.remove(key)?;
-                removed += 1;
-            }
+        while let Some(at) = progress.take() {
+            let step = step.clone();
+            let (n, next) = self.commit(move |d| step(d, at)).await?;
+            removed += n;
+            progress = next;
         }
         Ok(removed)
     }

@@ -240,6 +240,10 @@ async fn results_are_recorded_once_and_complete_the_deletion_with_a_report() {
         .unwrap();
 
     let (record, items) = store.deletion("d1").unwrap().unwrap();
+    assert!(
+        store.pending_deletions.is_empty(),
+        "a finished deletion leaves the pending index"
+    );
     assert_eq!(record.pending, 0);
     assert_eq!(record.completed_at_ms, Some(3000));
     assert_eq!((items[0].success, items[0].state.attempts), (Some(true), 2));
@@ -336,7 +340,7 @@ async fn committed_data_survives_reopening_and_a_foreign_schema_is_refused() {
             .meta
             .insert("schema_version", &99u32.to_be_bytes())
             .unwrap();
-        store.flush().unwrap();
+        store.flush().await.unwrap();
     }
     assert!(matches!(
         Store::open(dir.path()),
@@ -348,18 +352,64 @@ async fn committed_data_survives_reopening_and_a_foreign_schema_is_refused() {
 }
 
 #[tokio::test]
-async fn disabled_writes_fail_cleanly_and_change_nothing() {
-    let (_dir, store) = open();
-    store.set_writes_disabled(true);
-    let req = request("w1", IngestEvent::Created(message("c", "u", "m")));
-    assert!(matches!(
-        store.commit(move |d| d.ingest(&req)).await,
-        Err(StoreError::Unavailable(_))
-    ));
+async fn a_failed_sync_poisons_the_store_and_what_it_covered_is_never_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let first = request("w1", IngestEvent::Created(message("c", "u", "m1")));
+    store.ingest(first, |_| {}).await.expect("durable");
+    store.probe().await.expect("ready");
+    assert_eq!(store.poisoned(), None);
+
+    store.inject_sync_failure();
+    let hooked = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let in_hook = hooked.clone();
+    let second = request("w2", IngestEvent::Created(message("c", "u", "m2")));
+    let refused = store
+        .ingest(second.clone(), move |_| {
+            in_hook.store(true, std::sync::atomic::Ordering::SeqCst)
+        })
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::Unavailable(_))),
+        "{refused:?}"
+    );
+    assert!(
+        !hooked.load(std::sync::atomic::Ordering::SeqCst),
+        "hook ran"
+    );
+    assert!(store.poisoned().is_some_and(|r| r.contains("fdatasync")));
+    // Every later write is refused, a retry of the same webhook-id included (no 200 replay
+    // of a reply that was never given), and readiness fails; no sync is attempted.
+    let syncs = store.commit_stats().flushes;
+    let retry = store.ingest(second.clone(), |_| {}).await;
+    assert!(
+        matches!(retry, Err(StoreError::Unavailable(_))),
+        "{retry:?}"
+    );
+    assert!(store.commit(|_| Ok(())).await.is_err());
     assert!(store.probe().await.is_err());
-    store.set_writes_disabled(false);
-    assert!(store.pending_ops().unwrap().is_empty());
-    store.probe().await.expect("writable again");
+    assert_eq!(store.commit_stats().flushes, syncs);
+    // The in-memory index forgot the refused event.
+    assert_eq!(store.pending().webhook("acme", "w2"), None);
+    assert!(store.pending().webhook("acme", "w1").is_some());
+    drop(store);
+
+    // After a restart the store is writable again; the acknowledged event is there.
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.poisoned(), None);
+    let pending = store.pending_ops().unwrap();
+    assert!(pending.iter().any(|op| op.message_id() == "m1"));
+    store.probe().await.expect("ready after restart");
+}
+
+#[tokio::test]
+async fn readiness_forces_no_sync() {
+    let (_dir, store) = open();
+    let before = store.commit_stats().flushes;
+    for _ in 0..3 {
+        store.probe().await.expect("ready");
+    }
+    assert_eq!(store.commit_stats().flushes, before);
 }
 
 #[tokio::test]
@@ -390,10 +440,7 @@ async fn old_replay_records_are_pruned_and_recent_ones_kept() {
         })
         .await
         .unwrap();
-    let removed = store
-        .commit(|d| d.prune_replay_records(5_000))
-        .await
-        .unwrap();
+    let removed = store.prune_replay_records(5_000).await.unwrap();
     assert_eq!(removed, 2);
     assert!(
         store
@@ -412,26 +459,66 @@ async fn old_replay_records_are_pruned_and_recent_ones_kept() {
     assert!(store.digests.get(b"digest-new").unwrap().is_some());
 }
 
-/// The flush thread runs as SCHED_BATCH (Linux), so that its wake-ups do not preempt request
-/// handling. An acceptance's hook runs on the flush thread, after its sync: it reads the policy
-/// of the very thread that made it durable.
-#[cfg(target_os = "linux")]
 #[tokio::test]
-async fn the_flush_thread_runs_with_the_batch_scheduling_policy() {
+async fn long_jobs_run_in_bounded_chunks_that_resume_where_they_stopped() {
     let (_dir, store) = open();
-    let seen = std::sync::Arc::new(std::sync::atomic::AtomicI32::new(-1));
-    let in_hook = seen.clone();
-    let req = request("w1", IngestEvent::Created(message("c", "u", "m1")));
     store
-        .ingest(req, move |_| {
-            // SAFETY: a plain syscall reading the calling thread's policy.
-            let policy = unsafe { libc::sched_getscheduler(0) };
-            in_hook.store(policy, std::sync::atomic::Ordering::SeqCst);
+        .commit(|d| {
+            for i in 0..7u64 {
+                let at_ms: u64 = if i % 2 == 0 { 1_000 } else { 9_000 };
+                d.digests
+                    .insert(format!("digest-{i}").as_bytes(), &at_ms.to_be_bytes())?;
+            }
+            Ok(())
         })
         .await
-        .expect("ingest");
-    assert_eq!(
-        seen.load(std::sync::atomic::Ordering::SeqCst),
-        libc::SCHED_BATCH
-    );
+        .unwrap();
+    let mut progress = Some(purge::Progress::default());
+    let (mut removed, mut chunks) = (0, 0);
+    while let Some(at) = progress.take() {
+        let (n, next) = store
+            .commit(move |d| d.prune_replay_records_step(5_000, at, 3))
+            .await
+            .unwrap();
+        removed += n;
+        chunks += 1;
+        progress = next;
+        assert!(n <= 3, "a chunk visits at most its budget");
+    }
+    assert_eq!((removed, chunks), (4, 3));
+    assert_eq!(store.digests.len(), 3);
+    // Running it again finds nothing left.
+    assert_eq!(store.prune_replay_records(5_000).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn the_pending_deletion_index_is_reconciled_with_seq_event_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        let req = request(
+            "w1",
+            IngestEvent::Deleted {
+                deletion_id: "d1".into(),
+                chat_id: "c".into(),
+                user_id: Some("u".into()),
+                message_ids: vec!["m".into()],
+            },
+        );
+        ingest(&store, req).await;
+        assert!(store.pending_deletions.get(b"d1").unwrap().is_some());
+        // As if a crash came between the index entry and its record; and an entry lost.
+        store
+            .commit(|d| {
+                d.pending_deletions.insert(b"gone", &keys::u64_be(999))?;
+                d.pending_deletions.remove(b"d1")?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+    }
+    let store = Store::open(dir.path()).unwrap();
+    assert!(store.pending_deletions.get(b"gone").unwrap().is_none());
+    let (record, _) = store.deletion("d1").unwrap().expect("found again");
+    assert_eq!(record.pending, 1);
 }

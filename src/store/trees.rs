@@ -7,18 +7,15 @@
 /// Bumped whenever a layout below changes incompatibly; checked at open.
 pub const SCHEMA_VERSION: u32 = 1;
 
-/// `"schema_version"` → u32 BE; `"probe"` → u64 BE (readiness write);
-/// [`META_PLACEMENT_KEY`] → 32 random bytes; [`META_JOURNAL_FLOOR`] → u64 BE.
+/// `"schema_version"` → u32 BE; [`META_PLACEMENT_KEY`] → 32 random bytes. (`"probe"` and
+/// `"journal_floor"`, u64 BE, were written by earlier builds.)
 pub const META: &str = "meta";
-/// Key in `meta`: journal segments below this id were retired into `seq_event` (`journal.rs`).
-pub const META_JOURNAL_FLOOR: &str = "journal_floor";
 /// Key in `meta` of the HMAC key signing the settings page's action forms (made at first open).
 pub const META_PLACEMENT_KEY: &str = "placement_key";
 /// member_id → `PortalRecord` (domain, client_endpoint, tokens, application_token, status).
 pub const MEMBERID_PORTAL: &str = "memberid_portal";
-/// seq u64 BE → `EventRecord`: an accepted event whose Bitrix24 work is not finished, once the
-/// outbox recorded a first result for it or the journal retired it (until then the record is
-/// only in the acceptance journal, `<data dir>/journal/`); removed when its last item is final.
+/// seq u64 BE → `EventRecord`: an accepted event whose Bitrix24 work is not finished; written
+/// when the event is accepted, removed when its last item is final.
 pub const SEQ_EVENT: &str = "seq_event";
 /// channel ‖ 0xFF ‖ webhook-id → `WebhookReply` of an event whose work is finished (the first
 /// reply, replayed for a late retry; pending events are found through `seq_event`).
@@ -31,6 +28,10 @@ pub const USER_LINK: &str = "user_link";
 pub const MESSAGE_STATE: &str = "message_state";
 /// deletion_id → `DeletionReport` of a finished deletion (pending ones live in `seq_event`).
 pub const DELETIONID_DELETION: &str = "deletionid_deletion";
+/// deletion_id → seq u64 BE of the `seq_event` record of a deletion not finished yet (lets a
+/// report be read without asking the writer). Written before that record, removed after the
+/// transaction that finishes it; reconciled with `seq_event` at open.
+pub const DELETIONID_SEQ: &str = "deletionid_seq";
 /// seq u64 BE → `Delivery`: an event for the messaging platform; removed once delivered (kept,
 /// marked failed, when it finally fails).
 pub const SEQ_DELIVERY: &str = "seq_delivery";

@@ -24,26 +24,71 @@ async fn healthz_and_readyz_answer_200_and_metrics_are_prometheus_text() {
     );
 }
 
+/// A sync that fails (fault injected in the writer after sled's flush, where an `fdatasync`
+/// returning EIO would fail) poisons the store: the event it covered is never acknowledged nor
+/// handed to the outbox, its retry is not answered `200`, every later write answers `503` with
+/// `Retry-After`, `/readyz` turns `503` and a metric says so, until restart; after the restart
+/// everything acknowledged is there and is sent exactly once.
 #[tokio::test]
-async fn when_storage_refuses_writes_readyz_and_events_answer_503_with_retry_after() {
-    let app = spawn_app().await;
-    app.store().set_writes_disabled(true);
-    assert_eq!(app.get("/readyz").await.status(), 503);
-    let reply = app
-        .client
-        .post_event("message.created", created("c1", "u1", "m1", "hi"))
-        .await
-        .unwrap();
-    assert_eq!(reply.status(), 503);
-    assert_eq!(reply.headers()["retry-after"], "5");
-    let (_, body) = status_json(reply).await;
-    assert_eq!(body["error"]["code"], "storage_unavailable");
-    app.store().set_writes_disabled(false);
-    assert!(
-        app.store().pending_ops().unwrap().is_empty(),
-        "nothing was stored"
-    );
+async fn a_failed_sync_poisons_storage_until_restart_and_loses_nothing_acknowledged() {
+    let app = spawn_with(TestOptions {
+        install: false,
+        ..Default::default()
+    })
+    .await;
+    for (id, message) in [("w0", "m0"), ("w1", "m1"), ("w2", "m2")] {
+        assert_eq!(post(&app, id, message).await.status(), 202);
+    }
     assert_eq!(app.get("/readyz").await.status(), 200);
+
+    app.store().inject_sync_failure();
+    let refused = post(&app, "w3", "m3").await;
+    assert_eq!(refused.status(), 503);
+    assert_eq!(refused.headers()["retry-after"], "5");
+    let (_, body) = status_json(refused).await;
+    assert_eq!(body["error"]["code"], "storage_unavailable");
+    // The sender's retry of the same webhook-id: still refused, not a 200 replay.
+    assert_eq!(post(&app, "w3", "m3").await.status(), 503);
+    // Every later write too, and readiness.
+    assert_eq!(post(&app, "w4", "m4").await.status(), 503);
+    assert_eq!(app.get("/readyz").await.status(), 503);
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(metrics.contains("gateway_storage_poisoned 1"), "{metrics}");
+    // Only the three acknowledged events were handed to the outbox.
+    assert!(metrics.contains("gateway_queued_ops 3"), "{metrics}");
+    assert!(app.store().poisoned().is_some());
+
+    let mut app = app.restart().await;
+    assert!(app.store().poisoned().is_none());
+    assert_eq!(app.get("/readyz").await.status(), 200);
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(metrics.contains("gateway_storage_poisoned 0"), "{metrics}");
+    // The refused event may have reached the disk before the sync failed (then it is pending
+    // now, and its retry is a replay) or not (then the retry is accepted now): either way the
+    // sender's retry settles it, and it is sent once.
+    let retried = post(&app, "w3", "m3").await.status();
+    assert!(retried == 200 || retried == 202, "{retried}");
+    app.install().await;
+    app.wait_for("all sent", |s| s.pending_ops().unwrap().is_empty())
+        .await;
+    let sent: Vec<String> = app
+        .portal
+        .messages()
+        .into_iter()
+        .map(|m| m.message_id)
+        .collect();
+    assert_eq!(sent, vec!["m0", "m1", "m2", "m3"]);
+}
+
+async fn post(app: &TestApp, webhook_id: &str, message: &str) -> reqwest::Response {
+    app.client
+        .post_event_with_id(
+            webhook_id,
+            "message.created",
+            created("c", "u", message, "x"),
+        )
+        .await
+        .expect("request")
 }
 
 #[tokio::test]

@@ -21,3 +21,4 @@ mod redirects;
 mod restart;
 mod sandbox;
 mod slow_bodies;
+mod storage_full;
