@@ -243,6 +243,7 @@ async fn naive(calls: usize) -> (usize, f64, f64) {
         rate_per_second: 2.0,
         burst: 50,
         request_timeout_ms: 30_000,
+        request_budget_ms: 20_000,
     };
     let client =
         Arc::new(BitrixClient::new(settings, store, Arc::new(Metrics::default())).unwrap());

@@ -90,6 +90,9 @@ pub struct BitrixSettings {
     pub burst: u32,
     /// Timeout of one HTTP request to Bitrix24.
     pub request_timeout_ms: u64,
+    /// The most server time one request to Bitrix24 is planned to take (contract §1), judged
+    /// from the `time.duration` / `result_time` Bitrix24 reports for each method.
+    pub request_budget_ms: u64,
 }
 
 /// `[connector]`
@@ -277,6 +280,12 @@ impl Settings {
         if self.bitrix.request_timeout_ms == 0 {
             problems.push("bitrix.request_timeout_ms must be positive".into());
         }
+        if !(100..=55_000).contains(&self.bitrix.request_budget_ms) {
+            problems.push(
+                "bitrix.request_budget_ms must be between 100 and 55000 (Bitrix24 cuts a request at 60 s)"
+                    .into(),
+            );
+        }
         if !is_connector_id(&self.connector.id) {
             problems.push(format!(
                 "connector.id {:?} must be 1 to 64 characters of [a-z0-9_]",
@@ -367,6 +376,14 @@ impl Settings {
         if self.admin.token.expose_secret().is_empty() {
             notes.push("admin.token is empty: the /v1 read and admin APIs are disabled".into());
         }
+        if self.bitrix.request_timeout_ms < 60_000 {
+            notes.push(format!(
+                "bitrix.request_timeout_ms = {} is shorter than Bitrix24's own 60 s limit: a \
+                 request given up while Bitrix24 still works on it is sent again, and Bitrix24 \
+                 does not de-duplicate sends",
+                self.bitrix.request_timeout_ms
+            ));
+        }
         notes
     }
 
@@ -417,6 +434,7 @@ impl Settings {
         let _ = writeln!(out, "rate_per_second = {}", s.bitrix.rate_per_second);
         let _ = writeln!(out, "burst = {}", s.bitrix.burst);
         let _ = writeln!(out, "request_timeout_ms = {}", s.bitrix.request_timeout_ms);
+        let _ = writeln!(out, "request_budget_ms = {}", s.bitrix.request_budget_ms);
         let _ = writeln!(out, "\n[connector]");
         let _ = writeln!(
             out,

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
+use super::cost::CostModel;
 use super::envelope::{self, Success};
 use super::pacer::Pacer;
 use super::{BitrixError, form, labels, oauth};
@@ -24,8 +25,19 @@ const THROTTLE_PAUSE: Duration = Duration::from_secs(1);
 /// How long a portal is left alone after `NO_AUTH_FOUND` or `OVERLOAD_LIMIT` (fact sheet §11:
 /// hard errors, OVERLOAD_LIMIT is a manual block by Bitrix24's support).
 const HARD_BLOCK_SECS: i64 = 86_400;
+/// How long a method is left alone after a nested `OPERATION_TIME_LIMIT` when no reset time was
+/// learned (the operating budget is counted over 10 minutes).
+const NESTED_BLOCK_SECS: i64 = 60;
 /// Most commands in one `batch` (fact sheet §2.3).
 pub const MAX_BATCH_COMMANDS: usize = 50;
+
+/// What one `batch` request answered: each command's result or error, in input order, and the
+/// server time each command took (`result_time[key].duration`, seconds) when Bitrix24 said.
+#[derive(Debug)]
+pub struct BatchReply {
+    pub results: Vec<Result<Value, BitrixError>>,
+    pub durations: Vec<Option<f64>>,
+}
 
 /// One command of a `batch` request.
 #[derive(Debug, Clone)]
@@ -55,6 +67,8 @@ struct Gate {
     reset_seen: Mutex<HashMap<String, i64>>,
     /// Until when (unix seconds) the whole portal is left alone, and the error that said so.
     suspended: Mutex<Option<(i64, BitrixError)>>,
+    /// What this portal's requests cost (server time per item, body-size cap).
+    cost: Mutex<CostModel>,
 }
 
 impl BitrixClient {
@@ -148,12 +162,14 @@ impl BitrixClient {
     }
 
     /// Run up to 50 commands in one `batch` request (`halt=0`). The outer error is for the
-    /// request as a whole; each command gets its own result or error, in input order.
+    /// request as a whole; each command gets its own result or error, in input order. Each
+    /// command's `result_time` teaches the method's operating reset (so that a nested
+    /// `OPERATION_TIME_LIMIT`, which carries none, blocks the method until then).
     pub async fn batch(
         &self,
         portal: &str,
         commands: &[BatchCommand],
-    ) -> Result<Vec<Result<Value, BitrixError>>, BitrixError> {
+    ) -> Result<BatchReply, BitrixError> {
         debug_assert!(commands.len() <= MAX_BATCH_COMMANDS);
         let cmd: Map<String, Value> = commands
             .iter()
@@ -169,16 +185,34 @@ impl BitrixClient {
             .await?;
         let results = reply.result.get("result");
         let errors = reply.result.get("result_error");
+        let times = reply.result.get("result_time");
         let gate = self.gate(portal);
-        Ok(commands
+        let time_of = |key: &str, field: &str| {
+            times
+                .and_then(|t| t.get(key))
+                .and_then(|t| t.get(field))
+                .cloned()
+        };
+        let durations: Vec<Option<f64>> = commands
+            .iter()
+            .map(|c| time_of(&c.key, "duration").and_then(|d| d.as_f64()))
+            .collect();
+        for c in commands {
+            if let Some(reset) = time_of(&c.key, "operating_reset_at")
+                .as_ref()
+                .and_then(envelope::as_i64)
+            {
+                lock(&gate.reset_seen).insert(c.method.clone(), reset);
+            }
+        }
+        let results = commands
             .iter()
             .map(|c| {
                 if let Some(err) = errors
                     .and_then(|e| e.get(&c.key))
                     .and_then(|e| envelope::error_of(e, 0))
                 {
-                    gate.note_error(&c.method, &err);
-                    return Err(err);
+                    return Err(gate.note_error(&c.method, &err));
                 }
                 results
                     .and_then(|r| r.get(&c.key))
@@ -188,7 +222,36 @@ impl BitrixClient {
                         detail: format!("batch reply has no result for command {}", c.key),
                     })
             })
-            .collect())
+            .collect();
+        Ok(BatchReply { results, durations })
+    }
+
+    /// [`BitrixClient::call`], with the server time the request took (`time.duration`, seconds).
+    pub async fn call_timed(
+        &self,
+        portal: &str,
+        method: &str,
+        params: Value,
+    ) -> Result<(Value, Option<f64>), BitrixError> {
+        self.send(portal, method, params)
+            .await
+            .map(|s| (s.result, s.duration))
+    }
+
+    /// Read this portal's request-cost model (see [`cost`](super::cost)).
+    pub fn with_cost<R>(&self, portal: &str, f: impl FnOnce(&CostModel) -> R) -> R {
+        f(&lock(&self.gate(portal).cost))
+    }
+
+    /// Change this portal's request-cost model: learn from a reply, or shrink after a cut or a
+    /// `413` / `414`.
+    pub fn update_cost(&self, portal: &str, f: impl FnOnce(&mut CostModel)) {
+        f(&mut lock(&self.gate(portal).cost));
+    }
+
+    /// `bitrix.request_budget_ms`.
+    pub fn request_budget_ms(&self) -> u64 {
+        self.settings.request_budget_ms
     }
 
     /// Wait until the portal's bucket has room for a request (without taking it).
@@ -459,6 +522,7 @@ impl BitrixClient {
                     blocked: Mutex::new(HashMap::new()),
                     reset_seen: Mutex::new(HashMap::new()),
                     suspended: Mutex::new(None),
+                    cost: Mutex::new(CostModel::default()),
                 })
             })
             .clone()
@@ -512,9 +576,12 @@ impl Gate {
         let now = unix_now();
         // Bitrix24: retry at the last `operating_reset_at` seen. Without one, the items' own
         // backoff paces the retries.
+        // A nested OPERATION_TIME_LIMIT (inside `batch`) carries no reset of its own: without
+        // one learned from earlier replies, leave the method alone for a minute.
         let reset = operating_reset_at
             .or_else(|| lock(&self.reset_seen).get(method).copied())
-            .filter(|&t| t > now);
+            .filter(|&t| t > now)
+            .or((*status == 0).then_some(now + NESTED_BLOCK_SECS));
         tracing::warn!(method, reset_at = ?reset, "method over its operating budget");
         if let Some(reset) = reset {
             lock(&self.blocked).insert(method.to_string(), reset);

@@ -12,6 +12,8 @@ pub struct Success {
     pub operating_reset_at: Option<i64>,
     /// `total` of list methods.
     pub total: Option<u64>,
+    /// `time.duration`: the server time the request took, in seconds.
+    pub duration: Option<f64>,
 }
 
 /// Parse a reply body of any HTTP status into a success or a typed error.
@@ -40,10 +42,15 @@ pub fn parse(status: u16, body: &[u8]) -> Result<Success, BitrixError> {
                 .and_then(|t| t.get("operating_reset_at"))
                 .and_then(as_i64);
             let total = map.get("total").and_then(as_i64).map(|t| t.max(0) as u64);
+            let duration = map
+                .get("time")
+                .and_then(|t| t.get("duration"))
+                .and_then(Value::as_f64);
             Ok(Success {
                 result: map.remove("result").unwrap_or(Value::Null),
                 operating_reset_at,
                 total,
+                duration,
             })
         }
         _ => Err(BitrixError::Decode {
@@ -94,6 +101,7 @@ mod tests {
         let ok = parse(200, body).unwrap();
         assert_eq!(ok.result["SUCCESS"], Value::Bool(true));
         assert_eq!(ok.operating_reset_at, Some(1_778_747_792));
+        assert_eq!(ok.duration, Some(0.6196));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 pub mod auth_scan;
 pub mod classify;
 pub mod client;
+pub mod cost;
 pub mod envelope;
 pub mod error;
 pub mod events;

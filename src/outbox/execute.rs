@@ -43,10 +43,11 @@ pub struct Executor<'a> {
 
 impl Executor<'_> {
     /// Send `calls` (one `batch` request when there are several) and classify every op.
-    pub async fn execute(&self, calls: Vec<Call>, now_ms: impl Fn() -> u64) -> Executed {
+    pub async fn execute(&self, mut calls: Vec<Call>, now_ms: impl Fn() -> u64) -> Executed {
+        let mut out = Executed::default();
+        self.fit_body_cap(&mut calls, &mut out.unsent);
         let replies = self.send(&calls).await;
         let now = now_ms();
-        let mut out = Executed::default();
         for (call, reply) in calls.into_iter().zip(replies) {
             match reply {
                 None => out.unsent.extend(call.ops),
@@ -61,42 +62,99 @@ impl Executor<'_> {
         out
     }
 
-    /// One reply per call; None for a call that was not sent.
+    /// Keep the request body under the portal's cap (1 MiB, less after a `413`): calls past it
+    /// wait for the next request, and a first call larger than the cap alone is cut to the ops
+    /// that fit (at least one; the rest keeps its order in the queue).
+    fn fit_body_cap(&self, calls: &mut Vec<Call>, unsent: &mut Vec<Op>) {
+        let cap = self.client.with_cost(self.portal, |c| c.body_cap());
+        let mut total = 0;
+        let mut keep = calls.len();
+        for (i, call) in calls.iter_mut().enumerate() {
+            let size = encoded_size(&self.params(call));
+            if i == 0 && size > cap && call.ops.len() > 1 {
+                let fits = (call.ops.len() * cap / size).clamp(1, call.ops.len() - 1);
+                unsent.extend(call.ops.split_off(fits));
+                total += encoded_size(&self.params(call));
+                continue;
+            }
+            if i > 0 && total + size > cap {
+                keep = i;
+                break;
+            }
+            total += size;
+        }
+        for call in calls.drain(keep..) {
+            unsent.extend(call.ops);
+        }
+    }
+
+    /// One reply per call; None for a call that was not sent. Calls whose values hold `batch`'s
+    /// back-reference patterns go as direct calls (inside `batch` Bitrix24 would rewrite them).
     async fn send(&self, calls: &[Call]) -> Vec<Option<Result<Value, BitrixError>>> {
         if calls.len() == 1 || self.client.batch_denied(self.portal) {
             return self.send_direct(calls).await;
         }
-        let commands: Vec<BatchCommand> = calls
+        let params: Vec<Value> = calls.iter().map(|c| self.params(c)).collect();
+        let (direct, batched): (Vec<usize>, Vec<usize>) =
+            (0..calls.len()).partition(|&i| has_back_reference(&params[i]));
+        if batched.len() < 2 {
+            return self.send_direct(calls).await;
+        }
+        let mut replies: Vec<Option<Result<Value, BitrixError>>> = vec![None; calls.len()];
+        let commands: Vec<BatchCommand> = batched
             .iter()
-            .enumerate()
-            .map(|(i, call)| BatchCommand {
+            .map(|&i| BatchCommand {
                 key: format!("c{i}"),
-                method: call.method.rest_name().to_string(),
-                params: self.params(call),
+                method: calls[i].method.rest_name().to_string(),
+                params: params[i].clone(),
             })
             .collect();
-        match self.client.batch(self.portal, &commands).await {
+        let throttled = match self.client.batch(self.portal, &commands).await {
             // The portal refuses our method inside `batch`: from now on calls go one by one
             // (see the worker); these were not executed, so they are simply planned again.
             Err(e) if e.code() == Some(BATCH_REFUSED) => {
                 self.client.deny_batch(self.portal);
-                calls.iter().map(|_| None).collect()
+                return replies;
             }
-            Err(e) => calls.iter().map(|_| Some(Err(e.clone()))).collect(),
-            Ok(replies) => replies
-                .into_iter()
-                .map(|reply| match reply {
-                    Err(e) if e.code() == Some(BATCH_REFUSED) => {
-                        self.client.deny_batch(self.portal);
-                        None
+            Err(e) => {
+                if self.request_failed(&e, calls.len() > 1 || calls[0].ops.len() > 1) {
+                    return replies;
+                }
+                for &i in &batched {
+                    replies[i] = Some(Err(e.clone()));
+                }
+                matches!(classify(&e), Class::Transient { throttle: true, .. }) || e.holds_portal()
+            }
+            Ok(reply) => {
+                for ((&i, result), duration) in
+                    batched.iter().zip(reply.results).zip(reply.durations)
+                {
+                    if let (Ok(_), Some(seconds)) = (&result, duration) {
+                        self.learn(&calls[i], seconds);
                     }
-                    other => Some(other),
-                })
-                .collect(),
+                    replies[i] = match result {
+                        Err(e) if e.code() == Some(BATCH_REFUSED) => {
+                            self.client.deny_batch(self.portal);
+                            None
+                        }
+                        other => Some(other),
+                    };
+                }
+                false
+            }
+        };
+        if !throttled {
+            let direct_calls: Vec<Call> = direct.iter().map(|&i| calls[i].clone()).collect();
+            let direct_replies = self.send_direct(&direct_calls).await;
+            for (&i, reply) in direct.iter().zip(direct_replies) {
+                replies[i] = reply;
+            }
         }
+        replies
     }
 
-    /// Calls one by one; after a throttling reply the rest are left unsent.
+    /// Calls one by one; after a throttling reply (or a request too large) the rest are left
+    /// unsent.
     async fn send_direct(&self, calls: &[Call]) -> Vec<Option<Result<Value, BitrixError>>> {
         let mut replies = Vec::with_capacity(calls.len());
         let mut stop = false;
@@ -107,15 +165,68 @@ impl Executor<'_> {
             }
             let reply = self
                 .client
-                .call(self.portal, call.method.rest_name(), self.params(call))
+                .call_timed(self.portal, call.method.rest_name(), self.params(call))
                 .await;
-            if let Err(e) = &reply {
-                stop = matches!(classify(e), Class::Transient { throttle: true, .. })
-                    || e.holds_portal();
+            match reply {
+                Ok((value, duration)) => {
+                    if let Some(seconds) = duration {
+                        self.learn(call, seconds);
+                    }
+                    replies.push(Some(Ok(value)));
+                }
+                Err(e) => {
+                    if self.request_failed(&e, call.ops.len() > 1) {
+                        stop = true;
+                        replies.push(None);
+                        continue;
+                    }
+                    stop = matches!(classify(&e), Class::Transient { throttle: true, .. })
+                        || e.holds_portal();
+                    replies.push(Some(Err(e)));
+                }
             }
-            replies.push(Some(reply));
         }
         replies
+    }
+
+    /// Learn a method's cost per item from a call's reported server time.
+    fn learn(&self, call: &Call, seconds: f64) {
+        let method = call.method.rest_name();
+        self.client
+            .update_cost(self.portal, |c| c.observe(method, call.ops.len(), seconds));
+    }
+
+    /// A whole request failed. A front proxy's `413` / `414` shrinks the body cap and (when the
+    /// request can be split) returns true: its ops are planned again, smaller, instead of
+    /// failing. A non-JSON answer from a proxy (a `5xx` page, e.g. a request cut at the time
+    /// limit) or a timeout halves the request budget; its ops retry as usual.
+    fn request_failed(&self, e: &BitrixError, splittable: bool) -> bool {
+        match e {
+            BitrixError::Decode {
+                status: 413 | 414, ..
+            } => {
+                tracing::warn!(
+                    portal = self.portal,
+                    "request too large for the portal's proxy: sending smaller ones"
+                );
+                self.client.update_cost(self.portal, |c| c.too_large());
+                splittable
+            }
+            BitrixError::Decode { status, .. } if *status >= 500 => {
+                tracing::warn!(
+                    portal = self.portal,
+                    status,
+                    "the portal's proxy failed the request: planning smaller ones"
+                );
+                self.client.update_cost(self.portal, |c| c.cut());
+                false
+            }
+            BitrixError::Timeout => {
+                self.client.update_cost(self.portal, |c| c.cut());
+                false
+            }
+            _ => false,
+        }
     }
 
     fn params(&self, call: &Call) -> Value {
@@ -296,6 +407,27 @@ fn item_outcome(op: Op, item: ItemResult) -> OpResult {
         OpOutcome::Failed { errors }
     };
     OpResult { op, outcome }
+}
+
+/// Bytes a call adds to a request body (its parameters form-encoded, as inside `batch`).
+fn encoded_size(params: &Value) -> usize {
+    crate::bitrix::form::encode(params).len()
+}
+
+/// Whether any value holds a pattern Bitrix24 substitutes inside `batch` (fact sheet §11:
+/// `$result[..]`, `$time[..]`, `$next`, `$total`, `$error`).
+pub(crate) fn has_back_reference(params: &Value) -> bool {
+    match params {
+        Value::String(s) => {
+            s.contains('$')
+                && ["$result[", "$time[", "$next", "$total", "$error"]
+                    .iter()
+                    .any(|p| s.contains(p))
+        }
+        Value::Array(items) => items.iter().any(has_back_reference),
+        Value::Object(map) => map.values().any(has_back_reference),
+        _ => false,
+    }
 }
 
 /// Pair each op with its entry of `DATA.RESULT[]`.

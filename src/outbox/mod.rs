@@ -61,6 +61,9 @@ impl Context {
                 max_batch: settings.deletions.max_batch,
                 linger_ms: settings.deletions.linger_ms,
                 max_calls: crate::bitrix::MAX_BATCH_COMMANDS,
+                // Filled per request from the portal's cost model (worker.rs `limits`).
+                budget_ms: Limits::UNBUDGETED.1,
+                item_ms: Limits::UNBUDGETED.0,
             },
             retry: settings.retry.clone(),
             settings,

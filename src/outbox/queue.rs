@@ -28,6 +28,26 @@ impl Method {
         }
     }
 
+    /// Position in per-method tables.
+    pub fn index(self) -> usize {
+        match self {
+            Method::Send => 0,
+            Method::Update => 1,
+            Method::Delete => 2,
+            Method::ReactionAdd => 3,
+            Method::ReactionDelete => 4,
+        }
+    }
+
+    /// Every method, in [`Method::index`] order.
+    pub const ALL: [Method; 5] = [
+        Method::Send,
+        Method::Update,
+        Method::Delete,
+        Method::ReactionAdd,
+        Method::ReactionDelete,
+    ];
+
     /// Short label for metrics and logs.
     pub fn label(self) -> &'static str {
         match self {
@@ -49,6 +69,20 @@ pub struct Limits {
     pub linger_ms: u64,
     /// Calls per request (`batch` allows 50).
     pub max_calls: usize,
+    /// Server time one request may be planned to take, in ms (see `bitrix/cost.rs`).
+    pub budget_ms: f64,
+    /// Estimated server time of one item, in ms, per method (indexed by [`Method::index`]).
+    pub item_ms: [f64; 5],
+}
+
+impl Limits {
+    /// No server-time budget (every item costs nothing).
+    pub const UNBUDGETED: ([f64; 5], f64) = ([0.0; 5], f64::INFINITY);
+
+    /// Estimated server time of one item of `method`, in ms.
+    pub fn item_ms(&self, method: Method) -> f64 {
+        self.item_ms[method.index()]
+    }
 }
 
 /// One imconnector call: items of one line and method, in order. Planned with `OpRef`s, sent
@@ -180,17 +214,27 @@ impl PortalQueue {
         // Oldest work first.
         ready.sort_by_key(|runs| runs.iter().map(|r| (r.eligible_at, r.head_seq)).min());
         let mut calls: Vec<Call<OpRef>> = Vec::new();
+        let mut spent_ms = 0.0;
         for mut runs in ready {
             runs.sort_by_key(|r| r.head_seq);
-            if !self.fill(&mut calls, runs, limits) {
+            if !self.fill(&mut calls, runs, limits, &mut spent_ms) {
                 break;
             }
         }
         Plan::Send(calls)
     }
 
-    /// Append the runs of one (line, method) group as calls; false once `max_calls` is reached.
-    fn fill(&self, calls: &mut Vec<Call<OpRef>>, runs: Vec<Run>, limits: Limits) -> bool {
+    /// Append the runs of one (line, method) group as calls; false once `max_calls` is reached
+    /// or the request's server-time budget is spent (the first item always goes, whatever its
+    /// estimate, so that work never stalls; a chat's run cut short leaves its later ops queued
+    /// behind, so order is kept).
+    fn fill(
+        &self,
+        calls: &mut Vec<Call<OpRef>>,
+        runs: Vec<Run>,
+        limits: Limits,
+        spent_ms: &mut f64,
+    ) -> bool {
         let mut current: Option<Call<OpRef>> = None;
         for run in runs {
             // A reaction is a call of its own; imconnector calls carry up to `max_batch` items.
@@ -209,7 +253,15 @@ impl PortalQueue {
                     calls.extend(current.take());
                 }
             }
+            let item_ms = limits.item_ms(run.method);
             for seq in seqs {
+                let planned =
+                    !calls.is_empty() || current.as_ref().is_some_and(|c| !c.ops.is_empty());
+                if planned && *spent_ms + item_ms > limits.budget_ms {
+                    calls.extend(current.take());
+                    return false;
+                }
+                *spent_ms += item_ms;
                 if current.as_ref().is_some_and(|c| c.ops.len() >= cap) {
                     calls.extend(current.take());
                 }

@@ -135,6 +135,13 @@ impl PortalWorker {
         if self.ctx.client.batch_denied(&self.portal) {
             limits.max_calls = 1;
         }
+        let budget = self.ctx.client.request_budget_ms();
+        self.ctx.client.with_cost(&self.portal, |cost| {
+            limits.budget_ms = cost.budget_ms(budget);
+            for method in Method::ALL {
+                limits.item_ms[method.index()] = cost.per_item_ms(method.rest_name());
+            }
+        });
         limits
     }
 

@@ -30,6 +30,7 @@ async fn client_for(
         rate_per_second: rate,
         burst,
         request_timeout_ms: 5000,
+        request_budget_ms: 20_000,
     };
     let client = BitrixClient::new(settings, store.clone(), Arc::new(Metrics::default())).unwrap();
     (dir, store, Arc::new(client))

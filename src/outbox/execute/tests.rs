@@ -100,6 +100,7 @@ fn executor_parts() -> (tempfile::TempDir, BitrixClient, RetrySettings, Metrics)
         rate_per_second: 2.0,
         burst: 50,
         request_timeout_ms: 1000,
+        request_budget_ms: 20_000,
     };
     let client = BitrixClient::new(settings, store, Arc::new(Metrics::default())).unwrap();
     let retry = RetrySettings {
@@ -243,4 +244,23 @@ fn per_item_results_become_done_or_failed_and_missing_ones_retry() {
         }
     );
     assert_eq!(r[2].outcome, OpOutcome::Retry);
+}
+
+#[test]
+fn batch_back_reference_patterns_are_found_anywhere_in_the_values() {
+    use super::has_back_reference;
+    for text in [
+        "$result[c0]",
+        "see $time[x] now",
+        "$next page",
+        "a $total of 3",
+        "$error",
+    ] {
+        let params = json!({"MESSAGES": [{"message": {"text": text}}]});
+        assert!(has_back_reference(&params), "{text}");
+    }
+    for text in ["$5 only", "result[c0]", "costs 10$", "next $ total"] {
+        let params = json!({"MESSAGES": [{"message": {"text": text}}]});
+        assert!(!has_back_reference(&params), "{text}");
+    }
 }

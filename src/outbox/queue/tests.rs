@@ -4,6 +4,8 @@ const LIMITS: Limits = Limits {
     max_batch: 50,
     linger_ms: 200,
     max_calls: 50,
+    budget_ms: Limits::UNBUDGETED.1,
+    item_ms: Limits::UNBUDGETED.0,
 };
 
 fn op(seq: u64, line: u64, chat: &str, method: Method, at: u64) -> OpRef {
@@ -225,6 +227,44 @@ fn items_of_a_closed_line_are_held() {
     ));
     assert_eq!(
         shape(&calls(q.plan(0, LIMITS, no_block, all_open))),
+        vec![(7, Method::Send, 1)]
+    );
+}
+
+#[test]
+fn a_request_carries_no_more_server_time_than_its_budget() {
+    let mut q = PortalQueue::default();
+    // Two chats of 30 sends each, then deletes on another line.
+    for i in 0..30 {
+        q.push(send(i, 7, "a", 0));
+        q.push(send(100 + i, 7, "b", 0));
+    }
+    for i in 0..40 {
+        q.push(delete(200 + i, 9, "c", 0));
+    }
+    let mut limits = LIMITS;
+    limits.linger_ms = 0;
+    limits.budget_ms = 20_000.0;
+    limits.item_ms[Method::Send.index()] = 1_500.0;
+    limits.item_ms[Method::Delete.index()] = 100.0;
+    // 13 sends fit in 20 s: all from chat "a" (its oldest first), nothing else.
+    let planned = calls(q.plan(0, limits, no_block, all_open));
+    assert_eq!(shape(&planned), vec![(7, Method::Send, 13)]);
+    let seqs: Vec<u64> = planned[0].ops.iter().map(|o| o.seq).collect();
+    assert_eq!(seqs, (0..13).collect::<Vec<_>>(), "a chat's order is kept");
+    q.take(&planned);
+    // Cheap sends: both chats and the deletes share one request.
+    limits.item_ms[Method::Send.index()] = 10.0;
+    let planned = calls(q.plan(0, limits, no_block, all_open));
+    let total: usize = planned.iter().map(|c| c.ops.len()).sum();
+    assert_eq!(total, 17 + 30 + 40);
+    // One item always goes, even when it alone exceeds the budget.
+    let mut q = PortalQueue::default();
+    q.push(send(1, 7, "a", 0));
+    q.push(send(2, 7, "a", 0));
+    limits.item_ms[Method::Send.index()] = 50_000.0;
+    assert_eq!(
+        shape(&calls(q.plan(0, limits, no_block, all_open))),
         vec![(7, Method::Send, 1)]
     );
 }

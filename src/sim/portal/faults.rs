@@ -26,6 +26,9 @@ pub enum Fault {
     ExpiredToken,
     /// 502 with an HTML (non-JSON) body, as a reverse proxy would answer.
     BadGateway,
+    /// 413 with an HTML body, as a front proxy answers a body it finds too large (nothing is
+    /// processed).
+    TooLarge,
     /// A redirect (`status` 301/302/307/308) to `location`, as a portal that moved (or a
     /// hostile one) would answer; nothing is processed.
     Redirect {
@@ -157,7 +160,7 @@ pub(crate) fn as_error(fault: &Fault, method: &str, state: &PortalState) -> Opti
             "expired_token",
             "The access token provided has expired.",
         ),
-        Fault::BadGateway | Fault::Redirect { .. } => {
+        Fault::BadGateway | Fault::Redirect { .. } | Fault::TooLarge => {
             ApiError::new(502, "BAD_GATEWAY", "Bad Gateway")
         }
         Fault::Error {

@@ -44,6 +44,8 @@ enum Reply {
     Redirect(u16, String),
     /// The request ran past the cloud's time limit (after processing part of it).
     Cut,
+    /// A front proxy refused the body as too large.
+    TooLarge,
 }
 
 /// The actix handler for `/rest/{method}` (any HTTP verb).
@@ -116,6 +118,13 @@ pub(crate) async fn handle(
             record.error = Some("BAD_GATEWAY".into());
             envelope::bad_gateway()
         }
+        Reply::TooLarge => {
+            record.status = 413;
+            record.error = Some("PAYLOAD_TOO_LARGE".into());
+            HttpResponse::PayloadTooLarge()
+                .content_type("text/html")
+                .body("<html><head><title>413 Request Entity Too Large</title></head><body><center><h1>413 Request Entity Too Large</h1></center></body></html>")
+        }
         Reply::Cut => {
             record.status = 504;
             record.error = Some("TIME_LIMIT_CUT".into());
@@ -160,6 +169,7 @@ fn process(
             Fault::Delay(d) => *delay = Some(d),
             Fault::BadGateway => return Reply::BadGateway,
             Fault::Redirect { status, location } => return Reply::Redirect(status, location),
+            Fault::TooLarge => return Reply::TooLarge,
             other => {
                 let err = faults::as_error(&other, method, &st).expect("only Delay has no error");
                 return Reply::Failure(err);
