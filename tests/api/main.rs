@@ -18,6 +18,7 @@ mod placement;
 mod placement_browser;
 mod raw_http;
 mod redirects;
+mod reply_caps;
 mod request_budget;
 mod restart;
 mod sandbox;
