@@ -25,8 +25,8 @@ const THROTTLE_PAUSE: Duration = Duration::from_secs(1);
 /// How long a portal is left alone after `NO_AUTH_FOUND` or `OVERLOAD_LIMIT` (fact sheet §11:
 /// hard errors, OVERLOAD_LIMIT is a manual block by Bitrix24's support).
 const HARD_BLOCK_SECS: i64 = 86_400;
-/// How long a method is left alone after a nested `OPERATION_TIME_LIMIT` when no reset time was
-/// learned (the operating budget is counted over 10 minutes).
+/// The longest a method is left alone after nested `OPERATION_TIME_LIMIT`s when no reset time
+/// was learned (the operating budget is counted over 10 minutes).
 const NESTED_BLOCK_SECS: i64 = 60;
 /// Most commands in one `batch` (fact sheet §2.3).
 pub const MAX_BATCH_COMMANDS: usize = 50;
@@ -65,6 +65,9 @@ struct Gate {
     blocked: Mutex<HashMap<String, i64>>,
     /// method → last `time.operating_reset_at` seen.
     reset_seen: Mutex<HashMap<String, i64>>,
+    /// method → nested `OPERATION_TIME_LIMIT`s in a row with no reset known (each doubles the
+    /// block, up to a minute; a success of the method clears it).
+    nested_strikes: Mutex<HashMap<String, u32>>,
     /// Until when (unix seconds) the whole portal is left alone, and the error that said so.
     suspended: Mutex<Option<(i64, BitrixError)>>,
     /// What this portal's requests cost (server time per item, body-size cap).
@@ -521,6 +524,7 @@ impl BitrixClient {
                     batch_denied: AtomicBool::new(false),
                     blocked: Mutex::new(HashMap::new()),
                     reset_seen: Mutex::new(HashMap::new()),
+                    nested_strikes: Mutex::new(HashMap::new()),
                     suspended: Mutex::new(None),
                     cost: Mutex::new(CostModel::default()),
                 })
@@ -574,14 +578,20 @@ impl Gate {
             return err.clone();
         }
         let now = unix_now();
-        // Bitrix24: retry at the last `operating_reset_at` seen. Without one, the items' own
-        // backoff paces the retries.
-        // A nested OPERATION_TIME_LIMIT (inside `batch`) carries no reset of its own: without
-        // one learned from earlier replies, leave the method alone for a minute.
+        // Bitrix24: retry at the last `operating_reset_at` seen. A nested OPERATION_TIME_LIMIT
+        // (inside `batch`) carries no reset of its own: without one learned from earlier
+        // `result_time`s, leave the method alone for 1 s, then 2, 4… up to a minute.
         let reset = operating_reset_at
             .or_else(|| lock(&self.reset_seen).get(method).copied())
             .filter(|&t| t > now)
-            .or((*status == 0).then_some(now + NESTED_BLOCK_SECS));
+            .or_else(|| {
+                (*status == 0).then(|| {
+                    let mut strikes = lock(&self.nested_strikes);
+                    let n = strikes.entry(method.to_string()).or_insert(0);
+                    *n += 1;
+                    now + (1i64 << (*n - 1).min(6)).min(NESTED_BLOCK_SECS)
+                })
+            });
         tracing::warn!(method, reset_at = ?reset, "method over its operating budget");
         if let Some(reset) = reset {
             lock(&self.blocked).insert(method.to_string(), reset);
