@@ -385,3 +385,37 @@ pub async fn open_chat(app: &TestApp, chat: &str) {
     app.wait_for("sent", |s| s.pending_ops().unwrap().is_empty())
         .await;
 }
+
+/// A gateway with one more channel, "delta" on line 11, whose platform is `outbound` (e.g. a
+/// recording server), and an operator's reply sent on it: the gateway is now delivering to
+/// `outbound`.
+pub async fn operator_reply_to(outbound: &str) -> TestApp {
+    use openchannel_gateway::signature::WebhookSecret;
+    const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let app = spawn_with(TestOptions {
+        extra_toml: format!(
+            "[[channels]]\nid = \"delta\"\nportal = \"{{member}}\"\nline = 11\nsecret = \"{SECRET}\"\noutbound_url = \"{outbound}\"\n"
+        ),
+        ..Default::default()
+    })
+    .await;
+    let delta = MessengerClient::new(&app.base, "delta", WebhookSecret::parse(SECRET).unwrap());
+    let reply = delta
+        .post_event("message.created", created("d1", "u", "hello-d1", "hi"))
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 202);
+    app.wait_for("sent", |s| s.pending_ops().unwrap().is_empty())
+        .await;
+    let emitted = app.portal.operator_message(11, "d1", "a reply").await;
+    assert_eq!(emitted.status, Some(200), "{}", emitted.body);
+    app
+}
+
+/// Nothing is stored for the fake portal.
+pub fn no_portal_stored(app: &TestApp) -> bool {
+    app.store()
+        .portal(&app.portal.member_id())
+        .unwrap()
+        .is_none()
+}

@@ -183,12 +183,7 @@ async fn forged_installs_are_refused_and_reach_nothing() {
         oauth_before + 2,
         "only the two refresh tokens were checked, at the trusted server"
     );
-    assert!(
-        app.store()
-            .portal(&app.portal.member_id())
-            .unwrap()
-            .is_none()
-    );
+    assert!(no_portal_stored(&app));
     assert!(
         app.store().portal(&"b".repeat(32)).unwrap().is_none(),
         "nothing stored for the other member_id"
@@ -332,12 +327,7 @@ async fn an_empty_client_secret_or_a_portal_outside_the_allow_list_refuses_insta
         "{body}"
     );
     assert_eq!(app.portal.oauth_calls(), 0);
-    assert!(
-        app.store()
-            .portal(&app.portal.member_id())
-            .unwrap()
-            .is_none()
-    );
+    assert!(no_portal_stored(&app));
 }
 
 #[tokio::test]

@@ -2,8 +2,6 @@
 //! 302/307 reaches nothing else (a recording server stands for the address it points at), and
 //! the call counts as failed and is retried.
 
-use openchannel_gateway::signature::WebhookSecret;
-use openchannel_gateway::sim::messenger::MessengerClient;
 use openchannel_gateway::sim::portal::{Fault, FaultRule};
 use openchannel_gateway::sim::recorder::{CannedReply, Recorder};
 use serde_json::json;
@@ -49,29 +47,11 @@ async fn a_redirecting_portal_reaches_nothing_else_and_the_call_is_retried() {
 
 #[tokio::test]
 async fn a_redirecting_platform_reaches_nothing_else_and_the_delivery_is_retried() {
-    const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
     let evil = attacker().await;
     let platform = Recorder::start(CannedReply::Redirect(307, format!("{}/steal", evil.url())))
         .await
         .unwrap();
-    let app = spawn_with(TestOptions {
-        extra_toml: format!(
-            "[[channels]]\nid = \"delta\"\nportal = \"{{member}}\"\nline = 11\nsecret = \"{SECRET}\"\noutbound_url = \"{}/hook\"\n",
-            platform.url()
-        ),
-        ..Default::default()
-    })
-    .await;
-    let delta = MessengerClient::new(&app.base, "delta", WebhookSecret::parse(SECRET).unwrap());
-    let reply = delta
-        .post_event("message.created", created("d1", "u", "hello-d1", "hi"))
-        .await
-        .unwrap();
-    assert_eq!(reply.status(), 202);
-    app.wait_for("sent", |s| s.pending_ops().unwrap().is_empty())
-        .await;
-    let emitted = app.portal.operator_message(11, "d1", "a reply").await;
-    assert_eq!(emitted.status, Some(200), "{}", emitted.body);
+    let _app = operator_reply_to(&format!("{}/hook", platform.url())).await;
     platform
         .wait_for_count(2, WAIT)
         .await

@@ -56,40 +56,15 @@ async fn an_authorization_server_answering_too_much_fails_the_install() {
     assert_eq!(status, 503, "{reply}");
     assert_eq!(reply["error"]["code"], "oauth_server_unavailable");
     assert_eq!(server.count(), 1);
-    assert!(
-        app.store()
-            .portal(&app.portal.member_id())
-            .unwrap()
-            .is_none()
-    );
+    assert!(no_portal_stored(&app));
 }
 
 #[tokio::test]
 async fn a_platform_answering_too_much_is_a_failed_delivery_retried() {
-    use openchannel_gateway::signature::WebhookSecret;
-    use openchannel_gateway::sim::messenger::MessengerClient;
-    const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
     let platform = Recorder::start(CannedReply::Bulk(200, SMALL_REPLY_CAP + 1))
         .await
         .unwrap();
-    let app = spawn_with(TestOptions {
-        extra_toml: format!(
-            "[[channels]]\nid = \"delta\"\nportal = \"{{member}}\"\nline = 11\nsecret = \"{SECRET}\"\noutbound_url = \"{}/hook\"\n",
-            platform.url()
-        ),
-        ..Default::default()
-    })
-    .await;
-    let delta = MessengerClient::new(&app.base, "delta", WebhookSecret::parse(SECRET).unwrap());
-    let reply = delta
-        .post_event("message.created", created("d1", "u", "hello-d1", "hi"))
-        .await
-        .unwrap();
-    assert_eq!(reply.status(), 202);
-    app.wait_for("sent", |s| s.pending_ops().unwrap().is_empty())
-        .await;
-    let emitted = app.portal.operator_message(11, "d1", "a reply").await;
-    assert_eq!(emitted.status, Some(200), "{}", emitted.body);
+    let app = operator_reply_to(&format!("{}/hook", platform.url())).await;
     platform
         .wait_for_count(2, WAIT)
         .await
