@@ -95,6 +95,22 @@ impl Application {
                 source,
             })?;
         let metrics = Arc::new(Metrics::default());
+        let revoked = store
+            .portals()
+            .map(|portals| {
+                portals
+                    .iter()
+                    .filter(|p| p.needs_reinstall.is_some())
+                    .count()
+            })
+            .unwrap_or_default();
+        metrics.portals_needing_reinstall.set(revoked as i64);
+        if revoked > 0 {
+            tracing::error!(
+                portals = revoked,
+                "portals whose authorization was revoked must reinstall the app; their work is held"
+            );
+        }
         let client = Arc::new(
             BitrixClient::new(settings.bitrix.clone(), store.clone(), metrics.clone())
                 .map_err(|e| StartError::Client(e.to_string()))?,

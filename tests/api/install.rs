@@ -481,6 +481,11 @@ async fn a_revoked_grant_holds_work_without_a_refresh_loop_until_a_verified_rein
     let oauth = app.portal.oauth_calls();
     // Held across a restart too; the second message waits with the first.
     let app = app.restart().await;
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("gateway_portals_needing_reinstall 1"),
+        "after a restart: {metrics}"
+    );
     let (status, _) = app
         .post_event("message.created", created("c", "u", "m2", "two"))
         .await;
