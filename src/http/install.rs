@@ -10,6 +10,7 @@
 //! no held work.
 
 use actix_web::{HttpRequest, HttpResponse, web};
+use maud::{DOCTYPE, PreEscaped, html};
 use serde_json::{Map, Value};
 
 use super::error::{ApiError, bad_request, forbidden, unauthorized};
@@ -319,22 +320,34 @@ fn member_id(id: String) -> Result<String, ApiError> {
 /// What Bitrix24 shows in the install frame: the page tells the portal the install is finished
 /// (fact sheet §11: until `BX24.installFinish()` runs, no event is delivered).
 fn finish_page() -> HttpResponse {
+    let page = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                title { "Open Channel Gateway" }
+                script src="//api.bitrix24.com/api/v1/" {}
+                style { (PreEscaped(INSTALL_STYLE)) }
+            }
+            body {
+                h1 { "Open Channel Gateway is installed" }
+                p id="state" { "Finishing the installation…" }
+                script { (PreEscaped(INSTALL_SCRIPT)) }
+            }
+        }
+    };
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .insert_header(("Cache-Control", "no-store"))
         .insert_header(("X-Content-Type-Options", "nosniff"))
         .insert_header(("Referrer-Policy", "same-origin"))
-        .body(INSTALL_PAGE)
+        .body(page.into_string())
 }
 
-const INSTALL_PAGE: &str = r#"<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Open Channel Gateway</title>
-<script src="//api.bitrix24.com/api/v1/"></script>
-<style>body{font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#333;margin:32px}
-h1{font-size:20px;margin:0 0 8px}p{margin:0;color:#525c69}</style></head>
-<body><h1>Open Channel Gateway is installed</h1>
-<p id="state">Finishing the installation…</p>
-<script>
+const INSTALL_STYLE: &str = r#"body{font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#333;margin:32px}
+h1{font-size:20px;margin:0 0 8px}p{margin:0;color:#525c69}"#;
+
+const INSTALL_SCRIPT: &str = r#"
 (function () {
   var state = document.getElementById("state");
   if (!window.BX24) {
@@ -346,5 +359,4 @@ h1{font-size:20px;margin:0 0 8px}p{margin:0;color:#525c69}</style></head>
     state.textContent = "Done. Connect a channel in Contact Center → Open Channel Gateway.";
   });
 })();
-</script>
-</body></html>"#;
+"#;

@@ -1,10 +1,9 @@
 //! The HTML of the connector settings page: one self-contained document (inline CSS, no
-//! scripts, no external assets) in which every value is HTML-escaped, sent with headers that
-//! keep it inside the portal's frame and out of caches.
-
-use std::fmt::Write as _;
+//! scripts, no external assets) built with maud, which escapes every value, sent with headers
+//! that keep it inside the portal's frame and out of caches.
 
 use actix_web::HttpResponse;
+use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use super::csrf::Action;
 use super::placement_view::{ActionForm, LineState, View};
@@ -15,22 +14,6 @@ pub fn host_of(url: &str) -> String {
         .ok()
         .and_then(|u| u.host_str().map(str::to_string))
         .unwrap_or_else(|| "(invalid URL)".into())
-}
-
-/// HTML-escape text for element content and quoted attribute values.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// The page as a response. `client_endpoint` (the portal's REST base) gives the origin allowed
@@ -107,145 +90,138 @@ fn summary(state: &LineState) -> (&'static str, &'static str, String) {
 }
 
 fn render(v: &View) -> String {
-    let mut html = String::with_capacity(8 * 1024);
     let title = format!("{} · line {}", v.connector_name, v.line);
-    let _ = write!(
-        html,
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{}</title><style>{STYLE}</style></head><body><main class=\"page\">\
-         <header class=\"head\"><div class=\"logo\" aria-hidden=\"true\">{LOGO}</div><div>\
-         <h1>{}</h1><p class=\"sub\">Connector settings · Open line <b>{}</b> · {}</p></div></header>",
-        escape(&title),
-        escape(&v.connector_name),
-        v.line,
-        escape(&v.portal_domain),
-    );
-    if let Some(n) = &v.notice {
-        let (class, role) = if n.ok {
-            ("ok", "status")
-        } else {
-            ("err", "alert")
-        };
-        let _ = write!(
-            html,
-            "<div class=\"notice notice-{class}\" role=\"{role}\">{}</div>",
-            escape(&n.text)
-        );
-    }
     let (badge, label, explanation) = summary(&v.state);
-    let _ = write!(
-        html,
-        "<section class=\"card\"><div class=\"card-head\"><h2>Connector on line {}</h2>\
-         <span class=\"badge badge-{badge}\" id=\"state\">{label}</span></div>\
-         <p class=\"lead\">{}</p>",
-        v.line,
-        escape(&explanation)
-    );
-    if let LineState::Known {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) }
+                style { (PreEscaped(STYLE)) }
+            }
+            body {
+                main class="page" {
+                    header class="head" {
+                        div class="logo" aria-hidden="true" { (PreEscaped(LOGO)) }
+                        div {
+                            h1 { (v.connector_name) }
+                            p class="sub" {
+                                "Connector settings · Open line " b { (v.line) } " · " (v.portal_domain)
+                            }
+                        }
+                    }
+                    @if let Some(n) = &v.notice {
+                        @let (class, role) = if n.ok { ("notice notice-ok", "status") } else { ("notice notice-err", "alert") };
+                        div class=(class) role=(role) { (n.text) }
+                    }
+                    section class="card" {
+                        div class="card-head" {
+                            h2 { "Connector on line " (v.line) }
+                            span class={ "badge badge-" (badge) } id="state" { (label) }
+                        }
+                        p class="lead" { (explanation) }
+                        (flags(&v.state))
+                        (actions(&v.forms, &v.action_url))
+                    }
+                    section class="card" {
+                        div class="card-head" { h2 { "Channel" } }
+                        (channels(v))
+                    }
+                    footer {
+                        "Connector " code { (v.connector_id) } " · changes apply to line " (v.line) " of this portal only."
+                    }
+                }
+            }
+        }
+    }
+    .into_string()
+}
+
+/// The line's flags as Bitrix24 reported them.
+fn flags(state: &LineState) -> Markup {
+    let LineState::Known {
         active,
         configured,
         status,
         error,
-    } = &v.state
-    {
-        html.push_str("<dl class=\"flags\">");
-        let rows = [
-            ("Active", "ACTIVE", active, false),
-            ("Configured", "CONFIGURED", configured, false),
-            ("Working", "STATUS", status, false),
-            ("Error", "ERROR", error, true),
-        ];
-        for (name, key, value, bad_when_true) in rows {
-            let Some(on) = value else { continue };
-            let dot = match (on, bad_when_true) {
-                (true, false) => "on",
-                (true, true) => "bad",
-                _ => "off",
-            };
-            let _ = write!(
-                html,
-                "<div><dt><span>{name}</span><code>{key}</code></dt><dd><span class=\"dot dot-{dot}\"></span>{}</dd></div>",
-                if *on { "Yes" } else { "No" }
-            );
+    } = state
+    else {
+        return html! {};
+    };
+    let rows = [
+        ("Active", "ACTIVE", active, false),
+        ("Configured", "CONFIGURED", configured, false),
+        ("Working", "STATUS", status, false),
+        ("Error", "ERROR", error, true),
+    ];
+    html! {
+        dl class="flags" {
+            @for (name, key, value, bad_when_true) in rows {
+                @if let Some(on) = value {
+                    @let dot = match (on, bad_when_true) {
+                        (true, false) => "on",
+                        (true, true) => "bad",
+                        _ => "off",
+                    };
+                    div {
+                        dt { span { (name) } code { (key) } }
+                        dd { span class={ "dot dot-" (dot) } {} (if *on { "Yes" } else { "No" }) }
+                    }
+                }
+            }
         }
-        html.push_str("</dl>");
     }
-    render_actions(&mut html, &v.forms, &v.action_url);
-    html.push_str(
-        "</section><section class=\"card\"><div class=\"card-head\"><h2>Channel</h2></div>",
-    );
-    render_channels(&mut html, v);
-    let _ = write!(
-        html,
-        "</section><footer>Connector <code>{}</code> · changes apply to line {} of this portal only.</footer>\
-         </main></body></html>",
-        escape(&v.connector_id),
-        v.line
-    );
-    html
 }
 
 /// The buttons, each in its own form with its hidden fields; a hint when there is none.
-fn render_actions(html: &mut String, forms: &[ActionForm], action_url: &str) {
-    if forms.is_empty() {
-        html.push_str(
-            "<p class=\"hint\">Activation becomes available once a channel is configured for this line.</p>",
-        );
-        return;
-    }
-    html.push_str("<div class=\"actions\">");
-    for f in forms {
-        let _ = write!(
-            html,
-            "<form method=\"post\" action=\"{}\">",
-            escape(action_url)
-        );
-        for (name, value) in &f.fields {
-            let _ = write!(
-                html,
-                "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
-                escape(name),
-                escape(value)
-            );
+fn actions(forms: &[ActionForm], action_url: &str) -> Markup {
+    html! {
+        @if forms.is_empty() {
+            p class="hint" { "Activation becomes available once a channel is configured for this line." }
+        } @else {
+            div class="actions" {
+                @for f in forms {
+                    @let (class, label) = match f.action {
+                        Action::Activate => ("btn btn-primary", "Activate"),
+                        Action::Deactivate => ("btn btn-light", "Deactivate"),
+                    };
+                    form method="post" action=(action_url) {
+                        @for (name, value) in &f.fields {
+                            input type="hidden" name=(name) value=(value);
+                        }
+                        button type="submit" class=(class) { (label) }
+                    }
+                }
+            }
         }
-        let (class, label) = match f.action {
-            Action::Activate => ("btn btn-primary", "Activate"),
-            Action::Deactivate => ("btn btn-light", "Deactivate"),
-        };
-        let _ = write!(
-            html,
-            "<button type=\"submit\" class=\"{class}\">{label}</button></form>"
-        );
     }
-    html.push_str("</div>");
 }
 
 /// The channels bound to the line, or how to bind one.
-fn render_channels(html: &mut String, v: &View) {
-    if v.channels.is_empty() {
-        let _ = write!(
-            html,
-            "<div class=\"empty\" id=\"no-channel\"><b>No channel configured for line {0}.</b>\
-             <span>Add a <code>[[channels]]</code> entry with <code>portal = \"{1}\"</code> and \
-             <code>line = {0}</code> to the gateway's settings, restart it and reopen this page.</span></div>",
-            v.line,
-            escape(&v.member_id)
-        );
-        return;
+fn channels(v: &View) -> Markup {
+    html! {
+        @if v.channels.is_empty() {
+            div class="empty" id="no-channel" {
+                b { "No channel configured for line " (v.line) "." }
+                span {
+                    "Add a " code { "[[channels]]" } " entry with "
+                    code { "portal = \"" (v.member_id) "\"" } " and " code { "line = " (v.line) }
+                    " to the gateway's settings, restart it and reopen this page."
+                }
+            }
+        } @else {
+            table class="channels" {
+                thead { tr { th { "ID" } th { "Delivers to" } } }
+                tbody {
+                    @for (id, host) in &v.channels {
+                        tr { td { code { (id) } } td { (host) } }
+                    }
+                }
+            }
+        }
     }
-    html.push_str(
-        "<table class=\"channels\"><thead><tr><th>ID</th><th>Delivers to</th></tr></thead><tbody>",
-    );
-    for (id, host) in &v.channels {
-        let _ = write!(
-            html,
-            "<tr><td><code>{}</code></td><td>{}</td></tr>",
-            escape(id),
-            escape(host)
-        );
-    }
-    html.push_str("</tbody></table>");
 }
 
 /// The connector icon (same shape as the one registered with the portal).

@@ -3,11 +3,35 @@
 use super::*;
 
 #[test]
-fn escape_covers_markup_and_quotes() {
-    assert_eq!(
-        escape(r#"<a href="x">'&'</a>"#),
-        "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+fn every_value_on_the_page_is_escaped() {
+    let hostile = r#"<script>x</script>"&'"#;
+    let view = View {
+        connector_name: hostile.into(),
+        connector_id: hostile.into(),
+        portal_domain: hostile.into(),
+        member_id: hostile.into(),
+        line: 7,
+        state: LineState::Unknown(hostile.into()),
+        channels: Vec::new(),
+        notice: Some(super::super::placement_view::Notice::error(hostile.into())),
+        forms: vec![ActionForm {
+            action: Action::Activate,
+            fields: vec![("csrf", hostile.into())],
+        }],
+        action_url: hostile.into(),
+    };
+    let page = render(&view);
+    assert!(!page.contains("<script>"), "{page}");
+    assert!(
+        page.contains("&lt;script&gt;x&lt;/script&gt;&quot;&amp;"),
+        "{page}"
     );
+    let empty = View {
+        channels: Vec::new(),
+        forms: Vec::new(),
+        ..view
+    };
+    assert!(!render(&empty).contains("<script>"));
 }
 
 #[test]
