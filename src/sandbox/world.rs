@@ -7,7 +7,7 @@
 //! tried again on a fresh port. This keeps `startup` untouched.
 
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -27,33 +27,6 @@ pub(super) const CHANNELS: [(&str, u64); 2] = [("shop", 1), ("support", 2)];
 /// Attempts at building the gateway when the picked port was taken meanwhile.
 const BUILD_ATTEMPTS: u32 = 5;
 
-/// A directory removed (with its contents) when dropped.
-pub(super) struct TempDir(PathBuf);
-
-impl TempDir {
-    /// A fresh, empty directory under the system's temp directory.
-    fn create() -> std::io::Result<TempDir> {
-        let name = format!(
-            "openchannel-gateway-sandbox-{}-{:08x}",
-            std::process::id(),
-            rand::random::<u32>()
-        );
-        let path = std::env::temp_dir().join(name);
-        std::fs::create_dir(&path)?;
-        Ok(TempDir(path))
-    }
-
-    pub(super) fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// Everything that runs during the sandbox.
 pub(super) struct World {
     pub portal: FakePortal,
@@ -62,7 +35,8 @@ pub(super) struct World {
     pub base: String,
     /// The platform's clients, one per entry of [`CHANNELS`].
     pub clients: Vec<MessengerClient>,
-    pub dir: TempDir,
+    /// Settings and storage; removed (with its contents) when dropped.
+    pub dir: tempfile::TempDir,
     http: reqwest::Client,
     /// Taken before stopping: the gateway waits for every storage handle to go.
     store: Option<Store>,
@@ -85,7 +59,10 @@ impl World {
         let messenger = FakeMessenger::start(secret.clone())
             .await
             .map_err(|e| format!("cannot start the fake messaging platform: {e}"))?;
-        let dir = TempDir::create().map_err(|e| format!("cannot create a temp directory: {e}"))?;
+        let dir = tempfile::Builder::new()
+            .prefix("openchannel-gateway-sandbox-")
+            .tempdir()
+            .map_err(|e| format!("cannot create a temp directory: {e}"))?;
         let app = build(&portal, &messenger, &secret, dir.path()).await?;
         let base = format!("http://127.0.0.1:{}", app.port());
         let clients = CHANNELS
