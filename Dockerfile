@@ -5,6 +5,7 @@ COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY config ./config
 COPY benches ./benches
+COPY sim ./sim
 RUN cargo build --release --locked --bin openchannel-gateway
 
 FROM debian:bookworm-slim

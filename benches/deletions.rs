@@ -14,10 +14,10 @@ use futures_util::StreamExt;
 use openchannel_gateway::bitrix::BitrixClient;
 use openchannel_gateway::metrics::Metrics;
 use openchannel_gateway::settings::BitrixSettings;
-use openchannel_gateway::signature::WebhookSecret;
-use openchannel_gateway::sim::messenger::{FakeMessenger, MessengerClient};
-use openchannel_gateway::sim::portal::{BucketConfig, FakePortal, FakePortalConfig};
-use openchannel_gateway::store::Store;
+use openchannel_gateway::store::{Installation, PortalRecord, Store};
+use openchannel_sim::messenger::{FakeMessenger, MessengerClient};
+use openchannel_sim::portal::{BucketConfig, FakePortal, FakePortalConfig};
+use openchannel_sim::webhooks::Secret;
 use serde_json::json;
 
 const LINES: u64 = 10;
@@ -39,7 +39,7 @@ fn gateway_toml(
     dir: &std::path::Path,
     portal: &FakePortal,
     messenger: &FakeMessenger,
-    secret: &WebhookSecret,
+    secret: &Secret,
 ) -> String {
     let mut toml = format!(
         "[server]\nlisten = \"127.0.0.1:0\"\n[storage]\npath = \"{}\"\n[bitrix]\nclient_id = \"app.test\"\nclient_secret = \"secret.test\"\noauth_servers = [\"{}\"]\nrate_per_second = 2.0\nburst = 50\n[deletions]\nmax_batch = 50\nlinger_ms = {LINGER_MS}\n",
@@ -66,7 +66,7 @@ fn ids(line: u64, chat: usize) -> Vec<String> {
 #[tokio::main]
 async fn main() {
     openchannel_gateway::tls::install_provider();
-    let secret = WebhookSecret::generate();
+    let secret = Secret::generate();
     let portal = FakePortal::start(portal_config()).await.unwrap();
     let messenger = FakeMessenger::start(secret.clone()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -232,7 +232,24 @@ async fn naive(calls: usize) -> (usize, f64, f64) {
     let portal = FakePortal::start(portal_config()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
-    let record = portal.installed_record();
+    let tokens = portal.issue_tokens();
+    let record = PortalRecord {
+        setup_at_ms: Some(0),
+        ..PortalRecord::installed(
+            Installation {
+                member_id: portal.member_id(),
+                domain: portal.domain(),
+                client_endpoint: portal.client_endpoint(),
+                oauth_server: portal.oauth_base(),
+                access_token: tokens.access_token,
+                refresh_token: tokens.refresh_token,
+                expires_at: 0,
+                application_token: portal.application_token(),
+                scope: String::new(),
+            },
+            0,
+        )
+    };
     store.commit(move |d| d.put_portal(&record)).await.unwrap();
     let settings = BitrixSettings {
         client_id: "app.test".into(),

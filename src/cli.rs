@@ -112,7 +112,15 @@ pub async fn run(cli: Cli) -> ExitCode {
             };
             serve(settings).await
         }
+        #[cfg(feature = "sandbox")]
         Command::Sandbox => crate::sandbox::run().await,
+        #[cfg(not(feature = "sandbox"))]
+        Command::Sandbox => {
+            eprintln!(
+                "this build has no simulators: build with the default `sandbox` feature to run the sandbox"
+            );
+            ExitCode::from(2)
+        }
     }
 }
 

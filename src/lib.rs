@@ -7,8 +7,9 @@
 //! - `messenger`: the platform's payloads, inbound and outbound.
 //! - `outbox`: the durable path from accepted events to Bitrix24 calls and platform deliveries.
 //! - `settings`, `startup`, `cli`, `telemetry`, `metrics`: running it.
-//! - `sim`: a fake portal and a fake platform for tests and the sandbox.
-//! - `sandbox`: the `sandbox` subcommand, a scripted tour of the gateway against `sim`.
+//! - `sandbox` (feature `sandbox`, on by default): the `sandbox` subcommand, a scripted tour of
+//!   the gateway against the simulators of the `openchannel-sim` crate (which shares no code
+//!   with this one).
 pub mod bitrix;
 pub mod cli;
 pub mod data_dir;
@@ -23,11 +24,11 @@ pub mod outbox;
 pub mod portal_cli;
 pub mod report;
 pub mod retry;
+#[cfg(feature = "sandbox")]
 pub mod sandbox;
 pub mod settings;
 pub mod setup;
 pub mod signature;
-pub mod sim;
 pub mod startup;
 pub mod store;
 pub mod teardown;

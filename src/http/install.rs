@@ -20,7 +20,7 @@ use crate::bitrix::oauth::Tokens;
 use crate::bitrix::{BitrixError, form};
 use crate::domain::now_ms;
 use crate::metrics::Metrics;
-use crate::store::{PortalRecord, PortalStatus};
+use crate::store::{Installation, PortalRecord, PortalStatus};
 
 /// What an install request claims, before anything is verified.
 struct Claim {
@@ -235,7 +235,7 @@ fn record(claim: &Claim, verified: Verified, existing: Option<&PortalRecord>) ->
         .clone()
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| claim.scope.clone());
-    PortalRecord {
+    let installation = Installation {
         member_id: claim.member_id.clone(),
         domain: host_of(&client_endpoint),
         client_endpoint,
@@ -245,12 +245,10 @@ fn record(claim: &Claim, verified: Verified, existing: Option<&PortalRecord>) ->
         refresh_token: tokens.refresh_token,
         application_token,
         scope,
-        status: PortalStatus::Installed,
-        installed_at_ms: now,
-        updated_at_ms: now,
-        setup_at_ms: None,
+    };
+    PortalRecord {
         bot_id: existing.and_then(|p| p.bot_id),
-        needs_reinstall: None,
+        ..PortalRecord::installed(installation, now)
     }
 }
 

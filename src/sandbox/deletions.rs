@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 use super::output::{DELETE_METHOD, Printer, Tally, calls_of, describe, human, requests_with};
 use super::script::{WAIT, message, post};
 use super::world::{CHANNELS, World};
-use crate::sim::messenger::Delivery;
-use crate::sim::portal::FakePortal;
+use openchannel_sim::messenger::Delivery;
+use openchannel_sim::portal::FakePortal;
 
 /// Messages created, then deleted, per channel.
 const PER_CHANNEL: usize = 150;

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::time::{Duration, Instant};
 
-use crate::sim::portal::RequestRecord;
+use openchannel_sim::portal::RequestRecord;
 
 /// The REST method that carries deletions.
 pub(super) const DELETE_METHOD: &str = "imconnector.delete.messages";

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::output::{Printer, Tally, describe, quote};
 use super::world::{CHANNELS, World};
-use crate::sim::messenger::{Delivery, MessengerClient};
+use openchannel_sim::messenger::{Delivery, MessengerClient};
 
 /// How long any one wait may take before the step fails.
 pub(super) const WAIT: Duration = Duration::from_secs(60);
@@ -174,7 +174,7 @@ async fn edit(world: &World, out: &mut Printer, tally: &mut Tally) -> Result<(),
         CHANNELS[channel].0,
         quote(text)
     ));
-    let edited = |p: &crate::sim::portal::FakePortal| {
+    let edited = |p: &openchannel_sim::portal::FakePortal| {
         p.messages()
             .iter()
             .any(|m| m.message_id == id && m.update_count > 0 && m.text == text)

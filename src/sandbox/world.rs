@@ -15,11 +15,11 @@ use tokio::task::JoinHandle;
 
 use super::output::describe;
 use crate::settings::Settings;
-use crate::signature::WebhookSecret;
-use crate::sim::messenger::{Delivery, FakeMessenger, MessengerClient};
-use crate::sim::portal::{BucketConfig, FakePortal, FakePortalConfig};
 use crate::startup::{Application, StartError, StopHandle};
 use crate::store::Store;
+use openchannel_sim::messenger::{Delivery, FakeMessenger, MessengerClient};
+use openchannel_sim::portal::{BucketConfig, FakePortal, FakePortalConfig};
+use openchannel_sim::webhooks::Secret;
 
 /// The sandbox's channels: id and open line, both on the one fake portal.
 pub(super) const CHANNELS: [(&str, u64); 2] = [("shop", 1), ("support", 2)];
@@ -55,7 +55,7 @@ impl World {
         })
         .await
         .map_err(|e| format!("cannot start the fake Bitrix24 portal: {e}"))?;
-        let secret = WebhookSecret::generate();
+        let secret = Secret::generate();
         let messenger = FakeMessenger::start(secret.clone())
             .await
             .map_err(|e| format!("cannot start the fake messaging platform: {e}"))?;
@@ -79,7 +79,7 @@ impl World {
             base,
             clients,
             dir,
-            http: crate::sim::portal::loopback_client(),
+            http: openchannel_sim::portal::loopback_client(),
             store: Some(store),
             progress,
             stop,
@@ -192,7 +192,7 @@ impl World {
 async fn build(
     portal: &FakePortal,
     messenger: &FakeMessenger,
-    secret: &WebhookSecret,
+    secret: &Secret,
     dir: &Path,
 ) -> Result<Application, String> {
     let mut attempt = 0;
@@ -223,7 +223,7 @@ fn settings_toml(
     port: u16,
     portal: &FakePortal,
     messenger: &FakeMessenger,
-    secret: &WebhookSecret,
+    secret: &Secret,
     dir: &Path,
 ) -> String {
     let defaults = FakePortalConfig::default();

@@ -42,7 +42,42 @@ pub struct PortalRecord {
     pub needs_reinstall: Option<String>,
 }
 
+/// What a verified install establishes about a portal (every field from the authorization
+/// server's reply, except the application token, which comes with the install event).
+pub struct Installation {
+    pub member_id: String,
+    pub domain: String,
+    pub client_endpoint: String,
+    pub oauth_server: String,
+    pub access_token: String,
+    pub refresh_token: String,
+    pub expires_at: i64,
+    pub application_token: String,
+    pub scope: String,
+}
+
 impl PortalRecord {
+    /// A freshly installed portal, not yet set up.
+    pub fn installed(i: Installation, now_ms: u64) -> PortalRecord {
+        PortalRecord {
+            member_id: i.member_id,
+            domain: i.domain,
+            client_endpoint: i.client_endpoint,
+            oauth_server: i.oauth_server,
+            access_token: i.access_token,
+            refresh_token: i.refresh_token,
+            expires_at: i.expires_at,
+            application_token: i.application_token,
+            scope: i.scope,
+            status: PortalStatus::Installed,
+            installed_at_ms: now_ms,
+            updated_at_ms: now_ms,
+            setup_at_ms: None,
+            bot_id: None,
+            needs_reinstall: None,
+        }
+    }
+
     /// Installed and set up: queued work may flow to it.
     pub fn is_ready(&self) -> bool {
         self.status == PortalStatus::Installed

@@ -1,8 +1,8 @@
 //! Bitrix24's side: setup, verified events, operator replies relayed, disconnects, uninstall.
 
 use openchannel_gateway::bitrix::form;
-use openchannel_gateway::sim::messenger::Mode;
 use openchannel_gateway::store::{OperatorState, PortalStatus};
+use openchannel_sim::messenger::Mode;
 use serde_json::json;
 
 use crate::helpers::*;
@@ -492,7 +492,7 @@ async fn uninstall_with_clean_purges_the_portals_data() {
 
 #[tokio::test]
 async fn an_operators_file_reaches_the_platform_with_an_absolute_url_it_can_fetch() {
-    use openchannel_gateway::sim::portal::FakeFile;
+    use openchannel_sim::portal::FakeFile;
     let app = spawn_app().await;
     open_chat(&app, "c1").await;
     let pdf = b"%PDF-1.4 operator's spec".to_vec();

@@ -1,8 +1,8 @@
 //! The chat-bot: registration, reactions, delivery-failure notices, teardown.
 
-use openchannel_gateway::sim::messenger::Mode;
-use openchannel_gateway::sim::portal::{Fault, FaultRule};
 use openchannel_gateway::store::OperatorState;
+use openchannel_sim::messenger::Mode;
+use openchannel_sim::portal::{Fault, FaultRule};
 use serde_json::json;
 
 use crate::helpers::*;
@@ -36,7 +36,7 @@ async fn relayed_operator_message(app: &TestApp) -> u64 {
 async fn failing_operator_message(
     app: &TestApp,
     text: &str,
-) -> openchannel_gateway::sim::portal::EmitResult {
+) -> openchannel_sim::portal::EmitResult {
     open_chat(app, "c1").await;
     app.messenger.set_mode(Mode::Fail(503));
     let emitted = app.portal.operator_message(LINE, "c1", text).await;

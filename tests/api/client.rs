@@ -6,10 +6,8 @@ use std::time::{Duration, Instant};
 use openchannel_gateway::bitrix::{BitrixClient, BitrixError};
 use openchannel_gateway::metrics::Metrics;
 use openchannel_gateway::settings::BitrixSettings;
-use openchannel_gateway::sim::portal::{
-    BucketConfig, FakePortal, FakePortalConfig, Fault, FaultRule,
-};
-use openchannel_gateway::store::Store;
+use openchannel_gateway::store::{Installation, PortalRecord, Store};
+use openchannel_sim::portal::{BucketConfig, FakePortal, FakePortalConfig, Fault, FaultRule};
 use serde_json::json;
 
 async fn client_for(
@@ -19,7 +17,24 @@ async fn client_for(
 ) -> (tempfile::TempDir, Store, Arc<BitrixClient>) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
-    let record = portal.installed_record();
+    let tokens = portal.issue_tokens();
+    let record = PortalRecord {
+        setup_at_ms: Some(0),
+        ..PortalRecord::installed(
+            Installation {
+                member_id: portal.member_id(),
+                domain: portal.domain(),
+                client_endpoint: portal.client_endpoint(),
+                oauth_server: portal.oauth_base(),
+                access_token: tokens.access_token,
+                refresh_token: tokens.refresh_token,
+                expires_at: 0,
+                application_token: portal.application_token(),
+                scope: String::new(),
+            },
+            0,
+        )
+    };
     store.commit(move |d| d.put_portal(&record)).await.unwrap();
     let settings = BitrixSettings {
         client_id: "app.test".into(),

@@ -4,10 +4,10 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
-use openchannel_gateway::signature::WebhookSecret;
-use openchannel_gateway::sim::messenger::{FakeMessenger, MessengerClient};
-use openchannel_gateway::sim::portal::{FakePortal, FakePortalConfig};
 use openchannel_gateway::store::Store;
+use openchannel_sim::messenger::{FakeMessenger, MessengerClient};
+use openchannel_sim::portal::{FakePortal, FakePortalConfig};
+use openchannel_sim::webhooks::Secret;
 use serde_json::json;
 
 use crate::helpers::*;
@@ -70,7 +70,7 @@ async fn kill_9_during_a_deletion_run_loses_nothing_and_resends_nothing_recorded
     };
     openchannel_gateway::tls::install_provider();
     let portal = FakePortal::start(portal_config).await.unwrap();
-    let secret = WebhookSecret::generate();
+    let secret = Secret::generate();
     let messenger = FakeMessenger::start(secret.clone()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("gateway.toml");

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use futures_util::future::join_all;
-use openchannel_gateway::sim::messenger::{MessengerClient, Mode};
-use openchannel_gateway::sim::portal::{FakePortalConfig, Fault, FaultRule};
+use openchannel_sim::messenger::{MessengerClient, Mode};
+use openchannel_sim::portal::{FakePortalConfig, Fault, FaultRule};
 use serde_json::{Value, json};
 
 use crate::helpers::*;

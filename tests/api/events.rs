@@ -1,7 +1,7 @@
 //! The replies of contract §2 for `POST /v1/channels/{channel}/events`.
 
-use openchannel_gateway::signature::SignedHeaders;
-use openchannel_gateway::sim::messenger::{MessengerClient, RawHeaders};
+use openchannel_sim::messenger::{MessengerClient, RawHeaders};
+use openchannel_sim::webhooks::SignedHeaders;
 use serde_json::json;
 
 use crate::helpers::*;
@@ -99,10 +99,9 @@ async fn bad_bodies_get_400_with_a_code_and_change_nothing() {
         ),
     ];
     for (body, code) in cases {
-        let headers = app.client.sign(
-            &openchannel_gateway::sim::messenger::new_webhook_id(),
-            &body,
-        );
+        let headers = app
+            .client
+            .sign(&openchannel_sim::messenger::new_webhook_id(), &body);
         let reply = app.client.post_raw(body, headers).await.unwrap();
         let (status, json) = status_json(reply).await;
         assert_eq!(
@@ -132,7 +131,7 @@ async fn signature_problems_get_401_and_change_nothing() {
     let wrong_secret = MessengerClient::new(
         &app.base,
         "acme",
-        openchannel_gateway::signature::WebhookSecret::generate(),
+        openchannel_sim::webhooks::Secret::generate(),
     )
     .sign("msg_sig", &body);
     // Well past the ±300 s window (the exact boundary is pinned by the unit tests with a fixed
@@ -199,12 +198,12 @@ async fn signature_problems_get_401_and_change_nothing() {
 }
 
 fn resign(
-    secret: &openchannel_gateway::signature::WebhookSecret,
+    secret: &openchannel_sim::webhooks::Secret,
     id: &str,
     timestamp: i64,
     body: &[u8],
 ) -> SignedHeaders {
-    openchannel_gateway::signature::sign_headers(secret, id, timestamp, body)
+    SignedHeaders::new(secret, id, timestamp, body)
 }
 
 #[tokio::test]

@@ -2,9 +2,9 @@
 //! cost is measured on the real binary: peak resident memory (`VmHWM`, reset before each request
 //! through `/proc/<pid>/clear_refs`) and CPU time of all its threads (`/proc/<pid>/task/*/schedstat`).
 
-use openchannel_gateway::signature::WebhookSecret;
-use openchannel_gateway::sim::messenger::FakeMessenger;
-use openchannel_gateway::sim::portal::{FakePortal, FakePortalConfig};
+use openchannel_sim::messenger::FakeMessenger;
+use openchannel_sim::portal::{FakePortal, FakePortalConfig};
+use openchannel_sim::webhooks::Secret;
 
 use crate::crash::serve;
 use crate::helpers::*;
@@ -120,7 +120,7 @@ pub(crate) async fn gateway(
     let portal = FakePortal::start(FakePortalConfig::default())
         .await
         .unwrap();
-    let secret = WebhookSecret::generate();
+    let secret = Secret::generate();
     let messenger = FakeMessenger::start(secret.clone()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("gateway.toml");

@@ -1,8 +1,8 @@
 //! Accepted events reach the portal: send/update calls, the mapping, per-chat order, per-item
 //! failures, held events, transient faults.
 
-use openchannel_gateway::sim::portal::{FakePortalConfig, Fault, FaultRule};
 use openchannel_gateway::store::MessageState;
+use openchannel_sim::portal::{FakePortalConfig, Fault, FaultRule};
 use serde_json::json;
 
 use crate::helpers::*;

@@ -93,7 +93,7 @@ async fn post(app: &TestApp, webhook_id: &str, message: &str) -> reqwest::Respon
 
 #[tokio::test]
 async fn bitrix_error_codes_unknown_to_the_gateway_count_as_other_in_metrics() {
-    use openchannel_gateway::sim::portal::{Fault, FaultRule};
+    use openchannel_sim::portal::{Fault, FaultRule};
     let app = crate::helpers::spawn_app().await;
     for i in 0..3 {
         app.portal.push_fault(FaultRule::on(

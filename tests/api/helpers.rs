@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use openchannel_gateway::settings::Settings;
-use openchannel_gateway::signature::WebhookSecret;
-use openchannel_gateway::sim::messenger::{FakeMessenger, MessengerClient};
-use openchannel_gateway::sim::portal::{FakePortal, FakePortalConfig};
 use openchannel_gateway::startup::{Application, StopHandle};
 use openchannel_gateway::store::Store;
+use openchannel_sim::messenger::{FakeMessenger, MessengerClient};
+use openchannel_sim::portal::{FakePortal, FakePortalConfig};
+use openchannel_sim::webhooks::Secret;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
@@ -71,7 +71,7 @@ pub struct TestApp {
     pub client: MessengerClient,
     /// The platform's client for channel "beta" (line 9).
     pub beta: MessengerClient,
-    pub secret: WebhookSecret,
+    pub secret: Secret,
     pub http: reqwest::Client,
     pub options: TestOptions,
     store: Option<Store>,
@@ -90,7 +90,7 @@ pub async fn spawn_with(options: TestOptions) -> TestApp {
     let portal = FakePortal::start(options.portal.clone())
         .await
         .expect("fake portal");
-    let secret = WebhookSecret::generate();
+    let secret = Secret::generate();
     let messenger = FakeMessenger::start(secret.clone())
         .await
         .expect("fake messenger");
@@ -118,7 +118,7 @@ pub fn config_toml(
     o: &TestOptions,
     portal: &FakePortal,
     messenger: &FakeMessenger,
-    secret: &WebhookSecret,
+    secret: &Secret,
     dir: &std::path::Path,
 ) -> String {
     format!(
@@ -188,7 +188,7 @@ async fn start(
     options: TestOptions,
     portal: FakePortal,
     messenger: FakeMessenger,
-    secret: WebhookSecret,
+    secret: Secret,
     dir: Arc<tempfile::TempDir>,
     config: PathBuf,
     listener: std::net::TcpListener,
@@ -390,7 +390,7 @@ pub async fn open_chat(app: &TestApp, chat: &str) {
 /// recording server), and an operator's reply sent on it: the gateway is now delivering to
 /// `outbound`.
 pub async fn operator_reply_to(outbound: &str) -> TestApp {
-    use openchannel_gateway::signature::WebhookSecret;
+    use openchannel_sim::webhooks::Secret;
     const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
     let app = spawn_with(TestOptions {
         extra_toml: format!(
@@ -399,7 +399,7 @@ pub async fn operator_reply_to(outbound: &str) -> TestApp {
         ..Default::default()
     })
     .await;
-    let delta = MessengerClient::new(&app.base, "delta", WebhookSecret::parse(SECRET).unwrap());
+    let delta = MessengerClient::new(&app.base, "delta", Secret::parse(SECRET).unwrap());
     let reply = delta
         .post_event("message.created", created("d1", "u", "hello-d1", "hi"))
         .await

@@ -3,10 +3,10 @@
 //! request is stored or called (a recording server stands for the attacker's host).
 
 use openchannel_gateway::bitrix::form;
-use openchannel_gateway::sim::messenger::MessengerClient;
-use openchannel_gateway::sim::portal::{FakePortal, FakePortalConfig};
-use openchannel_gateway::sim::recorder::{CannedReply, Recorder};
 use openchannel_gateway::store::PortalStatus;
+use openchannel_sim::messenger::MessengerClient;
+use openchannel_sim::portal::{FakePortal, FakePortalConfig};
+use openchannel_sim::recorder::{CannedReply, Recorder};
 use serde_json::{Value, json};
 
 use crate::helpers::*;
@@ -437,10 +437,7 @@ async fn a_second_portal_on_a_second_authorization_server_refreshes_there() {
     let gamma = MessengerClient::new(
         &app.base,
         "gamma",
-        openchannel_gateway::signature::WebhookSecret::parse(
-            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
-        )
-        .unwrap(),
+        openchannel_sim::webhooks::Secret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap(),
     );
     let (first_refreshes, second_refreshes) = (app.portal.refresh_count(), second.refresh_count());
     second.expire_access_tokens();

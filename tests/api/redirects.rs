@@ -2,8 +2,8 @@
 //! 302/307 reaches nothing else (a recording server stands for the address it points at), and
 //! the call counts as failed and is retried.
 
-use openchannel_gateway::sim::portal::{Fault, FaultRule};
-use openchannel_gateway::sim::recorder::{CannedReply, Recorder};
+use openchannel_sim::portal::{Fault, FaultRule};
+use openchannel_sim::recorder::{CannedReply, Recorder};
 use serde_json::json;
 
 use crate::helpers::*;

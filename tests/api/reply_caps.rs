@@ -4,7 +4,7 @@
 use openchannel_gateway::outbound_http::{
     PORTAL_REPLY_CAP, ReadError, SMALL_REPLY_CAP, client, read_capped,
 };
-use openchannel_gateway::sim::recorder::{CannedReply, Recorder};
+use openchannel_sim::recorder::{CannedReply, Recorder};
 use std::time::Duration;
 
 use crate::helpers::*;

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use openchannel_gateway::sim::portal::FakePortalConfig;
+use openchannel_sim::portal::FakePortalConfig;
 
 use crate::helpers::*;
 
@@ -145,7 +145,7 @@ async fn text_with_batch_back_references_is_sent_as_a_direct_call_unaltered() {
 
 #[tokio::test]
 async fn a_413_from_the_portals_proxy_splits_the_request_instead_of_failing_it() {
-    use openchannel_gateway::sim::portal::{Fault, FaultRule};
+    use openchannel_sim::portal::{Fault, FaultRule};
     let mut app = spawn_with(TestOptions {
         install: false,
         max_batch: 1,

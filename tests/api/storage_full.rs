@@ -6,9 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use openchannel_gateway::signature::WebhookSecret;
-use openchannel_gateway::sim::messenger::{FakeMessenger, MessengerClient};
-use openchannel_gateway::sim::portal::FakePortal;
+use openchannel_sim::messenger::{FakeMessenger, MessengerClient};
+use openchannel_sim::portal::FakePortal;
+use openchannel_sim::webhooks::Secret;
 
 use crate::crash::serve;
 use crate::helpers::*;
@@ -62,7 +62,7 @@ async fn a_full_disk_poisons_storage_and_a_restart_with_room_loses_nothing_ackno
     };
     openchannel_gateway::tls::install_provider();
     let portal = FakePortal::start(options.portal.clone()).await.unwrap();
-    let secret = WebhookSecret::generate();
+    let secret = Secret::generate();
     let messenger = FakeMessenger::start(secret.clone()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let disk = Tmpfs::mount(&dir.path().join("data"), "3m");

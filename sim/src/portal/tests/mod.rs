@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use super::{FakePortal, FakePortalConfig, loopback_client};
-use crate::bitrix::form;
+use crate::form;
 
 /// Connector id used by the tests.
 pub(super) const CONNECTOR: &str = "oc_test";

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::client::http_client;
 use super::*;
-use crate::signature::{self, WebhookSecret};
+use crate::webhooks::{Secret as WebhookSecret, SignedHeaders};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -21,7 +21,7 @@ async fn deliver(
     data: Value,
 ) -> reqwest::Response {
     let body = json!({ "type": event_type, "data": data }).to_string();
-    let h = signature::sign_headers(secret, webhook_id, unix_now(), body.as_bytes());
+    let h = SignedHeaders::new(secret, webhook_id, unix_now(), body.as_bytes());
     http_client()
         .post(fake.url())
         .header("webhook-id", h.id)
@@ -118,7 +118,7 @@ async fn an_unsigned_delivery_gets_401() {
 async fn a_signed_body_that_is_not_an_event_envelope_gets_400() {
     let (fake, secret) = started().await;
     let body = b"not json".to_vec();
-    let h = signature::sign_headers(&secret, "msg_x", unix_now(), &body);
+    let h = SignedHeaders::new(&secret, "msg_x", unix_now(), &body);
 
     let resp = http_client()
         .post(fake.url())
@@ -182,7 +182,7 @@ async fn hang_mode_never_answers_but_records_the_attempt() {
     let (fake, secret) = started().await;
     fake.set_mode(Mode::Hang);
     let body = json!({"type": "line.disconnected", "data": {"line": 1}}).to_string();
-    let h = signature::sign_headers(&secret, "msg_h", unix_now(), body.as_bytes());
+    let h = SignedHeaders::new(&secret, "msg_h", unix_now(), body.as_bytes());
 
     let result = http_client()
         .post(fake.url())

@@ -11,7 +11,7 @@ use super::events::Emission;
 use super::faults::{self, Fault};
 use super::state::{PortalState, RequestRecord};
 use super::{Shared, batch, events, imbot, imconnector, params};
-use crate::bitrix::form;
+use crate::form;
 
 /// What a method call may ask for besides its result: events to send once the state lock is released.
 pub(crate) struct Ctx<'a> {
@@ -273,7 +273,7 @@ fn operating_keys(
 
 /// Query string merged with the body (JSON or form); body keys win like PHP's `$_REQUEST`.
 fn parse_params(req: &HttpRequest, body: &[u8]) -> Result<Value, String> {
-    let mut params = form::decode_with(req.query_string().as_bytes(), &form::Limits::LARGE)
+    let mut params = form::decode_bytes(req.query_string().as_bytes())
         .map_err(|e| format!("Bad query string: {e}"))?;
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(params);
@@ -289,7 +289,7 @@ fn parse_params(req: &HttpRequest, body: &[u8]) -> Result<Value, String> {
         serde_json::from_slice::<Value>(body).map_err(|e| format!("Bad JSON body: {e}"))?
     } else {
         // Multipart is not supported by the fake; the gateway never sends it.
-        form::decode_with(body, &form::Limits::LARGE).map_err(|e| format!("Bad form body: {e}"))?
+        form::decode_bytes(body).map_err(|e| format!("Bad form body: {e}"))?
     };
     let Value::Object(body_map) = body_params else {
         return Err("The request body must be an object".into());

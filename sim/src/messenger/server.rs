@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use tokio::sync::Notify;
 
 use super::unix_now;
-use crate::signature::{self, HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP, WebhookSecret};
+use crate::webhooks::{HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP, Secret};
 
 /// Largest body the fake reads (deletion reports of 1000 items stay far below this).
 const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
@@ -65,7 +65,7 @@ pub struct FakeMessenger {
 
 /// State shared with the server's worker thread.
 struct Shared {
-    secret: WebhookSecret,
+    secret: Secret,
     state: Mutex<State>,
     /// Woken on every recorded delivery.
     recorded: Notify,
@@ -93,7 +93,7 @@ impl FakeMessenger {
     /// Binds `127.0.0.1:0` and serves with one worker; deliveries must be signed with `secret`.
     ///
     /// Must be called inside a tokio runtime (plain or `#[tokio::test]`).
-    pub async fn start(secret: WebhookSecret) -> std::io::Result<FakeMessenger> {
+    pub async fn start(secret: Secret) -> std::io::Result<FakeMessenger> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
@@ -235,12 +235,14 @@ async fn receive(req: HttpRequest, body: web::Bytes, shared: web::Data<Shared>) 
         return HttpResponse::MethodNotAllowed().finish();
     }
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
-    let received = signature::ReceivedHeaders {
-        id: header(HEADER_ID),
-        timestamp: header(HEADER_TIMESTAMP),
-        signature: header(HEADER_SIGNATURE),
-    };
-    let signature_ok = signature::verify(&shared.secret, &received, &body, unix_now()).is_ok();
+    let id = header(HEADER_ID);
+    let signature_ok = shared.secret.verifies(
+        id,
+        header(HEADER_TIMESTAMP),
+        header(HEADER_SIGNATURE),
+        &body,
+        unix_now(),
+    );
     let envelope = serde_json::from_slice::<Value>(&body).ok();
     let event_type = envelope
         .as_ref()
@@ -248,7 +250,7 @@ async fn receive(req: HttpRequest, body: web::Bytes, shared: web::Data<Shared>) 
         .and_then(Value::as_str)
         .map(str::to_owned);
     let mut delivery = Delivery {
-        webhook_id: received.id.unwrap_or_default().to_owned(),
+        webhook_id: id.unwrap_or_default().to_owned(),
         event_type: event_type.clone().unwrap_or_default(),
         data: envelope
             .as_ref()

@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use super::{CONNECTOR, Env, LINE, Receiver, item};
-use crate::bitrix::form;
+use crate::form;
 
 async fn bind(env: &Env, event: &str, handler: &str) -> (u16, Value) {
     env.call("event.bind", json!({"event": event, "handler": handler}))

@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 use super::envelope::{ApiError, unix_secs};
 use super::state::{FakeBinding, OPERATOR_USER_ID, PortalState};
 use super::{Shared, params};
-use crate::bitrix::form;
+use crate::form;
 
 /// Events `event.bind` accepts: the ones the gateway uses plus install/uninstall.
 pub(crate) const KNOWN_EVENTS: &[&str] = &[

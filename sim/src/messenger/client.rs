@@ -3,9 +3,7 @@
 use serde_json::{Value, json};
 
 use super::{new_webhook_id, unix_now};
-use crate::signature::{
-    self, HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP, SignedHeaders, WebhookSecret,
-};
+use crate::webhooks::{HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP, Secret, SignedHeaders};
 
 /// Header values for [`MessengerClient::post_raw`]; `None` leaves a header out.
 ///
@@ -40,12 +38,12 @@ impl From<SignedHeaders> for RawHeaders {
 pub struct MessengerClient {
     http: reqwest::Client,
     events_url: String,
-    secret: WebhookSecret,
+    secret: Secret,
 }
 
 impl MessengerClient {
     /// A client for `{base_url}/v1/channels/{channel}/events` signing with `secret`.
-    pub fn new(base_url: &str, channel: &str, secret: WebhookSecret) -> Self {
+    pub fn new(base_url: &str, channel: &str, secret: Secret) -> Self {
         MessengerClient {
             http: http_client(),
             events_url: format!(
@@ -88,7 +86,7 @@ impl MessengerClient {
 
     /// Signs `body` as of now under `webhook_id`, for callers that then alter something.
     pub fn sign(&self, webhook_id: &str, body: &[u8]) -> SignedHeaders {
-        signature::sign_headers(&self.secret, webhook_id, unix_now(), body)
+        SignedHeaders::new(&self.secret, webhook_id, unix_now(), body)
     }
 
     /// Posts `body` with exactly the given header values (for negative tests).

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use super::{Env, read};
-use crate::sim::portal::{BucketConfig, FakePortalConfig, Fault, FaultRule};
+use crate::portal::{BucketConfig, FakePortalConfig, Fault, FaultRule};
 
 fn is_iso_date(value: &Value) -> bool {
     let text = value.as_str().unwrap_or_default();

@@ -115,7 +115,7 @@ impl std::fmt::Debug for FakePortal {
 
 /// An HTTP client for loopback use. reqwest is built without a default TLS provider, so give it an
 /// explicit (ring) one instead of installing a process-wide default.
-pub(crate) fn loopback_client() -> reqwest::Client {
+pub fn loopback_client() -> reqwest::Client {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let tls = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -293,29 +293,6 @@ impl FakePortal {
                 update_count: 0,
                 delete_requests: 0,
             });
-        }
-    }
-
-    /// A store record for this portal as if it had installed the app and been set up, with a
-    /// freshly issued token pair (for tests and benchmarks that drive `BitrixClient` directly).
-    pub fn installed_record(&self) -> crate::store::PortalRecord {
-        let tokens = self.issue_tokens();
-        crate::store::PortalRecord {
-            member_id: self.member_id(),
-            domain: self.domain(),
-            client_endpoint: self.client_endpoint(),
-            oauth_server: self.oauth_base(),
-            access_token: tokens.access_token,
-            refresh_token: tokens.refresh_token,
-            expires_at: 0,
-            application_token: self.application_token(),
-            scope: String::new(),
-            status: crate::store::PortalStatus::Installed,
-            installed_at_ms: 0,
-            updated_at_ms: 0,
-            setup_at_ms: Some(0),
-            bot_id: None,
-            needs_reinstall: None,
         }
     }
 

@@ -9,7 +9,7 @@ use super::faults::{self, Fault};
 use super::params;
 use super::rest::{Ctx, dispatch};
 use super::state::PortalState;
-use crate::bitrix::form;
+use crate::form;
 
 /// Longest batch Bitrix24 accepts.
 pub(crate) const MAX_COMMANDS: usize = 50;
@@ -146,7 +146,7 @@ fn run_one(
     if let Some(err) = faults::operating_blocked(st, &method, Instant::now()) {
         return Err(err);
     }
-    let mut params = form::decode_with(query.as_bytes(), &form::Limits::LARGE)
+    let mut params = form::decode_bytes(query.as_bytes())
         .map_err(|e| ApiError::bad("INVALID_REQUEST", format!("Bad command: {e}")))?;
     substitute_all(&mut params, results);
     dispatch(st, cx, &method, &params)

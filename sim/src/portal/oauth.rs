@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use super::envelope::{json_response, unix_secs};
 use super::state::{ADMIN_USER_ID, IssuedTokens};
 use super::{FakePortal, SCOPE, Shared, params};
-use crate::bitrix::form;
+use crate::form;
 
 fn oauth_error(status: u16, code: &str, description: &str) -> HttpResponse {
     json_response(

@@ -1,6 +1,6 @@
 //! A fake messaging platform: [`FakeMessenger`] receives the gateway's signed outbound webhooks, [`MessengerClient`] posts signed events to the gateway.
 //!
-//! Both sides speak Standard Webhooks v1 through [`crate::signature`]; see `spec/gateway-api.md`
+//! Both sides speak Standard Webhooks v1 through [`crate::webhooks`] (the simulators' own implementation); see `spec/gateway-api.md`
 //! sections 2 (platform → gateway) and 4 (gateway → platform).
 
 mod client;

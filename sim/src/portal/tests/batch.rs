@@ -3,8 +3,8 @@
 use serde_json::{Value, json};
 
 use super::{CONNECTOR, Env, LINE};
-use crate::bitrix::form;
-use crate::sim::portal::{FakePortalConfig, Fault, FaultRule};
+use crate::form;
+use crate::portal::{FakePortalConfig, Fault, FaultRule};
 
 fn send_cmd(id: &str) -> String {
     let params = json!({"CONNECTOR": CONNECTOR, "LINE": LINE,

@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use super::{CONNECTOR, Env, LINE, item, register_params};
-use crate::sim::portal::FakePortalConfig;
+use crate::portal::FakePortalConfig;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn register_validation_and_update() {

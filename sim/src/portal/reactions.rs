@@ -6,8 +6,57 @@ use super::envelope::ApiError;
 use super::params;
 use super::state::PortalState;
 
-/// The 48 reaction codes of §8.8 (the gateway's own list: one source for both).
-pub(crate) const REACTIONS: &[&str] = &crate::bitrix::reactions::CODES;
+/// The 48 reaction codes of §8.8 (the fake's own copy of the documented list).
+pub(crate) const REACTIONS: &[&str] = &[
+    "like",
+    "dislike",
+    "faceWithTearsOfJoy",
+    "redHeart",
+    "neutralFace",
+    "fire",
+    "cry",
+    "slightlySmilingFace",
+    "winkingFace",
+    "laugh",
+    "kiss",
+    "wonder",
+    "slightlyFrowningFace",
+    "loudlyCryingFace",
+    "faceWithStuckOutTongue",
+    "faceWithStuckOutTongueAndWinkingEye",
+    "smilingFaceWithSunglasses",
+    "confusedFace",
+    "flushedFace",
+    "thinkingFace",
+    "angry",
+    "smilingFaceWithHorns",
+    "faceWithThermometer",
+    "facepalm",
+    "poo",
+    "flexedBiceps",
+    "clappingHands",
+    "raisedHand",
+    "smilingFaceWithHeartEyes",
+    "smilingFaceWithHearts",
+    "pleadingFace",
+    "relievedFace",
+    "foldedHands",
+    "okHand",
+    "signHorns",
+    "loveYouGesture",
+    "clownFace",
+    "partyingFace",
+    "questionMark",
+    "exclamationMark",
+    "lightBulb",
+    "bomb",
+    "sleepingSymbol",
+    "crossMark",
+    "whiteHeavyCheckMark",
+    "eyes",
+    "handshake",
+    "hundredPoints",
+];
 
 /// Checked `(message id, bot id, reaction)` of a reaction call.
 fn target(st: &PortalState, p: &Value) -> Result<(u64, u64, String), ApiError> {
