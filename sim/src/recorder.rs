@@ -2,7 +2,9 @@
 //! address a redirect points at), answers every request with a canned reply, and remembers every
 //! request it received, so that a test can prove that nothing reached it.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, MutexGuard};
 
 use actix_web::dev::ServerHandle;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
@@ -37,7 +39,7 @@ struct Shared {
 
 impl Shared {
     fn requests(&self) -> MutexGuard<'_, Vec<Recorded>> {
-        self.requests.lock().unwrap_or_else(|p| p.into_inner())
+        self.requests.lock()
     }
 }
 
@@ -119,7 +121,7 @@ impl Recorder {
 
     /// Answer later requests with `reply`.
     pub fn set_reply(&self, reply: CannedReply) {
-        *self.shared.reply.lock().unwrap_or_else(|p| p.into_inner()) = reply;
+        *self.shared.reply.lock() = reply;
     }
 }
 
@@ -130,11 +132,7 @@ async fn answer(req: HttpRequest, body: web::Bytes, shared: web::Data<Shared>) -
         body: body.to_vec(),
     });
     shared.count.send_modify(|c| *c += 1);
-    let reply = shared
-        .reply
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone();
+    let reply = shared.reply.lock().clone();
     let status = |code: u16| {
         actix_web::http::StatusCode::from_u16(code)
             .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR)

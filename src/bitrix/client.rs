@@ -4,8 +4,10 @@
 //! replies are read up to [`PORTAL_REPLY_CAP`].
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use serde_json::{Map, Value, json};
@@ -205,7 +207,7 @@ impl BitrixClient {
                 .as_ref()
                 .and_then(envelope::as_i64)
             {
-                lock(&gate.reset_seen).insert(c.method.clone(), reset);
+                gate.reset_seen.lock().insert(c.method.clone(), reset);
             }
         }
         let results = commands
@@ -243,13 +245,13 @@ impl BitrixClient {
 
     /// Read this portal's request-cost model (see [`cost`](super::cost)).
     pub fn with_cost<R>(&self, portal: &str, f: impl FnOnce(&CostModel) -> R) -> R {
-        f(&lock(&self.gate(portal).cost))
+        f(&self.gate(portal).cost.lock())
     }
 
     /// Change this portal's request-cost model: learn from a reply, or shrink after a cut or a
     /// `413` / `414`.
     pub fn update_cost(&self, portal: &str, f: impl FnOnce(&mut CostModel)) {
-        f(&mut lock(&self.gate(portal).cost));
+        f(&mut self.gate(portal).cost.lock());
     }
 
     /// `bitrix.request_budget_ms`.
@@ -266,7 +268,7 @@ impl BitrixClient {
     pub fn method_blocked_until(&self, portal: &str, method: &str) -> Option<i64> {
         let now = unix_now();
         let gate = self.gate(portal);
-        let blocked = lock(&gate.blocked);
+        let blocked = gate.blocked.lock();
         blocked.get(method).copied().filter(|&t| t > now)
     }
 
@@ -304,7 +306,7 @@ impl BitrixClient {
             match outcome {
                 Ok(success) => {
                     if let Some(reset) = success.operating_reset_at {
-                        lock(&gate.reset_seen).insert(method.to_string(), reset);
+                        gate.reset_seen.lock().insert(method.to_string(), reset);
                     }
                     return Ok(success);
                 }
@@ -514,7 +516,7 @@ impl BitrixClient {
     }
 
     fn gate(&self, portal: &str) -> Arc<Gate> {
-        let mut gates = lock(&self.gates);
+        let mut gates = self.gates.lock();
         gates
             .entry(portal.to_string())
             .or_insert_with(|| {
@@ -536,7 +538,7 @@ impl BitrixClient {
 impl Gate {
     /// The error that suspended the portal, while it is suspended.
     fn check_suspended(&self) -> Result<(), BitrixError> {
-        match &*lock(&self.suspended) {
+        match &*self.suspended.lock() {
             Some((until, err)) if *until > unix_now() => Err(err.clone()),
             _ => Ok(()),
         }
@@ -559,7 +561,7 @@ impl Gate {
             },
             other => other,
         };
-        *lock(&self.suspended) = Some((until, err.clone()));
+        *self.suspended.lock() = Some((until, err.clone()));
         err
     }
 
@@ -582,11 +584,11 @@ impl Gate {
         // (inside `batch`) carries no reset of its own: without one learned from earlier
         // `result_time`s, leave the method alone for 1 s, then 2, 4… up to a minute.
         let reset = operating_reset_at
-            .or_else(|| lock(&self.reset_seen).get(method).copied())
+            .or_else(|| self.reset_seen.lock().get(method).copied())
             .filter(|&t| t > now)
             .or_else(|| {
                 (*status == 0).then(|| {
-                    let mut strikes = lock(&self.nested_strikes);
+                    let mut strikes = self.nested_strikes.lock();
                     let n = strikes.entry(method.to_string()).or_insert(0);
                     *n += 1;
                     now + (1i64 << (*n - 1).min(6)).min(NESTED_BLOCK_SECS)
@@ -594,7 +596,7 @@ impl Gate {
             });
         tracing::warn!(method, reset_at = ?reset, "method over its operating budget");
         if let Some(reset) = reset {
-            lock(&self.blocked).insert(method.to_string(), reset);
+            self.blocked.lock().insert(method.to_string(), reset);
         }
         BitrixError::Api {
             status: *status,
@@ -616,10 +618,6 @@ fn error_kind(e: &BitrixError) -> &'static str {
         BitrixError::NeedsReinstall(_) => "needs_reinstall",
         BitrixError::Storage(_) => "storage",
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The host (and port) of an http(s) URL.

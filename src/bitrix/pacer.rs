@@ -7,7 +7,7 @@
 //! portal counts (network and scheduling jitter): one request of headroom below `burst`, and a
 //! drain rate assumed 2% slower than the portal's.
 
-use std::sync::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -93,8 +93,8 @@ impl Pacer {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock()
     }
 }
 
