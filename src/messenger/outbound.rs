@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::settings::ChannelSettings;
 use crate::signature::{self, WebhookSecret};
 use crate::store::OperatorRecord;
 
@@ -85,6 +86,27 @@ impl OutboundClient {
         let http = crate::outbound_http::client(DELIVERY_TIMEOUT, DELIVERY_TIMEOUT)
             .map_err(|e| e.to_string())?;
         Ok(OutboundClient { http })
+    }
+
+    /// Deliver one event to the channel's platform: its `outbound_url` for a generic channel.
+    /// A channel without an `outbound_url` has nowhere to take the event: it counts as taken.
+    pub async fn deliver_to(
+        &self,
+        channel: &ChannelSettings,
+        webhook_id: &str,
+        event_type: &str,
+        data: &Value,
+    ) -> Result<Answer, String> {
+        match &channel.outbound_url {
+            Some(url) => {
+                self.deliver(url, &channel.webhook_secret(), webhook_id, event_type, data)
+                    .await
+            }
+            None => Ok(Answer {
+                status: 200,
+                body: Vec::new(),
+            }),
+        }
     }
 
     /// POST `{"type", "data"}` signed with the channel's secret; `webhook_id` is stable across

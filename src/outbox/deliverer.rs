@@ -143,13 +143,7 @@ impl Deliverer {
             None => Err(format!("channel {} is not configured", delivery.channel)),
             Some(channel) => {
                 self.client
-                    .deliver(
-                        &channel.outbound_url,
-                        &channel.webhook_secret(),
-                        &delivery.webhook_id,
-                        &delivery.event_type,
-                        &data,
-                    )
+                    .deliver_to(channel, &delivery.webhook_id, &delivery.event_type, &data)
                     .await
             }
         };
