@@ -8,6 +8,7 @@
 //! - `outbox`: the durable path from accepted events to Bitrix24 calls and platform deliveries.
 //! - `settings`, `startup`, `cli`, `telemetry`, `metrics`: running it.
 //! - `sim`: a fake portal and a fake platform for tests and the sandbox.
+//! - `telegram`: the Telegram adapter (contract §6): updates in, Bot API calls out, media links.
 //! - `sandbox`: the `sandbox` subcommand, a scripted tour of the gateway against `sim`.
 pub mod bitrix;
 pub mod cli;
@@ -31,5 +32,6 @@ pub mod sim;
 pub mod startup;
 pub mod store;
 pub mod teardown;
+pub mod telegram;
 pub mod telemetry;
 pub mod tls;
