@@ -22,6 +22,7 @@ use crate::outbox::deliverer::Deliverer;
 use crate::outbox::{Context, Outbox};
 use crate::settings::Settings;
 use crate::store::Store;
+use crate::telegram::api::BotApi;
 
 /// How long shutdown waits for the last storage handle to go.
 const CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -119,10 +120,11 @@ impl Application {
             )
         });
         let outbox = Outbox::start(ctx, &tracker, recovered);
+        let telegram = Arc::new(BotApi::new(metrics.clone()).map_err(StartError::Client)?);
         let deliverer = Deliverer {
             store: store.clone(),
             settings: settings.clone(),
-            client: OutboundClient::new().map_err(StartError::Client)?,
+            client: OutboundClient::new(telegram.clone()).map_err(StartError::Client)?,
             bitrix: client.clone(),
             metrics: metrics.clone(),
             wake: deliveries,
@@ -145,6 +147,7 @@ impl Application {
             client,
             metrics,
             clock: options.clock.take().unwrap_or_else(http::system_clock),
+            telegram,
         });
         let addr = settings.server.listen.clone();
         let listener = match options.listener {

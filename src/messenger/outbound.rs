@@ -1,5 +1,6 @@
 //! Signed deliveries to a channel's `outbound_url` (contract §4), Standard Webhooks v1.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -7,6 +8,7 @@ use serde_json::{Value, json};
 use crate::settings::ChannelSettings;
 use crate::signature::{self, WebhookSecret};
 use crate::store::OperatorRecord;
+use crate::telegram::api::BotApi;
 
 /// `data` of `operator.message.created` (contract §4).
 pub fn operator_created(record: &OperatorRecord) -> Value {
@@ -78,18 +80,22 @@ impl Answer {
 #[derive(Clone)]
 pub struct OutboundClient {
     http: reqwest::Client,
+    /// Operators' events of Telegram channels go to the Bot API.
+    telegram: Arc<BotApi>,
 }
 
 impl OutboundClient {
     /// A client with [`DELIVERY_TIMEOUT`].
-    pub fn new() -> Result<OutboundClient, String> {
+    pub fn new(telegram: Arc<BotApi>) -> Result<OutboundClient, String> {
         let http = crate::outbound_http::client(DELIVERY_TIMEOUT, DELIVERY_TIMEOUT)
             .map_err(|e| e.to_string())?;
-        Ok(OutboundClient { http })
+        Ok(OutboundClient { http, telegram })
     }
 
-    /// Deliver one event to the channel's platform: its `outbound_url` for a generic channel.
-    /// A channel without an `outbound_url` has nowhere to take the event: it counts as taken.
+    /// Deliver one event to the channel's platform: operators' events of a Telegram channel to
+    /// the Bot API (`telegram::deliver`), everything else to the channel's `outbound_url`. A
+    /// Telegram channel without an `outbound_url` has nowhere to take a report or a line event:
+    /// it counts as taken (the report stays at `GET /v1/deletions/{id}`).
     pub async fn deliver_to(
         &self,
         channel: &ChannelSettings,
@@ -97,6 +103,12 @@ impl OutboundClient {
         event_type: &str,
         data: &Value,
     ) -> Result<Answer, String> {
+        if let Some(bot) = &channel.telegram
+            && channel.is_telegram()
+            && crate::telegram::deliver::handles(event_type)
+        {
+            return crate::telegram::deliver::deliver(&self.telegram, bot, event_type, data).await;
+        }
         match &channel.outbound_url {
             Some(url) => {
                 self.deliver(url, &channel.webhook_secret(), webhook_id, event_type, data)
