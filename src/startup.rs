@@ -23,6 +23,7 @@ use crate::outbox::{Context, Outbox};
 use crate::settings::Settings;
 use crate::store::Store;
 use crate::telegram::api::BotApi;
+use crate::telegram::webhook::Registrar;
 
 /// How long shutdown waits for the last storage handle to go.
 const CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -108,7 +109,10 @@ impl Application {
             path: settings.storage.path.display().to_string(),
             source,
         })?;
+        let telegram = Arc::new(BotApi::new(metrics.clone()).map_err(StartError::Client)?);
+        let registrar = Registrar::new(settings.clone(), store.clone(), telegram.clone());
         let ctx = Arc::new(Context {
+            telegram: Some(registrar.clone()),
             deliveries: deliveries.clone(),
             progress: progress.clone(),
             cancel: cancel.clone(),
@@ -120,7 +124,6 @@ impl Application {
             )
         });
         let outbox = Outbox::start(ctx, &tracker, recovered);
-        let telegram = Arc::new(BotApi::new(metrics.clone()).map_err(StartError::Client)?);
         let deliverer = Deliverer {
             store: store.clone(),
             settings: settings.clone(),
@@ -132,6 +135,7 @@ impl Application {
             cancel: cancel.clone(),
         };
         tracker.spawn(deliverer.run());
+        tracker.spawn(registrar.run(cancel.clone()));
         tracker.spawn(prune_replay_records(store.clone(), cancel.clone()));
         tracker.spawn(crate::idle_refresh::run(
             store.clone(),
