@@ -67,6 +67,9 @@ pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(15);
 pub struct Answer {
     pub status: u16,
     pub body: Vec<u8>,
+    /// Why it failed, when the platform said so in words worth keeping (the Bot API's
+    /// description); otherwise the status tells.
+    pub reason: Option<String>,
 }
 
 impl Answer {
@@ -117,6 +120,7 @@ impl OutboundClient {
             None => Ok(Answer {
                 status: 200,
                 body: Vec::new(),
+                reason: None,
             }),
         }
     }
@@ -158,7 +162,11 @@ impl OutboundClient {
         let body = crate::outbound_http::read_capped(reply, crate::outbound_http::SMALL_REPLY_CAP)
             .await
             .map_err(|e| e.to_string())?;
-        Ok(Answer { status, body })
+        Ok(Answer {
+            status,
+            body,
+            reason: None,
+        })
     }
 }
 

@@ -159,7 +159,10 @@ impl Deliverer {
                 self.delivered(delivery, &answer).await
             }
             Ok(answer) => {
-                let reason = format!("platform answered HTTP {}", answer.status);
+                let reason = match &answer.reason {
+                    Some(reason) => reason.clone(),
+                    None => format!("platform answered HTTP {}", answer.status),
+                };
                 let rejected = (400..500).contains(&answer.status)
                     && ![408, 425, 429].contains(&answer.status);
                 if rejected && is_operator(&delivery) {

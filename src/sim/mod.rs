@@ -3,3 +3,4 @@
 pub mod messenger;
 pub mod portal;
 pub mod recorder;
+pub mod telegram;

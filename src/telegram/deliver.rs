@@ -41,25 +41,20 @@ pub async fn deliver(
         "operator.message.deleted" => delete(api, bot, data).await,
         other => return Err(format!("{other} is not delivered through the Bot API")),
     };
+    let failed = |status: u16, reason: String| {
+        Ok(Answer {
+            status,
+            body: Vec::new(),
+            reason: Some(reason),
+        })
+    };
     match result {
         Ok(answer) => Ok(answer),
-        Err(Failure::Refused(reason)) => Ok(Answer {
-            status: 400,
-            body: reason.into_bytes(),
-        }),
-        Err(Failure::Api(e)) if e.is_permanent() => Ok(Answer {
-            status: 400,
-            body: e.to_string().into_bytes(),
-        }),
-        Err(Failure::Api(ApiError::Flood { .. })) => Ok(Answer {
-            status: 429,
-            body: Vec::new(),
-        }),
+        Err(Failure::Refused(reason)) => failed(400, reason),
+        Err(Failure::Api(e)) if e.is_permanent() => failed(400, e.to_string()),
+        Err(Failure::Api(e @ ApiError::Flood { .. })) => failed(429, e.to_string()),
         Err(Failure::Api(ApiError::Transport(e))) => Err(e),
-        Err(Failure::Api(e)) => Ok(Answer {
-            status: 502,
-            body: e.to_string().into_bytes(),
-        }),
+        Err(Failure::Api(e)) => failed(502, e.to_string()),
     }
 }
 
@@ -135,6 +130,7 @@ async fn send(api: &BotApi, bot: &TelegramSettings, data: &Value) -> Result<Answ
     Ok(Answer {
         status: 200,
         body: json!({ "message_ids": sent }).to_string().into_bytes(),
+        reason: None,
     })
 }
 
@@ -186,6 +182,7 @@ fn done() -> Answer {
     Answer {
         status: 200,
         body: b"{}".to_vec(),
+        reason: None,
     }
 }
 

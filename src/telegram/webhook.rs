@@ -22,7 +22,7 @@ use crate::settings::{ChannelSettings, Settings};
 use crate::store::Store;
 
 /// First retry of a failed registration; doubled up to [`MAX_RETRY`].
-const FIRST_RETRY: Duration = Duration::from_secs(5);
+const FIRST_RETRY: Duration = Duration::from_secs(2);
 const MAX_RETRY: Duration = Duration::from_secs(300);
 
 /// What a registration did.

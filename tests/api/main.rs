@@ -22,3 +22,4 @@ mod restart;
 mod sandbox;
 mod slow_bodies;
 mod storage_full;
+mod telegram;
