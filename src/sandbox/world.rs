@@ -18,11 +18,17 @@ use crate::settings::Settings;
 use crate::signature::WebhookSecret;
 use crate::sim::messenger::{Delivery, FakeMessenger, MessengerClient};
 use crate::sim::portal::{BucketConfig, FakePortal, FakePortalConfig};
+use crate::sim::telegram::FakeTelegram;
 use crate::startup::{Application, StartError, StopHandle};
 use crate::store::Store;
 
 /// The sandbox's channels: id and open line, both on the one fake portal.
 pub(super) const CHANNELS: [(&str, u64); 2] = [("shop", 1), ("support", 2)];
+
+/// The Telegram channel: id, open line, and its bot's settings (the token is the fake's).
+pub(super) const TELEGRAM_CHANNEL: (&str, u64) = ("tg-shop", 3);
+pub(super) const TELEGRAM_TOKEN: &str = "7000000001:sandbox-bot-token";
+const TELEGRAM_WEBHOOK_SECRET: &str = "sandbox-webhook-secret";
 
 /// Attempts at building the gateway when the picked port was taken meanwhile.
 const BUILD_ATTEMPTS: u32 = 5;
@@ -58,12 +64,14 @@ impl Drop for TempDir {
 pub(super) struct World {
     pub portal: FakePortal,
     pub messenger: FakeMessenger,
+    /// The fake Telegram Bot API of the Telegram channel.
+    pub telegram: FakeTelegram,
     /// `http://127.0.0.1:PORT` of the gateway.
     pub base: String,
     /// The platform's clients, one per entry of [`CHANNELS`].
     pub clients: Vec<MessengerClient>,
     pub dir: TempDir,
-    http: reqwest::Client,
+    pub http: reqwest::Client,
     /// Taken before stopping: the gateway waits for every storage handle to go.
     store: Option<Store>,
     progress: watch::Receiver<u64>,
@@ -85,8 +93,11 @@ impl World {
         let messenger = FakeMessenger::start(secret.clone())
             .await
             .map_err(|e| format!("cannot start the fake messaging platform: {e}"))?;
+        let telegram = FakeTelegram::start(TELEGRAM_TOKEN)
+            .await
+            .map_err(|e| format!("cannot start the fake Telegram Bot API: {e}"))?;
         let dir = TempDir::create().map_err(|e| format!("cannot create a temp directory: {e}"))?;
-        let app = build(&portal, &messenger, &secret, dir.path()).await?;
+        let app = build(&portal, &messenger, &telegram, &secret, dir.path()).await?;
         let base = format!("http://127.0.0.1:{}", app.port());
         let clients = CHANNELS
             .iter()
@@ -99,6 +110,7 @@ impl World {
         Ok(World {
             portal,
             messenger,
+            telegram,
             base,
             clients,
             dir,
@@ -193,6 +205,17 @@ impl World {
         })
     }
 
+    /// A deletion's record and items, from the gateway's storage.
+    pub(super) fn store_deletion(
+        &self,
+        id: &str,
+    ) -> Option<(
+        crate::store::DeletionRecord,
+        Vec<crate::store::DeletionItem>,
+    )> {
+        self.store.as_ref()?.deletion(id).ok().flatten()
+    }
+
     /// Stop the gateway (storage closed), then the fakes; the temp dir goes last.
     pub(super) async fn shutdown(mut self) -> Result<(), String> {
         self.store.take();
@@ -201,6 +224,7 @@ impl World {
         self.stop.stop().await;
         let served = self.running.await;
         self.messenger.stop().await;
+        drop(self.telegram);
         drop(self.portal);
         drop(self.dir);
         match served {
@@ -215,6 +239,7 @@ impl World {
 async fn build(
     portal: &FakePortal,
     messenger: &FakeMessenger,
+    telegram: &FakeTelegram,
     secret: &WebhookSecret,
     dir: &Path,
 ) -> Result<Application, String> {
@@ -223,8 +248,11 @@ async fn build(
         attempt += 1;
         let port = free_port().map_err(|e| format!("cannot find a free loopback port: {e}"))?;
         let path = dir.join("gateway.toml");
-        std::fs::write(&path, settings_toml(port, portal, messenger, secret, dir))
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        std::fs::write(
+            &path,
+            settings_toml(port, portal, messenger, telegram, secret, dir),
+        )
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         // No environment layer: GATEWAY__* variables meant for `serve` must not leak in.
         let settings = Settings::load_from(Some(path), Vec::new())
             .map_err(|e| format!("sandbox settings rejected: {e}"))?;
@@ -241,11 +269,12 @@ fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-/// The gateway's settings: real Bitrix24 limits, both channels on the fake portal.
+/// The gateway's settings: real Bitrix24 limits, every channel on the fake portal.
 fn settings_toml(
     port: u16,
     portal: &FakePortal,
     messenger: &FakeMessenger,
+    telegram: &FakeTelegram,
     secret: &WebhookSecret,
     dir: &Path,
 ) -> String {
@@ -289,5 +318,13 @@ max_age_secs = 3600
             outbound = messenger.url(),
         ));
     }
+    let (id, line) = TELEGRAM_CHANNEL;
+    toml.push_str(&format!(
+        "\n[[channels]]\nid = {id:?}\nplatform = \"telegram\"\nportal = {member:?}\nline = {line}\nsecret = {secret:?}\n\
+         [channels.telegram]\nbot_token = {TELEGRAM_TOKEN:?}\nwebhook_secret = {TELEGRAM_WEBHOOK_SECRET:?}\napi_url = {api:?}\n",
+        member = portal.member_id(),
+        secret = secret.to_whsec(),
+        api = telegram.url(),
+    ));
     toml
 }
