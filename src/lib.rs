@@ -7,6 +7,7 @@
 //! - `messenger`: the platform's payloads, inbound and outbound.
 //! - `outbox`: the durable path from accepted events to Bitrix24 calls and platform deliveries.
 //! - `settings`, `startup`, `cli`, `telemetry`, `metrics`: running it.
+//! - `telegram`: the Telegram adapter (contract §6): updates in, Bot API calls out, media links.
 //! - `sandbox` (feature `sandbox`, on by default): the `sandbox` subcommand, a scripted tour of
 //!   the gateway against the simulators of the `openchannel-sim` crate (which shares no code
 //!   with this one).
@@ -32,5 +33,6 @@ pub mod signature;
 pub mod startup;
 pub mod store;
 pub mod teardown;
+pub mod telegram;
 pub mod telemetry;
 pub mod tls;

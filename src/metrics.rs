@@ -37,6 +37,13 @@ pub struct Metrics {
     pub portals_needing_reinstall: Gauge,
     /// 1 once a storage write or sync failed: writes are refused until restart.
     pub storage_poisoned: Gauge,
+    /// Telegram updates by type (`message`, …, `other`) and outcome (`accepted`, `replayed`,
+    /// `ignored`, or an error code).
+    pub telegram_updates: Family<Two, Counter>,
+    /// Bot API calls by method (a fixed set, else `other`) and outcome.
+    pub telegram_api: Family<Two, Counter>,
+    /// `GET /media/<token>` by outcome (`served`, `not_found`, `too_large`, `unavailable`).
+    pub media_requests: Family<One, Counter>,
 }
 
 impl Default for Metrics {
@@ -53,6 +60,9 @@ impl Default for Metrics {
             installs: Family::default(),
             portals_needing_reinstall: Gauge::default(),
             storage_poisoned: Gauge::default(),
+            telegram_updates: Family::default(),
+            telegram_api: Family::default(),
+            media_requests: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -100,6 +110,21 @@ impl Default for Metrics {
             "storage_poisoned",
             "1 once a storage write or sync failed (writes refused until restart)",
             m.storage_poisoned.clone(),
+        );
+        registry.register(
+            "telegram_updates",
+            "Telegram updates by type and outcome",
+            m.telegram_updates.clone(),
+        );
+        registry.register(
+            "telegram_api",
+            "Telegram Bot API calls by method and outcome",
+            m.telegram_api.clone(),
+        );
+        registry.register(
+            "media_requests",
+            "Media link downloads by outcome",
+            m.media_requests.clone(),
         );
         Metrics { registry, ..m }
     }

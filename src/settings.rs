@@ -1,7 +1,8 @@
 //! Settings: the layered configuration of contract §1 (default file → `--config`/`GATEWAY_CONFIG`
 //! → `GATEWAY__SECTION__KEY` environment), validated once at start-up.
 //!
-//! Secrets (`bitrix.client_secret`, `admin.token`, each channel `secret`) are wrapped so that they
+//! Secrets (`bitrix.client_secret`, `admin.token`, each channel `secret`, a Telegram channel's
+//! `bot_token` and `webhook_secret`) are wrapped so that they
 //! never reach a log line or `check-config` output.
 
 use std::collections::HashSet;
@@ -159,10 +160,61 @@ pub struct ChannelSettings {
     pub portal: String,
     /// Open line ID.
     pub line: u64,
-    /// Standard Webhooks secret (secret).
+    /// Standard Webhooks secret (secret): verifies inbound events, signs outbound ones and, for
+    /// Telegram channels, the media links.
     pub secret: SecretString,
-    /// Where events for the platform are POSTed.
-    pub outbound_url: String,
+    /// `generic` (contract §2 and §4) or `telegram` (contract §6).
+    #[serde(default)]
+    pub platform: Platform,
+    /// Where events for the platform are POSTed: required for generic channels; optional for
+    /// Telegram channels (where `deletion.completed` and `line.disconnected` go when set).
+    #[serde(default)]
+    pub outbound_url: Option<String>,
+    /// `[channels.telegram]`: only (and required) for `platform = "telegram"`.
+    #[serde(default)]
+    pub telegram: Option<TelegramSettings>,
+}
+
+/// The messaging platform a channel speaks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Platform {
+    /// The gateway's own signed events (contract §2, §4).
+    #[default]
+    Generic,
+    /// The Telegram Bot API (contract §6).
+    Telegram,
+}
+
+impl Platform {
+    /// The value as written in the settings.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Platform::Generic => "generic",
+            Platform::Telegram => "telegram",
+        }
+    }
+}
+
+/// `[channels.telegram]` (contract §6).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelegramSettings {
+    /// The bot's token from @BotFather (secret: it is the bot's password and sits in every Bot
+    /// API URL).
+    pub bot_token: SecretString,
+    /// Telegram's `secret_token`: sent back in `X-Telegram-Bot-Api-Secret-Token` (secret).
+    pub webhook_secret: SecretString,
+    /// Bot API base URL (a local Bot API server, or a test double).
+    #[serde(default = "default_telegram_api_url")]
+    pub api_url: String,
+}
+
+/// Telegram's cloud Bot API.
+pub const TELEGRAM_API_URL: &str = "https://api.telegram.org";
+
+fn default_telegram_api_url() -> String {
+    TELEGRAM_API_URL.to_string()
 }
 
 /// Why settings could not be loaded; the message is meant for a human at start-up.
@@ -349,11 +401,24 @@ impl Settings {
                     "{at}: secret is not a Standard Webhooks secret (whsec_ + base64): {e}"
                 ));
             }
-            check_url(
-                &mut problems,
-                &format!("{at}: outbound_url"),
-                &ch.outbound_url,
-            );
+            match (&ch.outbound_url, ch.platform) {
+                (Some(url), _) => check_url(&mut problems, &format!("{at}: outbound_url"), url),
+                (None, Platform::Generic) => problems.push(format!(
+                    "{at}: outbound_url is required for platform = \"generic\""
+                )),
+                (None, Platform::Telegram) => {}
+            }
+            match (&ch.telegram, ch.platform) {
+                (Some(_), Platform::Generic) => problems.push(format!(
+                    "{at}: [channels.telegram] is only for platform = \"telegram\""
+                )),
+                (None, Platform::Telegram) => problems.push(format!(
+                    "{at}: platform = \"telegram\" needs a [channels.telegram] section with \
+                     bot_token and webhook_secret"
+                )),
+                (Some(tg), Platform::Telegram) => check_telegram(&mut problems, &at, tg),
+                (None, Platform::Generic) => {}
+            }
         }
         if problems.is_empty() {
             Ok(())
@@ -463,8 +528,22 @@ impl Settings {
                 "id = {:?}\nportal = {:?}\nline = {}",
                 ch.id, ch.portal, ch.line
             );
+            let _ = writeln!(out, "platform = {:?}", ch.platform.as_str());
             let _ = writeln!(out, "secret = {}", mask(&ch.secret));
-            let _ = writeln!(out, "outbound_url = {:?}", mask_url(&ch.outbound_url));
+            match &ch.outbound_url {
+                Some(url) => {
+                    let _ = writeln!(out, "outbound_url = {:?}", mask_url(url));
+                }
+                None => {
+                    let _ = writeln!(out, "# outbound_url not set");
+                }
+            }
+            if let Some(tg) = &ch.telegram {
+                let _ = writeln!(out, "[channels.telegram]");
+                let _ = writeln!(out, "bot_token = {}", mask(&tg.bot_token));
+                let _ = writeln!(out, "webhook_secret = {}", mask(&tg.webhook_secret));
+                let _ = writeln!(out, "api_url = {:?}", mask_url(&tg.api_url));
+            }
         }
         out
     }
@@ -505,11 +584,54 @@ impl BitrixSettings {
 }
 
 impl ChannelSettings {
+    /// Whether this channel speaks the Telegram Bot API.
+    pub fn is_telegram(&self) -> bool {
+        self.platform == Platform::Telegram
+    }
+
     /// The channel's parsed webhook secret (validated at load, so this cannot fail afterwards).
     pub fn webhook_secret(&self) -> WebhookSecret {
         WebhookSecret::parse(self.secret.expose_secret())
             .expect("channel secrets are validated when settings load")
     }
+}
+
+/// Problems of a `[channels.telegram]` section; never quotes a secret.
+fn check_telegram(problems: &mut Vec<String>, at: &str, tg: &TelegramSettings) {
+    if !is_bot_token(tg.bot_token.expose_secret()) {
+        problems.push(format!(
+            "{at}: telegram.bot_token is not a Bot API token (<bot id>:<secret>, as @BotFather \
+             gives it)"
+        ));
+    }
+    if !is_telegram_secret_token(tg.webhook_secret.expose_secret()) {
+        problems.push(format!(
+            "{at}: telegram.webhook_secret must be 1 to 256 characters of [A-Za-z0-9_-] \
+             (Telegram's secret_token)"
+        ));
+    }
+    check_url(problems, &format!("{at}: telegram.api_url"), &tg.api_url);
+}
+
+/// A Bot API token: the bot's numeric id, `:`, then at least one of `[A-Za-z0-9_-]`.
+pub fn is_bot_token(token: &str) -> bool {
+    match token.split_once(':') {
+        Some((id, secret)) => {
+            !id.is_empty()
+                && id.len() <= 20
+                && id.bytes().all(|b| b.is_ascii_digit())
+                && is_telegram_secret_token(secret)
+        }
+        None => false,
+    }
+}
+
+/// Telegram's `secret_token` alphabet and length: 1 to 256 of `[A-Za-z0-9_-]`.
+pub fn is_telegram_secret_token(value: &str) -> bool {
+    (1..=256).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// `"***"` for a set secret, `""` for an empty one (so an unset secret is visible).

@@ -22,6 +22,8 @@ use crate::outbox::deliverer::Deliverer;
 use crate::outbox::{Context, Outbox};
 use crate::settings::Settings;
 use crate::store::Store;
+use crate::telegram::api::BotApi;
+use crate::telegram::webhook::Registrar;
 
 /// How long shutdown waits for the last storage handle to go.
 const CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -123,7 +125,10 @@ impl Application {
             path: settings.storage.path.display().to_string(),
             source,
         })?;
+        let telegram = Arc::new(BotApi::new(metrics.clone()).map_err(StartError::Client)?);
+        let registrar = Registrar::new(settings.clone(), store.clone(), telegram.clone());
         let ctx = Arc::new(Context {
+            telegram: Some(registrar.clone()),
             deliveries: deliveries.clone(),
             progress: progress.clone(),
             cancel: cancel.clone(),
@@ -138,7 +143,7 @@ impl Application {
         let deliverer = Deliverer {
             store: store.clone(),
             settings: settings.clone(),
-            client: OutboundClient::new().map_err(StartError::Client)?,
+            client: OutboundClient::new(telegram.clone()).map_err(StartError::Client)?,
             bitrix: client.clone(),
             metrics: metrics.clone(),
             wake: deliveries,
@@ -146,6 +151,7 @@ impl Application {
             cancel: cancel.clone(),
         };
         tracker.spawn(deliverer.run());
+        tracker.spawn(registrar.run(cancel.clone()));
         tracker.spawn(prune_replay_records(store.clone(), cancel.clone()));
         tracker.spawn(crate::idle_refresh::run(
             store.clone(),
@@ -161,6 +167,7 @@ impl Application {
             client,
             metrics,
             clock: options.clock.take().unwrap_or_else(http::system_clock),
+            telegram,
         });
         let addr = settings.server.listen.clone();
         let listener = match options.listener {

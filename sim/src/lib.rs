@@ -9,4 +9,5 @@ pub mod form;
 pub mod messenger;
 pub mod portal;
 pub mod recorder;
+pub mod telegram;
 pub mod webhooks;

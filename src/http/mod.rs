@@ -1,4 +1,4 @@
-//! HTTP boundary: the only code that knows actix-web. Routes of contract §1–§5.
+//! HTTP boundary: the only code that knows actix-web. Routes of contract §1–§6.
 
 mod admin;
 mod bitrix_events;
@@ -13,6 +13,7 @@ mod placement;
 mod placement_auth;
 mod placement_page;
 mod placement_view;
+mod telegram;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -49,6 +50,8 @@ pub struct AppState {
     pub client: Arc<BitrixClient>,
     pub metrics: Arc<Metrics>,
     pub clock: Clock,
+    /// The Bot API client of Telegram channels (media links).
+    pub telegram: Arc<crate::telegram::api::BotApi>,
 }
 
 impl AppState {
@@ -87,6 +90,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/v1/channels/{channel}/events",
             web::post().to(events::receive),
         )
+        .route(
+            "/v1/channels/{channel}/telegram",
+            web::post().to(telegram::receive),
+        )
+        .route("/media/{token}", web::get().to(telegram::media))
         .route("/v1/deletions/{deletion_id}", web::get().to(deletions::get))
         .route(
             "/v1/portals/{member_id}/setup",

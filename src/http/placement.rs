@@ -226,7 +226,14 @@ async fn render(
     };
     let channels: Vec<(String, String)> = channels_of(state, &portal.member_id, line)
         .into_iter()
-        .map(|c| (c.id.clone(), placement_page::host_of(&c.outbound_url)))
+        .map(|c| {
+            let host = match (&c.telegram, &c.outbound_url) {
+                (Some(_), _) => "Telegram Bot API".to_string(),
+                (None, Some(url)) => placement_page::host_of(url),
+                (None, None) => String::new(),
+            };
+            (c.id.clone(), host)
+        })
         .collect();
     let mut actions = match line_state.active() {
         Some(true) => vec![Action::Deactivate],

@@ -1,11 +1,14 @@
 //! Signed deliveries to a channel's `outbound_url` (contract §4), Standard Webhooks v1.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::settings::ChannelSettings;
 use crate::signature::{self, WebhookSecret};
 use crate::store::OperatorRecord;
+use crate::telegram::api::BotApi;
 
 /// `data` of `operator.message.created` (contract §4).
 pub fn operator_created(record: &OperatorRecord) -> Value {
@@ -64,6 +67,9 @@ pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(15);
 pub struct Answer {
     pub status: u16,
     pub body: Vec<u8>,
+    /// Why it failed, when the platform said so in words worth keeping (the Bot API's
+    /// description); otherwise the status tells.
+    pub reason: Option<String>,
 }
 
 impl Answer {
@@ -77,14 +83,46 @@ impl Answer {
 #[derive(Clone)]
 pub struct OutboundClient {
     http: reqwest::Client,
+    /// Operators' events of Telegram channels go to the Bot API.
+    telegram: Arc<BotApi>,
 }
 
 impl OutboundClient {
     /// A client with [`DELIVERY_TIMEOUT`].
-    pub fn new() -> Result<OutboundClient, String> {
+    pub fn new(telegram: Arc<BotApi>) -> Result<OutboundClient, String> {
         let http = crate::outbound_http::client(DELIVERY_TIMEOUT, DELIVERY_TIMEOUT)
             .map_err(|e| e.to_string())?;
-        Ok(OutboundClient { http })
+        Ok(OutboundClient { http, telegram })
+    }
+
+    /// Deliver one event to the channel's platform: operators' events of a Telegram channel to
+    /// the Bot API (`telegram::deliver`), everything else to the channel's `outbound_url`. A
+    /// Telegram channel without an `outbound_url` has nowhere to take a report or a line event:
+    /// it counts as taken (the report stays at `GET /v1/deletions/{id}`).
+    pub async fn deliver_to(
+        &self,
+        channel: &ChannelSettings,
+        webhook_id: &str,
+        event_type: &str,
+        data: &Value,
+    ) -> Result<Answer, String> {
+        if let Some(bot) = &channel.telegram
+            && channel.is_telegram()
+            && crate::telegram::deliver::handles(event_type)
+        {
+            return crate::telegram::deliver::deliver(&self.telegram, bot, event_type, data).await;
+        }
+        match &channel.outbound_url {
+            Some(url) => {
+                self.deliver(url, &channel.webhook_secret(), webhook_id, event_type, data)
+                    .await
+            }
+            None => Ok(Answer {
+                status: 200,
+                body: Vec::new(),
+                reason: None,
+            }),
+        }
     }
 
     /// POST `{"type", "data"}` signed with the channel's secret; `webhook_id` is stable across
@@ -124,7 +162,11 @@ impl OutboundClient {
         let body = crate::outbound_http::read_capped(reply, crate::outbound_http::SMALL_REPLY_CAP)
             .await
             .map_err(|e| e.to_string())?;
-        Ok(Answer { status, body })
+        Ok(Answer {
+            status,
+            body,
+            reason: None,
+        })
     }
 }
 

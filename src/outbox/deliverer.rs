@@ -143,13 +143,7 @@ impl Deliverer {
             None => Err(format!("channel {} is not configured", delivery.channel)),
             Some(channel) => {
                 self.client
-                    .deliver(
-                        &channel.outbound_url,
-                        &channel.webhook_secret(),
-                        &delivery.webhook_id,
-                        &delivery.event_type,
-                        &data,
-                    )
+                    .deliver_to(channel, &delivery.webhook_id, &delivery.event_type, &data)
                     .await
             }
         };
@@ -165,7 +159,10 @@ impl Deliverer {
                 self.delivered(delivery, &answer).await
             }
             Ok(answer) => {
-                let reason = format!("platform answered HTTP {}", answer.status);
+                let reason = match &answer.reason {
+                    Some(reason) => reason.clone(),
+                    None => format!("platform answered HTTP {}", answer.status),
+                };
                 let rejected = (400..500).contains(&answer.status)
                     && ![408, 425, 429].contains(&answer.status);
                 if rejected && is_operator(&delivery) {

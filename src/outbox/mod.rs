@@ -45,6 +45,8 @@ pub struct Context {
     /// Bumped whenever results or deliveries are recorded (observability for tools and tests).
     pub progress: Arc<watch::Sender<u64>>,
     pub cancel: CancellationToken,
+    /// Telegram webhook registration, asked again whenever a portal's setup runs.
+    pub telegram: Option<Arc<crate::telegram::webhook::Registrar>>,
 }
 
 impl Context {
@@ -73,6 +75,7 @@ impl Context {
             deliveries: Arc::new(Notify::new()),
             progress: Arc::new(watch::channel(0).0),
             cancel: CancellationToken::new(),
+            telegram: None,
         }
     }
 
@@ -270,6 +273,9 @@ pub async fn setup_now(
             outbox.line_active(portal, line.line, true);
         }
         outbox.ready(portal);
+    }
+    if let Some(telegram) = &ctx.telegram {
+        telegram.request_portal(portal);
     }
     ctx.progress.send_modify(|n| *n += 1);
     tracing::info!(portal, bound = ?report.bound, lines = report.lines.len(), "portal set up");

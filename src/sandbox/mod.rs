@@ -4,7 +4,8 @@
 //!
 //! - `world`: starts the fakes and the gateway, installs the app, shuts everything down.
 //! - `script`: the conversation (messages, an edit, operator replies); `deletions`: the burst of
-//!   deletions.
+//!   deletions; `telegram`: a Telegram business chat (a photo through a media link, an operator
+//!   reply, a batch of customer deletions).
 //! - `output`: numbered steps, timings, request listings and the final summary.
 //!
 //! Every wait is on a change signal (the gateway's progress counter, the portal's state, the
@@ -13,6 +14,7 @@
 mod deletions;
 mod output;
 mod script;
+mod telegram;
 mod world;
 
 use std::process::ExitCode;
@@ -22,7 +24,7 @@ use output::{Printer, Tally, describe, human};
 use world::{CHANNELS, World};
 
 /// Steps printed, including start, installation and shutdown.
-const STEPS: usize = 7;
+const STEPS: usize = 8;
 /// How long the connector setup may take (it needs about 15 requests; the bucket holds 50).
 const SETUP_WAIT: Duration = Duration::from_secs(60);
 
@@ -71,6 +73,7 @@ async fn play(world: &World, out: &mut Printer, tally: &mut Tally) -> Result<(),
         world.portal.member_id()
     ));
     out.line(format!("fake platform         {}", world.messenger.url()));
+    out.line(format!("fake Telegram Bot API {}", world.telegram.url()));
     out.line(format!(
         "gateway               {}  (settings and storage in {})",
         world.base,
@@ -81,6 +84,10 @@ async fn play(world: &World, out: &mut Printer, tally: &mut Tally) -> Result<(),
             "channel               {id:<8} -> open line {line} of the portal"
         ));
     }
+    let (tg_id, tg_line) = world::TELEGRAM_CHANNEL;
+    out.line(format!(
+        "channel               {tg_id:<8} -> open line {tg_line} of the portal (platform = \"telegram\")"
+    ));
     out.done("everything is listening");
 
     out.step("Installing the app on the portal (ONAPPINSTALL -> /bitrix/install)");

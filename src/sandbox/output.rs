@@ -170,6 +170,8 @@ pub(super) struct Tally {
     pub deletion_calls: usize,
     pub operator_sent: usize,
     pub operator_relayed: usize,
+    /// The Telegram chapter's one-line result.
+    pub telegram: Option<String>,
 }
 
 impl Tally {
@@ -200,6 +202,9 @@ impl Tally {
             "  operator replies relayed     {}/{}",
             self.operator_relayed, self.operator_sent
         );
+        if let Some(telegram) = &self.telegram {
+            println!("  telegram business chat       {telegram}");
+        }
         println!(
             "  Bitrix24 requests used       {} in total, {rejected} rejected by the rate limit",
             requests.len()

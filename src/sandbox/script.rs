@@ -99,7 +99,8 @@ pub(super) async fn play(
     customer_messages(world, out, tally).await?;
     edit(world, out, tally).await?;
     super::deletions::play(world, out, tally).await?;
-    operator_replies(world, out, tally).await
+    operator_replies(world, out, tally).await?;
+    super::telegram::play(world, out, tally).await
 }
 
 async fn customer_messages(

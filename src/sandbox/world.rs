@@ -19,10 +19,16 @@ use crate::startup::{Application, StartError, StopHandle};
 use crate::store::Store;
 use openchannel_sim::messenger::{Delivery, FakeMessenger, MessengerClient};
 use openchannel_sim::portal::{BucketConfig, FakePortal, FakePortalConfig};
+use openchannel_sim::telegram::FakeTelegram;
 use openchannel_sim::webhooks::Secret;
 
 /// The sandbox's channels: id and open line, both on the one fake portal.
 pub(super) const CHANNELS: [(&str, u64); 2] = [("shop", 1), ("support", 2)];
+
+/// The Telegram channel: id, open line, and its bot's settings (the token is the fake's).
+pub(super) const TELEGRAM_CHANNEL: (&str, u64) = ("tg-shop", 3);
+pub(super) const TELEGRAM_TOKEN: &str = "7000000001:sandbox-bot-token";
+const TELEGRAM_WEBHOOK_SECRET: &str = "sandbox-webhook-secret";
 
 /// Attempts at building the gateway when the picked port was taken meanwhile.
 const BUILD_ATTEMPTS: u32 = 5;
@@ -31,13 +37,15 @@ const BUILD_ATTEMPTS: u32 = 5;
 pub(super) struct World {
     pub portal: FakePortal,
     pub messenger: FakeMessenger,
+    /// The fake Telegram Bot API of the Telegram channel.
+    pub telegram: FakeTelegram,
     /// `http://127.0.0.1:PORT` of the gateway.
     pub base: String,
     /// The platform's clients, one per entry of [`CHANNELS`].
     pub clients: Vec<MessengerClient>,
     /// Settings and storage; removed (with its contents) when dropped.
     pub dir: tempfile::TempDir,
-    http: reqwest::Client,
+    pub http: reqwest::Client,
     /// Taken before stopping: the gateway waits for every storage handle to go.
     store: Option<Store>,
     progress: watch::Receiver<u64>,
@@ -59,11 +67,14 @@ impl World {
         let messenger = FakeMessenger::start(secret.clone())
             .await
             .map_err(|e| format!("cannot start the fake messaging platform: {e}"))?;
+        let telegram = FakeTelegram::start(TELEGRAM_TOKEN)
+            .await
+            .map_err(|e| format!("cannot start the fake Telegram Bot API: {e}"))?;
         let dir = tempfile::Builder::new()
             .prefix("openchannel-gateway-sandbox-")
             .tempdir()
             .map_err(|e| format!("cannot create a temp directory: {e}"))?;
-        let app = build(&portal, &messenger, &secret, dir.path()).await?;
+        let app = build(&portal, &messenger, &telegram, &secret, dir.path()).await?;
         let base = format!("http://127.0.0.1:{}", app.port());
         let clients = CHANNELS
             .iter()
@@ -76,6 +87,7 @@ impl World {
         Ok(World {
             portal,
             messenger,
+            telegram,
             base,
             clients,
             dir,
@@ -170,6 +182,17 @@ impl World {
         })
     }
 
+    /// A deletion's record and items, from the gateway's storage.
+    pub(super) fn store_deletion(
+        &self,
+        id: &str,
+    ) -> Option<(
+        crate::store::DeletionRecord,
+        Vec<crate::store::DeletionItem>,
+    )> {
+        self.store.as_ref()?.deletion(id).ok().flatten()
+    }
+
     /// Stop the gateway (storage closed), then the fakes; the temp dir goes last.
     pub(super) async fn shutdown(mut self) -> Result<(), String> {
         self.store.take();
@@ -178,6 +201,7 @@ impl World {
         self.stop.stop().await;
         let served = self.running.await;
         self.messenger.stop().await;
+        drop(self.telegram);
         drop(self.portal);
         drop(self.dir);
         match served {
@@ -192,6 +216,7 @@ impl World {
 async fn build(
     portal: &FakePortal,
     messenger: &FakeMessenger,
+    telegram: &FakeTelegram,
     secret: &Secret,
     dir: &Path,
 ) -> Result<Application, String> {
@@ -200,8 +225,11 @@ async fn build(
         attempt += 1;
         let port = free_port().map_err(|e| format!("cannot find a free loopback port: {e}"))?;
         let path = dir.join("gateway.toml");
-        std::fs::write(&path, settings_toml(port, portal, messenger, secret, dir))
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        std::fs::write(
+            &path,
+            settings_toml(port, portal, messenger, telegram, secret, dir),
+        )
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         // No environment layer: GATEWAY__* variables meant for `serve` must not leak in.
         let settings = Settings::load_from(Some(path), Vec::new())
             .map_err(|e| format!("sandbox settings rejected: {e}"))?;
@@ -218,11 +246,12 @@ fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-/// The gateway's settings: real Bitrix24 limits, both channels on the fake portal.
+/// The gateway's settings: real Bitrix24 limits, every channel on the fake portal.
 fn settings_toml(
     port: u16,
     portal: &FakePortal,
     messenger: &FakeMessenger,
+    telegram: &FakeTelegram,
     secret: &Secret,
     dir: &Path,
 ) -> String {
@@ -266,5 +295,13 @@ max_age_secs = 3600
             outbound = messenger.url(),
         ));
     }
+    let (id, line) = TELEGRAM_CHANNEL;
+    toml.push_str(&format!(
+        "\n[[channels]]\nid = {id:?}\nplatform = \"telegram\"\nportal = {member:?}\nline = {line}\nsecret = {secret:?}\n\
+         [channels.telegram]\nbot_token = {TELEGRAM_TOKEN:?}\nwebhook_secret = {TELEGRAM_WEBHOOK_SECRET:?}\napi_url = {api:?}\n",
+        member = portal.member_id(),
+        secret = secret.to_whsec(),
+        api = telegram.url(),
+    ));
     toml
 }

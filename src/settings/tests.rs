@@ -237,3 +237,94 @@ fn credentials_in_urls_are_masked() {
     assert_eq!(mask_url("https://m.example/hook"), "https://m.example/hook");
     assert_eq!(mask_url("not a url user:pw@host"), "***@host");
 }
+
+const BOT_TOKEN: &str = "123456789:AAbot-token_secret9";
+const TG_SECRET: &str = "tg-webhook_SECRET-42";
+
+fn telegram_channel(extra: &str) -> String {
+    format!(
+        "[[channels]]\nid = \"tg-shop\"\nplatform = \"telegram\"\nportal = \"a223c6b3710f85df22e9377d6c4f7553\"\n\
+         line = 3\nsecret = \"{SECRET}\"\n{extra}"
+    )
+}
+
+#[test]
+fn channels_are_generic_by_default_and_generic_still_needs_an_outbound_url() {
+    let (_d, path) = write_config(&channel("acme", SECRET));
+    let s = Settings::load_from(Some(path), env(&[])).expect("valid");
+    assert_eq!(s.channels[0].platform, Platform::Generic);
+    assert!(!s.channels[0].is_telegram());
+    let (_d, path) = write_config(
+        "[[channels]]\nid = \"acme\"\nportal = \"abc\"\nline = 1\nsecret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"\n",
+    );
+    let all = problems(Settings::load_from(Some(path), env(&[]))).join("\n");
+    assert!(all.contains("outbound_url is required"), "{all}");
+}
+
+#[test]
+fn a_telegram_channel_loads_with_the_default_api_url_and_no_outbound_url() {
+    let (_d, path) = write_config(&telegram_channel(&format!(
+        "[channels.telegram]\nbot_token = \"{BOT_TOKEN}\"\nwebhook_secret = \"{TG_SECRET}\"\n"
+    )));
+    let s = Settings::load_from(Some(path), env(&[])).expect("valid");
+    let ch = &s.channels[0];
+    assert!(ch.is_telegram());
+    assert_eq!(ch.outbound_url, None);
+    let tg = ch.telegram.as_ref().expect("telegram section");
+    assert_eq!(tg.api_url, "https://api.telegram.org");
+    assert_eq!(tg.bot_token.expose_secret(), BOT_TOKEN);
+    let masked = s.masked();
+    assert!(masked.contains("platform = \"telegram\""), "{masked}");
+    assert!(masked.contains("bot_token = \"***\""), "{masked}");
+    assert!(masked.contains("webhook_secret = \"***\""), "{masked}");
+    assert!(
+        !masked.contains(BOT_TOKEN) && !masked.contains("AAbot"),
+        "{masked}"
+    );
+    assert!(!masked.contains(TG_SECRET), "{masked}");
+}
+
+#[test]
+fn telegram_settings_are_checked_without_quoting_the_secrets() {
+    let (_d, path) = write_config(&telegram_channel(
+        "[channels.telegram]\nbot_token = \"no-colon-secretvalue\"\nwebhook_secret = \"has space secretvalue\"\napi_url = \"ftp://x\"\n",
+    ));
+    let found = problems(Settings::load_from(Some(path), env(&[])));
+    let all = found.join("\n");
+    assert!(all.contains("telegram.bot_token"), "{all}");
+    assert!(all.contains("telegram.webhook_secret"), "{all}");
+    assert!(all.contains("telegram.api_url"), "{all}");
+    assert!(!all.contains("secretvalue"), "a secret was quoted: {all}");
+
+    let (_d, path) = write_config(&telegram_channel(""));
+    let all = problems(Settings::load_from(Some(path), env(&[]))).join("\n");
+    assert!(all.contains("needs a [channels.telegram] section"), "{all}");
+
+    let (_d, path) = write_config(&format!(
+        "{}[channels.telegram]\nbot_token = \"{BOT_TOKEN}\"\nwebhook_secret = \"{TG_SECRET}\"\n",
+        channel("acme", SECRET)
+    ));
+    let all = problems(Settings::load_from(Some(path), env(&[]))).join("\n");
+    assert!(all.contains("only for platform = \"telegram\""), "{all}");
+
+    let long = "a".repeat(257);
+    let (_d, path) = write_config(&telegram_channel(&format!(
+        "[channels.telegram]\nbot_token = \"{BOT_TOKEN}\"\nwebhook_secret = \"{long}\"\n"
+    )));
+    let all = problems(Settings::load_from(Some(path), env(&[]))).join("\n");
+    assert!(all.contains("1 to 256"), "{all}");
+}
+
+#[test]
+fn secret_token_and_bot_token_shapes() {
+    assert!(is_telegram_secret_token("a"));
+    assert!(is_telegram_secret_token(&"Z_-9".repeat(64)));
+    assert!(!is_telegram_secret_token(""));
+    assert!(!is_telegram_secret_token(&"a".repeat(257)));
+    assert!(!is_telegram_secret_token("a.b"));
+    assert!(is_bot_token("1:A"));
+    assert!(!is_bot_token(":A"));
+    assert!(!is_bot_token("12a:A"));
+    assert!(!is_bot_token("12:"));
+    assert!(!is_bot_token("12:a/b"));
+}

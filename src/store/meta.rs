@@ -38,6 +38,28 @@ impl Data {
     }
 }
 
+impl Data {
+    /// The digest of the Telegram `webhook_secret` the gateway last registered for a channel
+    /// (Telegram never shows the secret back, so a change is noticed here).
+    pub fn telegram_webhook_digest(&self, channel: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.meta.get(telegram_key(channel))?.map(|v| v.to_vec()))
+    }
+
+    /// Record the digest of the secret just registered (call through `Store::commit`).
+    pub fn set_telegram_webhook_digest(
+        &self,
+        channel: &str,
+        digest: &[u8],
+    ) -> Result<(), StoreError> {
+        self.meta.insert(telegram_key(channel), digest)?;
+        Ok(())
+    }
+}
+
+fn telegram_key(channel: &str) -> Vec<u8> {
+    format!("{}{channel}", trees::META_TELEGRAM_WEBHOOK_PREFIX).into_bytes()
+}
+
 #[cfg(test)]
 mod tests {
     use crate::store::Store;
@@ -52,5 +74,21 @@ mod tests {
         let other = tempfile::tempdir().unwrap();
         let elsewhere = Store::open(other.path()).unwrap().placement_key().unwrap();
         assert_ne!(elsewhere, key, "random per directory");
+    }
+
+    #[tokio::test]
+    async fn the_telegram_webhook_digest_is_kept_per_channel() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.telegram_webhook_digest("tg").unwrap(), None);
+        store
+            .commit(|d| d.set_telegram_webhook_digest("tg", b"digest-1"))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.telegram_webhook_digest("tg").unwrap().as_deref(),
+            Some(&b"digest-1"[..])
+        );
+        assert_eq!(store.telegram_webhook_digest("tg2").unwrap(), None);
     }
 }

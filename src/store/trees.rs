@@ -7,11 +7,15 @@
 /// Bumped whenever a layout below changes incompatibly; checked at open.
 pub const SCHEMA_VERSION: u32 = 1;
 
-/// `"schema_version"` → u32 BE; [`META_PLACEMENT_KEY`] → 32 random bytes. (`"probe"` and
+/// `"schema_version"` → u32 BE; [`META_PLACEMENT_KEY`] → 32 random bytes;
+/// [`META_TELEGRAM_WEBHOOK_PREFIX`] ‖ channel id → SHA-256 of the Telegram `webhook_secret` last
+/// registered for that channel. (`"probe"` and
 /// `"journal_floor"`, u64 BE, were written by earlier builds.)
 pub const META: &str = "meta";
 /// Key in `meta` of the HMAC key signing the settings page's action forms (made at first open).
 pub const META_PLACEMENT_KEY: &str = "placement_key";
+/// Prefix in `meta` of a Telegram channel's registered-secret digest.
+pub const META_TELEGRAM_WEBHOOK_PREFIX: &str = "telegram_webhook_secret:";
 /// member_id → `PortalRecord` (domain, client_endpoint, tokens, application_token, status).
 pub const MEMBERID_PORTAL: &str = "memberid_portal";
 /// seq u64 BE → `EventRecord`: an accepted event whose Bitrix24 work is not finished; written

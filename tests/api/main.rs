@@ -24,3 +24,4 @@ mod restart;
 mod sandbox;
 mod slow_bodies;
 mod storage_full;
+mod telegram;

@@ -29,7 +29,7 @@ async fn sandbox_plays_the_whole_script_and_exits_0() {
         out.status.code()
     );
     for expected in [
-        "[7/7] Shutting down",
+        "[8/8] Shutting down",
         "customer messages delivered  303/303",
         "edits applied                1/1",
         "deletions completed          300 items in 3 events: 299 succeeded, 1 failed",
