@@ -457,5 +457,4 @@ fn canonical_index(name: &str) -> Option<u64> {
 }
 
 #[cfg(test)]
-#[path = "form_tests.rs"]
 mod tests;

@@ -231,5 +231,4 @@ const LOGO: &str = r##"<svg viewBox="0 0 24 24" width="22" height="22" fill="non
 const STYLE: &str = include_str!("placement_page.css");
 
 #[cfg(test)]
-#[path = "placement_page_tests.rs"]
 mod tests;
