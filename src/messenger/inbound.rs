@@ -1,9 +1,12 @@
-//! Platform events `{"type": "...", "data": {...}}` (contract §2), validated into domain types.
+//! Platform events `{"type": "...", "data": {...}}` (contract §2): one typed serde model per event
+//! type, validated into domain types.
 //!
 //! IDs are strings everywhere; integer IDs from adapters are accepted and converted exactly
-//! (never through floating point). A value that is not an exact integer or a string is refused.
+//! (never through floating point: a JSON number that is not an exact 64-bit integer is refused).
+//! A refusal names the field by its path (`data.messages[3].id`), found by `serde_path_to_error`.
 
-use serde_json::{Map, Value};
+use serde::{Deserialize, Deserializer, de};
+use serde_json::value::RawValue;
 
 use crate::domain::{ChatRef, CustomerMessage, FileRef, MessageBody, UserRef};
 
@@ -63,33 +66,156 @@ fn missing(path: &str) -> InvalidEvent {
     invalid("missing_field", format!("{path} is required"))
 }
 
-/// Parse and validate a raw (already authenticated) body.
-pub fn parse(body: &[u8]) -> Result<PlatformEvent, InvalidEvent> {
-    match fast::parse(body) {
-        Some(event) => Ok(event),
-        None => parse_general(body),
+/// The envelope; `data` is parsed once its type is known.
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    data: Option<&'a RawValue>,
+}
+
+/// An external id: a non-empty string of at most [`MAX_ID_LEN`] bytes, or an exact integer.
+struct ExternalId(String);
+
+impl<'de> Deserialize<'de> for ExternalId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl de::Visitor<'_> for Visitor {
+            type Value = ExternalId;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                write!(
+                    f,
+                    "a string of 1 to {MAX_ID_LEN} bytes or an integer that fits 64 bits"
+                )
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ExternalId, E> {
+                if v.is_empty() || v.len() > MAX_ID_LEN {
+                    return Err(E::invalid_value(de::Unexpected::Str(v), &self));
+                }
+                Ok(ExternalId(v.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<ExternalId, E> {
+                Ok(ExternalId(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<ExternalId, E> {
+                Ok(ExternalId(v.to_string()))
+            }
+        }
+        d.deserialize_any(Visitor)
     }
 }
 
-/// The general parser: every event type and shape, with a precise error for each refusal.
-fn parse_general(body: &[u8]) -> Result<PlatformEvent, InvalidEvent> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| invalid("invalid_json", format!("body is not valid JSON: {e}")))?;
-    let Value::Object(root) = value else {
-        return Err(invalid("invalid_json", "body must be a JSON object"));
-    };
-    let kind = match root.get("type") {
-        Some(Value::String(t)) => t.as_str(),
-        Some(_) => return Err(invalid("invalid_field", "type must be a string")),
-        None => return Err(missing("type")),
-    };
-    let data = object(&root, "data", "data")?.ok_or_else(|| missing("data"))?;
-    match kind {
-        "message.created" => customer_message(data).map(PlatformEvent::Created),
-        "message.updated" => customer_message(data).map(PlatformEvent::Updated),
-        "message.deleted" => deleted(data),
-        "reaction.added" => reaction(data, true),
-        "reaction.removed" => reaction(data, false),
+/// Unix seconds: an integer, or a string holding one.
+fn unix_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    struct Visitor;
+    impl de::Visitor<'_> for Visitor {
+        type Value = Option<i64>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("unix seconds")
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Option<i64>, E> {
+            Ok(None)
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Option<i64>, E> {
+            Ok(Some(v))
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Option<i64>, E> {
+            i64::try_from(v)
+                .map(Some)
+                .map_err(|_| E::invalid_value(de::Unexpected::Unsigned(v), &self))
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Option<i64>, E> {
+            v.trim()
+                .parse()
+                .map(Some)
+                .map_err(|_| E::invalid_value(de::Unexpected::Str(v), &self))
+        }
+    }
+    d.deserialize_any(Visitor)
+}
+
+#[derive(Deserialize)]
+struct MessageData {
+    chat: Chat,
+    user: User,
+    message: Message,
+}
+
+#[derive(Deserialize)]
+struct Chat {
+    id: ExternalId,
+    name: Option<String>,
+    url: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct User {
+    id: ExternalId,
+    name: Option<String>,
+    last_name: Option<String>,
+    picture: Option<String>,
+    url: Option<String>,
+    email: Option<String>,
+    phone: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Message {
+    id: ExternalId,
+    #[serde(default, deserialize_with = "unix_seconds")]
+    date: Option<i64>,
+    text: Option<String>,
+    files: Option<Vec<File>>,
+}
+
+#[derive(Deserialize)]
+struct File {
+    url: String,
+    name: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Id {
+    id: ExternalId,
+}
+
+#[derive(Deserialize)]
+struct OptionalId {
+    id: Option<ExternalId>,
+}
+
+#[derive(Deserialize)]
+struct DeletedData {
+    chat: Id,
+    user: Option<OptionalId>,
+    messages: Vec<Id>,
+}
+
+#[derive(Deserialize)]
+struct ReactionData {
+    chat: Id,
+    user: Id,
+    message: Id,
+    reaction: String,
+}
+
+/// Parse and validate a raw (already authenticated) body.
+pub fn parse(body: &[u8]) -> Result<PlatformEvent, InvalidEvent> {
+    let envelope: Envelope = serde_json::from_slice(body)
+        .map_err(|e| invalid("invalid_json", format!("body is not a JSON object: {e}")))?;
+    let kind = envelope.kind.ok_or_else(|| missing("type"))?;
+    let data = envelope.data.ok_or_else(|| missing("data"))?;
+    match kind.as_ref() {
+        "message.created" => typed(data)
+            .and_then(customer_message)
+            .map(PlatformEvent::Created),
+        "message.updated" => typed(data)
+            .and_then(customer_message)
+            .map(PlatformEvent::Updated),
+        "message.deleted" => typed(data).and_then(deleted),
+        "reaction.added" => typed(data).and_then(|r| reaction(r, true)),
+        "reaction.removed" => typed(data).and_then(|r| reaction(r, false)),
         other => Err(invalid(
             "unknown_type",
             format!(
@@ -100,134 +226,103 @@ fn parse_general(body: &[u8]) -> Result<PlatformEvent, InvalidEvent> {
     }
 }
 
-fn customer_message(data: &Map<String, Value>) -> Result<CustomerMessage, InvalidEvent> {
-    let chat = object(data, "chat", "data.chat")?.ok_or_else(|| missing("data.chat"))?;
-    let user = object(data, "user", "data.user")?.ok_or_else(|| missing("data.user"))?;
-    let message =
-        object(data, "message", "data.message")?.ok_or_else(|| missing("data.message"))?;
-    let files = match message.get("files") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(items)) => items
-            .iter()
-            .enumerate()
-            .map(|(i, f)| file(f, &format!("data.message.files[{i}]")))
-            .collect::<Result<_, _>>()?,
-        Some(_) => {
-            return Err(invalid(
-                "invalid_field",
-                "data.message.files must be an array",
-            ));
+/// `data` as `T`; a refusal names the field's path.
+fn typed<'a, T: Deserialize<'a>>(data: &'a RawValue) -> Result<T, InvalidEvent> {
+    let mut de = serde_json::Deserializer::from_str(data.get());
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = match e.path().to_string().as_str() {
+            "." => "data".to_string(),
+            p => format!("data.{p}"),
+        };
+        let inner = e.into_inner().to_string();
+        match inner.strip_prefix("missing field `") {
+            Some(rest) => {
+                let field = rest.split('`').next().unwrap_or_default();
+                missing(&format!("{path}.{field}"))
+            }
+            None => {
+                let detail = inner.split(" at line ").next().unwrap_or(&inner);
+                invalid("invalid_field", format!("{path}: {detail}"))
+            }
         }
-    };
-    let body = text(message, "text", "data.message.text")?.filter(|t| !t.trim().is_empty());
-    if body.is_none() && files.is_empty() {
+    })
+}
+
+fn customer_message(data: MessageData) -> Result<CustomerMessage, InvalidEvent> {
+    let files = data
+        .message
+        .files
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .map(|(i, f)| file(f, &format!("data.message.files[{i}]")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let text = data.message.text.filter(|t| !t.trim().is_empty());
+    if text.is_none() && files.is_empty() {
         return Err(missing("data.message.text or data.message.files"));
     }
-    let date =
-        match message.get("date") {
-            None | Some(Value::Null) => None,
-            Some(v) => Some(integer(v).ok_or_else(|| {
-                invalid("invalid_field", "data.message.date must be unix seconds")
-            })?),
-        };
     Ok(CustomerMessage {
         chat: ChatRef {
-            id: id(chat, "id", "data.chat.id")?,
-            name: text(chat, "name", "data.chat.name")?,
-            url: text(chat, "url", "data.chat.url")?,
+            id: data.chat.id.0,
+            name: data.chat.name,
+            url: data.chat.url,
         },
         user: UserRef {
-            id: id(user, "id", "data.user.id")?,
-            name: text(user, "name", "data.user.name")?,
-            last_name: text(user, "last_name", "data.user.last_name")?,
-            picture: text(user, "picture", "data.user.picture")?,
-            url: text(user, "url", "data.user.url")?,
-            email: text(user, "email", "data.user.email")?,
-            phone: text(user, "phone", "data.user.phone")?,
+            id: data.user.id.0,
+            name: data.user.name,
+            last_name: data.user.last_name,
+            picture: data.user.picture,
+            url: data.user.url,
+            email: data.user.email,
+            phone: data.user.phone,
         },
         message: MessageBody {
-            id: id(message, "id", "data.message.id")?,
-            date,
-            text: body,
+            id: data.message.id.0,
+            date: data.message.date,
+            text,
             files,
         },
     })
 }
 
-fn deleted(data: &Map<String, Value>) -> Result<PlatformEvent, InvalidEvent> {
-    let chat = object(data, "chat", "data.chat")?.ok_or_else(|| missing("data.chat"))?;
-    let user_id = match object(data, "user", "data.user")? {
-        Some(user) if user.contains_key("id") => Some(id(user, "id", "data.user.id")?),
-        _ => None,
-    };
-    let messages = match data.get("messages") {
-        Some(Value::Array(items)) => items,
-        Some(_) => return Err(invalid("invalid_field", "data.messages must be an array")),
-        None => return Err(missing("data.messages")),
-    };
-    if messages.is_empty() {
+fn deleted(data: DeletedData) -> Result<PlatformEvent, InvalidEvent> {
+    if data.messages.is_empty() {
         return Err(invalid(
             "invalid_field",
             "data.messages must hold at least one message",
         ));
     }
-    if messages.len() > MAX_DELETE_ITEMS {
+    if data.messages.len() > MAX_DELETE_ITEMS {
         return Err(invalid(
             "too_many_items",
             format!(
                 "data.messages holds {} messages; at most {MAX_DELETE_ITEMS} per event",
-                messages.len()
+                data.messages.len()
             ),
         ));
     }
-    let message_ids = messages
-        .iter()
-        .enumerate()
-        .map(|(i, m)| {
-            let path = format!("data.messages[{i}]");
-            match m {
-                Value::Object(m) => id(m, "id", &format!("{path}.id")),
-                _ => Err(invalid(
-                    "invalid_field",
-                    format!("{path} must be an object with an id"),
-                )),
-            }
-        })
-        .collect::<Result<Vec<_>, _>>()?;
     Ok(PlatformEvent::Deleted {
-        chat_id: id(chat, "id", "data.chat.id")?,
-        user_id,
-        message_ids,
+        chat_id: data.chat.id.0,
+        user_id: data.user.and_then(|u| u.id).map(|id| id.0),
+        message_ids: data.messages.into_iter().map(|m| m.id.0).collect(),
     })
 }
 
-fn reaction(data: &Map<String, Value>, added: bool) -> Result<PlatformEvent, InvalidEvent> {
-    let chat = object(data, "chat", "data.chat")?.ok_or_else(|| missing("data.chat"))?;
-    let user = object(data, "user", "data.user")?.ok_or_else(|| missing("data.user"))?;
-    let message =
-        object(data, "message", "data.message")?.ok_or_else(|| missing("data.message"))?;
-    let reaction = text(data, "reaction", "data.reaction")?
-        .filter(|r| !r.is_empty())
-        .ok_or_else(|| missing("data.reaction"))?;
+fn reaction(data: ReactionData, added: bool) -> Result<PlatformEvent, InvalidEvent> {
+    if data.reaction.is_empty() {
+        return Err(missing("data.reaction"));
+    }
     Ok(PlatformEvent::Reaction {
         added,
-        chat_id: id(chat, "id", "data.chat.id")?,
-        user_id: id(user, "id", "data.user.id")?,
-        message_id: id(message, "id", "data.message.id")?,
-        reaction,
+        chat_id: data.chat.id.0,
+        user_id: data.user.id.0,
+        message_id: data.message.id.0,
+        reaction: data.reaction,
     })
 }
 
-fn file(value: &Value, path: &str) -> Result<FileRef, InvalidEvent> {
-    let Value::Object(f) = value else {
-        return Err(invalid(
-            "invalid_field",
-            format!("{path} must be an object"),
-        ));
-    };
-    let url =
-        text(f, "url", &format!("{path}.url"))?.ok_or_else(|| missing(&format!("{path}.url")))?;
-    let parsed = url::Url::parse(&url)
+fn file(f: File, path: &str) -> Result<FileRef, InvalidEvent> {
+    let parsed = url::Url::parse(&f.url)
         .ok()
         .filter(|u| matches!(u.scheme(), "http" | "https"))
         .ok_or_else(|| {
@@ -236,7 +331,7 @@ fn file(value: &Value, path: &str) -> Result<FileRef, InvalidEvent> {
                 format!("{path}.url must be an http(s) URL"),
             )
         })?;
-    let name = match text(f, "name", &format!("{path}.name"))? {
+    let name = match f.name {
         Some(name) => name,
         None => parsed
             .path_segments()
@@ -245,63 +340,8 @@ fn file(value: &Value, path: &str) -> Result<FileRef, InvalidEvent> {
             .unwrap_or("file")
             .to_string(),
     };
-    Ok(FileRef { url, name })
+    Ok(FileRef { url: f.url, name })
 }
 
-fn object<'a>(
-    map: &'a Map<String, Value>,
-    key: &str,
-    path: &str,
-) -> Result<Option<&'a Map<String, Value>>, InvalidEvent> {
-    match map.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Object(o)) => Ok(Some(o)),
-        Some(_) => Err(invalid(
-            "invalid_field",
-            format!("{path} must be an object"),
-        )),
-    }
-}
-
-/// An optional string field.
-fn text(map: &Map<String, Value>, key: &str, path: &str) -> Result<Option<String>, InvalidEvent> {
-    match map.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(invalid("invalid_field", format!("{path} must be a string"))),
-    }
-}
-
-/// A required ID: a non-empty string, or an exact integer converted to its decimal text.
-fn id(map: &Map<String, Value>, key: &str, path: &str) -> Result<String, InvalidEvent> {
-    let id = match map.get(key) {
-        None | Some(Value::Null) => return Err(missing(path)),
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Number(n)) if n.is_i64() || n.is_u64() => n.to_string(),
-        Some(_) => {
-            return Err(invalid(
-                "invalid_field",
-                format!("{path} must be a string (or an integer that fits 64 bits)"),
-            ));
-        }
-    };
-    if id.is_empty() || id.len() > MAX_ID_LEN {
-        return Err(invalid(
-            "invalid_field",
-            format!("{path} must be 1 to {MAX_ID_LEN} bytes"),
-        ));
-    }
-    Ok(id)
-}
-
-fn integer(v: &Value) -> Option<i64> {
-    match v {
-        Value::Number(n) => n.as_i64(),
-        Value::String(s) => s.parse().ok(),
-        _ => None,
-    }
-}
-
-mod fast;
 #[cfg(test)]
 mod tests;
