@@ -83,6 +83,8 @@ pub struct Data {
     meta: Tree,
     pub(crate) portals: Tree,
     pub(crate) events: Tree,
+    /// `seqitem_deletionitem`.
+    pub(crate) items: Tree,
     pub(crate) webhooks: Tree,
     pub(crate) chats: Tree,
     pub(crate) users: Tree,
@@ -140,6 +142,7 @@ impl std::ops::Deref for Store {
 pub(crate) struct Tx<'a> {
     pub portals: &'a TransactionalTree,
     pub events: &'a TransactionalTree,
+    pub items: &'a TransactionalTree,
     pub webhooks: &'a TransactionalTree,
     pub chats: &'a TransactionalTree,
     pub users: &'a TransactionalTree,
@@ -177,7 +180,9 @@ impl Store {
                         tree: trees::META,
                         detail: "schema_version is not a u32".into(),
                     })?);
-                if found != trees::SCHEMA_VERSION {
+                // Version 1 differs only in where deletion items live: `rebuild_pending`
+                // moves them, then the version is raised.
+                if found != trees::SCHEMA_VERSION && found != 1 {
                     return Err(StoreError::SchemaMismatch {
                         found,
                         expected: trees::SCHEMA_VERSION,
@@ -189,11 +194,13 @@ impl Store {
         let open = |name| db.open_tree(name);
         let events = open(trees::SEQ_EVENT)?;
         let webhooks = open(trees::WEBHOOKID_REPLY)?;
+        let items = open(trees::SEQITEM_DELETIONITEM)?;
         let files = files::SledFiles::open(path).map_err(|e| StoreError::Sled(e.into()))?;
         legacy_journal::import(path, &meta, &events, &webhooks, &db, &files)?;
         let data = Arc::new(Data {
             portals: open(trees::MEMBERID_PORTAL)?,
             events,
+            items,
             webhooks,
             chats: open(trees::CHAT_LINK)?,
             users: open(trees::USER_LINK)?,
@@ -214,6 +221,13 @@ impl Store {
             on_close: CloseSignal(std::sync::Mutex::new(None)),
         });
         data.rebuild_pending()?;
+        if data.meta.get("schema_version")?.as_deref()
+            != Some(&trees::SCHEMA_VERSION.to_be_bytes()[..])
+        {
+            data.meta
+                .insert("schema_version", &trees::SCHEMA_VERSION.to_be_bytes())?;
+            data.sync()?;
+        }
         let committer = Arc::new(committer::Committer::start(data.clone())?);
         Ok(Store { data, committer })
     }
@@ -354,7 +368,7 @@ impl Data {
         f: impl Fn(&Tx<'_>) -> TxResult<T>,
     ) -> Result<T, StoreError> {
         let i = self;
-        let all: [&Tree; 12] = [
+        let all: [&Tree; 13] = [
             &i.events,
             &i.webhooks,
             &i.chats,
@@ -367,6 +381,7 @@ impl Data {
             &i.channels,
             &i.digests,
             &i.portals,
+            &i.items,
         ];
         all[..]
             .transaction(|v: &Vec<TransactionalTree>| {
@@ -383,6 +398,7 @@ impl Data {
                     channels: &v[9],
                     digests: &v[10],
                     portals: &v[11],
+                    items: &v[12],
                     any: &v[0],
                 })
             })

@@ -122,6 +122,9 @@ impl Data {
                 data.pending().remove(&record);
                 if let super::Work::Delete { deletion, .. } = &record.work {
                     data.pending_deletions.remove(deletion.id.as_bytes())?;
+                    for index in 0..deletion.total {
+                        data.items.remove(keys::seq_item(record.seq, index))?;
+                    }
                 }
             }
             Ok(theirs)

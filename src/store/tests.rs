@@ -58,7 +58,10 @@ pub(super) fn accepted_ops(store: &Store, outcome: IngestOutcome) -> Vec<Op> {
     match outcome {
         IngestOutcome::Accepted { ops, .. } => ops
             .iter()
-            .map(|r| store.event(r.seq).unwrap().unwrap().op(r.item).unwrap())
+            .map(|r| {
+                let event = store.event(r.seq).unwrap().unwrap();
+                store.item_op(&event, r.item).unwrap().unwrap()
+            })
             .collect(),
         IngestOutcome::Replayed(_) => panic!("expected a new acceptance"),
     }
@@ -521,4 +524,130 @@ async fn the_pending_deletion_index_is_reconciled_with_seq_event_at_open() {
     assert!(store.pending_deletions.get(b"gone").unwrap().is_none());
     let (record, _) = store.deletion("d1").unwrap().expect("found again");
     assert_eq!(record.pending, 1);
+}
+
+#[tokio::test]
+async fn a_result_of_one_deletion_item_rewrites_that_item_not_the_whole_deletion() {
+    let (_dir, store) = open();
+    let ids: Vec<String> = (0..1000).map(|i| format!("m{i}")).collect();
+    let outcome = ingest(
+        &store,
+        request(
+            "w1",
+            IngestEvent::Deleted {
+                deletion_id: "big".into(),
+                chat_id: "c".into(),
+                user_id: Some("u".into()),
+                message_ids: ids,
+            },
+        ),
+    )
+    .await;
+    let ops = accepted_ops(&store, outcome);
+    assert_eq!(ops.len(), 1000);
+    let seq = ops[0].seq;
+    let header = store.events.get(keys::u64_be(seq)).unwrap().unwrap();
+    assert!(
+        header.len() < 1024,
+        "the event record holds no items ({} bytes)",
+        header.len()
+    );
+    let untouched = |store: &Store| store.items.get(keys::seq_item(seq, 999)).unwrap();
+    let before = untouched(&store);
+
+    // One item's result: that item's key and the small header change, nothing else.
+    let done = vec![OpResult {
+        op: ops[500].clone(),
+        outcome: OpOutcome::Done {
+            bitrix_user_id: None,
+            session: None,
+        },
+    }];
+    store
+        .commit(move |d| d.apply_results(&done, 2000))
+        .await
+        .unwrap();
+    assert_eq!(untouched(&store), before, "other items are not rewritten");
+    let item = store.deletion_item(seq, 500).unwrap().unwrap();
+    assert_eq!(item.success, Some(true));
+    let event = store.event(seq).unwrap().unwrap();
+    assert!(
+        store.item_op(&event, 500).unwrap().is_none(),
+        "a final item has no op"
+    );
+    assert_eq!(
+        store.item_op(&event, 501).unwrap().unwrap().message_id(),
+        "m501"
+    );
+    let (record, items) = store.deletion("big").unwrap().unwrap();
+    assert_eq!((record.pending, items.len()), (999, 1000));
+    assert_eq!(store.pending_ops().unwrap().len(), 999);
+
+    // The rest: the deletion completes, its items leave their keys for the report.
+    let rest: Vec<OpResult> = ops
+        .iter()
+        .filter(|op| op.item != 500)
+        .map(|op| OpResult {
+            op: op.clone(),
+            outcome: OpOutcome::Failed {
+                errors: vec!["no".into()],
+            },
+        })
+        .collect();
+    store
+        .commit(move |d| d.apply_results(&rest, 3000))
+        .await
+        .unwrap();
+    assert!(
+        store.items.is_empty(),
+        "a finished deletion's items are gone"
+    );
+    let (record, items) = store.deletion("big").unwrap().unwrap();
+    assert_eq!((record.pending, items.len()), (0, 1000));
+    assert_eq!(items[500].success, Some(true));
+    assert_eq!(items[0].success, Some(false));
+}
+
+#[tokio::test]
+async fn a_version_1_directory_gets_its_inline_deletion_items_moved_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let item = |id: &str| DeletionItem {
+        message_id: id.into(),
+        chat_id: "c".into(),
+        user_id: Some("u".into()),
+        success: None,
+        errors: vec![],
+        state: ItemState::default(),
+    };
+    let legacy = serde_json::json!({
+        "seq": 5, "channel": "acme", "webhook_id": "w", "portal": "p1", "line": 7,
+        "chat_id": "c", "accepted_at_ms": 1,
+        "reply": {"status": 202, "body": "{}", "at_ms": 1},
+        "work": {"op": "delete",
+            "deletion": {"id": "d1", "channel": "acme", "created_at_ms": 1, "total": 2, "pending": 2},
+            "items": [item("m1"), item("m2")]}
+    });
+    {
+        let db = sled::open(dir.path()).unwrap();
+        db.open_tree(trees::META)
+            .unwrap()
+            .insert("schema_version", &1u32.to_be_bytes())
+            .unwrap();
+        db.open_tree(trees::SEQ_EVENT)
+            .unwrap()
+            .insert(keys::u64_be(5), serde_json::to_vec(&legacy).unwrap())
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let store = Store::open(dir.path()).expect("a version 1 directory opens");
+    let ops = store.pending_ops().unwrap();
+    let ids: Vec<&str> = ops.iter().map(Op::message_id).collect();
+    assert_eq!(ids, ["m1", "m2"]);
+    assert_eq!(store.deletion_items(5).unwrap().len(), 2);
+    let header = store.events.get(keys::u64_be(5)).unwrap().unwrap();
+    assert!(!String::from_utf8_lossy(&header).contains("m1"));
+    assert_eq!(
+        store.meta.get("schema_version").unwrap().unwrap().as_ref(),
+        trees::SCHEMA_VERSION.to_be_bytes()
+    );
 }

@@ -5,7 +5,9 @@
 //! Values are JSON documents (`records.rs`), readable with any sled tool.
 
 /// Bumped whenever a layout below changes incompatibly; checked at open.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Version 1 kept a deletion's items inside its `seq_event` record; they are moved to
+/// `seqitem_deletionitem` when such a directory is opened.
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// `"schema_version"` → u32 BE; [`META_PLACEMENT_KEY`] → 32 random bytes. (`"probe"` and
 /// `"journal_floor"`, u64 BE, were written by earlier builds.)
@@ -17,6 +19,10 @@ pub const MEMBERID_PORTAL: &str = "memberid_portal";
 /// seq u64 BE → `EventRecord`: an accepted event whose Bitrix24 work is not finished; written
 /// when the event is accepted, removed when its last item is final.
 pub const SEQ_EVENT: &str = "seq_event";
+/// seq u64 BE ‖ item u32 BE → `DeletionItem`: the items of a pending deletion (its header is
+/// in `seq_event`), each under its own key so that recording a result rewrites only that item.
+/// Written with the event, removed in the transaction that finishes it.
+pub const SEQITEM_DELETIONITEM: &str = "seqitem_deletionitem";
 /// channel ‖ 0xFF ‖ webhook-id → `WebhookReply` of an event whose work is finished (the first
 /// reply, replayed for a late retry; pending events are found through `seq_event`).
 pub const WEBHOOKID_REPLY: &str = "webhookid_reply";
