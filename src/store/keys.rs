@@ -58,6 +58,17 @@ pub fn parse_seq_item(tree: &'static str, bytes: &[u8]) -> Result<(u64, u32), St
     Ok((seq, item))
 }
 
+/// `channelseq_due`: channel ‖ SEP ‖ seq.
+pub fn channel_seq(channel: &str, seq: u64) -> Vec<u8> {
+    build(&[channel.as_bytes(), &u64_be(seq)])
+}
+
+/// A key above every `channel_seq(channel, _)` (and below the next channel's keys).
+pub fn channel_seq_end(channel: &str) -> Vec<u8> {
+    // Nine 0xFF bytes sort above any 8-byte seq.
+    build(&[channel.as_bytes(), &[SEP; 9]])
+}
+
 /// `webhookid_reply`: channel ‖ SEP ‖ webhook-id.
 pub fn webhook(channel: &str, webhook_id: &str) -> Vec<u8> {
     build(&[channel.as_bytes(), webhook_id.as_bytes()])
@@ -126,6 +137,14 @@ mod tests {
         assert!(seq_item(7, u32::MAX) < seq_item(8, 0));
         assert!(k.starts_with(&u64_be(7)));
         assert!(parse_seq_item("t", b"short").is_err());
+    }
+
+    #[test]
+    fn channel_seq_keys_order_by_seq_within_a_channel_and_end_before_the_next_channel() {
+        assert!(channel_seq("a", 255) < channel_seq("a", 256));
+        assert!(channel_seq("a", u64::MAX) < channel_seq_end("a"));
+        assert!(channel_seq_end("a") < channel_seq("b", 0));
+        assert!(channel_seq("a", 1).starts_with(&channel_prefix("a")));
     }
 
     #[test]

@@ -92,6 +92,8 @@ pub struct Data {
     pub(crate) deletions: Tree,
     pub(crate) pending_deletions: Tree,
     pub(crate) deliveries: Tree,
+    /// `channelseq_due`.
+    pub(crate) queue: Tree,
     pub(crate) operators: Tree,
     pub(crate) extmsgs: Tree,
     pub(crate) channels: Tree,
@@ -149,6 +151,7 @@ pub(crate) struct Tx<'a> {
     pub messages: &'a TransactionalTree,
     pub deletions: &'a TransactionalTree,
     pub deliveries: &'a TransactionalTree,
+    pub queue: &'a TransactionalTree,
     pub operators: &'a TransactionalTree,
     pub extmsgs: &'a TransactionalTree,
     pub channels: &'a TransactionalTree,
@@ -169,6 +172,7 @@ impl Store {
         std::fs::create_dir_all(path).map_err(|e| StoreError::Sled(e.into()))?;
         let db = open_db(path, cache_bytes)?;
         let meta = db.open_tree(trees::META)?;
+        let mut from_version_1 = false;
         match meta.get("schema_version")? {
             None => {
                 meta.insert("schema_version", &trees::SCHEMA_VERSION.to_be_bytes())?;
@@ -180,8 +184,10 @@ impl Store {
                         tree: trees::META,
                         detail: "schema_version is not a u32".into(),
                     })?);
-                // Version 1 differs only in where deletion items live: `rebuild_pending`
-                // moves them, then the version is raised.
+                // Version 1 differs only in where deletion items live (`rebuild_pending`
+                // moves them) and in having no `channelseq_due` (built from `seq_delivery`);
+                // then the version is raised.
+                from_version_1 = found == 1;
                 if found != trees::SCHEMA_VERSION && found != 1 {
                     return Err(StoreError::SchemaMismatch {
                         found,
@@ -208,6 +214,7 @@ impl Store {
             deletions: open(trees::DELETIONID_DELETION)?,
             pending_deletions: open(trees::DELETIONID_SEQ)?,
             deliveries: open(trees::SEQ_DELIVERY)?,
+            queue: open(trees::CHANNELSEQ_DUE)?,
             operators: open(trees::BITRIXMSG_OPERATOR)?,
             extmsgs: open(trees::EXTMSG_BITRIXMSG)?,
             channels: open(trees::CHANNEL_STATE)?,
@@ -221,6 +228,9 @@ impl Store {
             on_close: CloseSignal(std::sync::Mutex::new(None)),
         });
         data.rebuild_pending()?;
+        if from_version_1 {
+            data.rebuild_delivery_queue()?;
+        }
         if data.meta.get("schema_version")?.as_deref()
             != Some(&trees::SCHEMA_VERSION.to_be_bytes()[..])
         {
@@ -368,7 +378,7 @@ impl Data {
         f: impl Fn(&Tx<'_>) -> TxResult<T>,
     ) -> Result<T, StoreError> {
         let i = self;
-        let all: [&Tree; 13] = [
+        let all: [&Tree; 14] = [
             &i.events,
             &i.webhooks,
             &i.chats,
@@ -382,6 +392,7 @@ impl Data {
             &i.digests,
             &i.portals,
             &i.items,
+            &i.queue,
         ];
         all[..]
             .transaction(|v: &Vec<TransactionalTree>| {
@@ -399,6 +410,7 @@ impl Data {
                     digests: &v[10],
                     portals: &v[11],
                     items: &v[12],
+                    queue: &v[13],
                     any: &v[0],
                 })
             })

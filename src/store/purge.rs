@@ -136,6 +136,9 @@ impl Data {
             let report: DeletionReport = decode(trees::DELETIONID_DELETION, value)?;
             Ok(ours(&report.deletion.channel))
         }));
+        for channel in channels {
+            walks.push(Walk::prefix(&self.queue, keys::channel_prefix(channel)));
+        }
         walks.push(Walk::all(&self.deliveries, move |_, value| {
             let delivery: Delivery = decode(trees::SEQ_DELIVERY, value)?;
             Ok(ours(&delivery.channel))

@@ -637,6 +637,15 @@ async fn a_version_1_directory_gets_its_inline_deletion_items_moved_at_open() {
             .unwrap()
             .insert(keys::u64_be(5), serde_json::to_vec(&legacy).unwrap())
             .unwrap();
+        let delivery = serde_json::json!({
+            "seq": 9, "channel": "acme", "webhook_id": "msg_x", "event_type": "t",
+            "payload": {"kind": "inline", "data": {}}, "attempts": 0, "created_at_ms": 1,
+            "due_at_ms": 4
+        });
+        db.open_tree(trees::SEQ_DELIVERY)
+            .unwrap()
+            .insert(keys::u64_be(9), serde_json::to_vec(&delivery).unwrap())
+            .unwrap();
         db.flush().unwrap();
     }
     let store = Store::open(dir.path()).expect("a version 1 directory opens");
@@ -644,10 +653,59 @@ async fn a_version_1_directory_gets_its_inline_deletion_items_moved_at_open() {
     let ids: Vec<&str> = ops.iter().map(Op::message_id).collect();
     assert_eq!(ids, ["m1", "m2"]);
     assert_eq!(store.deletion_items(5).unwrap().len(), 2);
+    assert_eq!(store.next_delivery("acme").unwrap(), Some((9, 4)));
     let header = store.events.get(keys::u64_be(5)).unwrap().unwrap();
     assert!(!String::from_utf8_lossy(&header).contains("m1"));
     assert_eq!(
         store.meta.get("schema_version").unwrap().unwrap().as_ref(),
         trees::SCHEMA_VERSION.to_be_bytes()
     );
+}
+
+#[tokio::test]
+async fn each_channel_queue_shows_its_head_and_drops_done_and_failed_deliveries() {
+    let (_dir, store) = open();
+    let queued = store
+        .commit(|d| {
+            d.transaction(|tx| {
+                let mut seqs = Vec::new();
+                for (channel, at) in [("a", 10), ("b", 20), ("a", 30)] {
+                    let payload = DeliveryPayload::Inline {
+                        data: serde_json::json!({}),
+                    };
+                    let d = deliveries::tx_enqueue(tx, channel, "w".into(), "t", payload, at)?;
+                    seqs.push(d.seq);
+                }
+                Ok(seqs)
+            })
+        })
+        .await
+        .unwrap();
+    let (a1, b1, a2) = (queued[0], queued[1], queued[2]);
+    assert_eq!(store.next_delivery("a").unwrap(), Some((a1, 10)));
+    assert_eq!(store.next_delivery("b").unwrap(), Some((b1, 20)));
+    assert_eq!(store.next_delivery("c").unwrap(), None);
+    assert_eq!(store.delivery_channels().unwrap(), ["a", "b"]);
+
+    // A retry moves the head's due time; a final failure takes it out of the queue (kept).
+    let mut first = store.delivery(a1).unwrap().unwrap();
+    first.due_at_ms = 99;
+    let retried = first.clone();
+    store
+        .commit(move |d| d.delivery_update(&retried))
+        .await
+        .unwrap();
+    assert_eq!(store.next_delivery("a").unwrap(), Some((a1, 99)));
+    first.failed = Some("rejected".into());
+    store
+        .commit(move |d| d.delivery_update(&first))
+        .await
+        .unwrap();
+    assert_eq!(store.next_delivery("a").unwrap(), Some((a2, 30)));
+    assert!(store.delivery(a1).unwrap().unwrap().failed.is_some());
+
+    store.commit(move |d| d.delivery_done(a2)).await.unwrap();
+    assert_eq!(store.next_delivery("a").unwrap(), None);
+    assert!(store.delivery(a2).unwrap().is_none());
+    assert_eq!(store.delivery_channels().unwrap(), ["b"]);
 }

@@ -5,8 +5,9 @@
 //! Values are JSON documents (`records.rs`), readable with any sled tool.
 
 /// Bumped whenever a layout below changes incompatibly; checked at open.
-/// Version 1 kept a deletion's items inside its `seq_event` record; they are moved to
-/// `seqitem_deletionitem` when such a directory is opened.
+/// Version 1 kept a deletion's items inside its `seq_event` record and had no
+/// `channelseq_due`: when such a directory is opened the items are moved to
+/// `seqitem_deletionitem` and the channel queues are built from `seq_delivery`.
 pub const SCHEMA_VERSION: u32 = 2;
 
 /// `"schema_version"` → u32 BE; [`META_PLACEMENT_KEY`] → 32 random bytes. (`"probe"` and
@@ -41,6 +42,10 @@ pub const DELETIONID_SEQ: &str = "deletionid_seq";
 /// seq u64 BE → `Delivery`: an event for the messaging platform; removed once delivered (kept,
 /// marked failed, when it finally fails).
 pub const SEQ_DELIVERY: &str = "seq_delivery";
+/// channel ‖ 0xFF ‖ seq u64 BE → due_at_ms u64 BE: the live queue of each channel (deliveries
+/// neither done nor failed), in delivery order; a channel's head is one seek away, so the
+/// deliverer never scans `seq_delivery`. Changed in the same transaction as `seq_delivery`.
+pub const CHANNELSEQ_DUE: &str = "channelseq_due";
 /// member_id ‖ 0xFF ‖ Bitrix24 message id u64 BE → `OperatorRecord`.
 pub const BITRIXMSG_OPERATOR: &str = "bitrixmsg_operator";
 /// member_id ‖ 0xFF ‖ line u64 BE ‖ external chat id ‖ 0xFF ‖ external message id →
