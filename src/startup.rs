@@ -103,6 +103,7 @@ impl Application {
         let tracker = TaskTracker::new();
         let deliveries = Arc::new(Notify::new());
         let progress = Arc::new(watch::channel(0u64).0);
+        let feed = store.subscribe();
         let recovered = store.pending_refs().map_err(|source| StartError::Storage {
             path: settings.storage.path.display().to_string(),
             source,
@@ -118,7 +119,7 @@ impl Application {
                 metrics.clone(),
             )
         });
-        let outbox = Outbox::start(ctx, &tracker, recovered);
+        let outbox = Outbox::start(ctx, &tracker, recovered, feed);
         let deliverer = Deliverer {
             store: store.clone(),
             settings: settings.clone(),

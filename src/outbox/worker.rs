@@ -319,7 +319,6 @@ impl PortalWorker {
                         self.queue.push(r.op.to_ref());
                     }
                 }
-                self.ctx.deliveries.notify_one();
                 self.ctx.progress.send_modify(|n| *n += 1);
             }
             Err(e) => {

@@ -6,6 +6,7 @@ use sled::Transactional;
 use sled::transaction::ConflictableTransactionError;
 
 use super::codec::{decode, encode, tx_put};
+use super::feed::Committed;
 use super::{
     Data, DeletionRecord, Delivery, DeliveryPayload, StoreError, Tx, TxResult, keys, trees,
 };
@@ -39,6 +40,9 @@ pub(crate) fn tx_enqueue(
     tx_put(tx.deliveries, &keys::u64_be(seq), &delivery)?;
     tx.queue
         .insert(keys::channel_seq(channel, seq), &keys::u64_be(now_ms))?;
+    tx.data.stage(Committed::Delivery {
+        channel: channel.to_string(),
+    });
     Ok(delivery)
 }
 

@@ -6,6 +6,7 @@
 
 use super::codec::{decode, encode, tx_put};
 use super::committer::Applied;
+use super::feed::Committed;
 use super::{
     Data, DeletionItem, DeletionRecord, DeletionReport, EventRecord, ItemState, MessageRecord,
     OpRef, StoreError, WebhookReply, Work, deliveries, keys, trees,
@@ -151,7 +152,7 @@ impl Data {
             }
             .into());
         }
-        let ops = if let Work::Delete { deletion, .. } = &record.work {
+        let ops: Vec<OpRef> = if let Work::Delete { deletion, .. } = &record.work {
             self.pending_deletions
                 .insert(deletion.id.as_bytes(), &keys::u64_be(seq))?;
             // The header and every item in one transaction: after a crash, all or none.
@@ -172,6 +173,7 @@ impl Data {
             record.item_ref(0, None).into_iter().collect()
         };
         self.pending().add(&record);
+        self.stage(Committed::Ops(ops.clone()));
         Ok(Applied {
             value: IngestOutcome::Accepted { reply, ops },
             undo: Some(Box::new(move |data: &Data| {

@@ -8,7 +8,7 @@
 //!   (`committer.rs`): [`Store::commit`] / [`Store::ingest`] send it there and await the answer;
 //!   the writer applies a group of queued writes, flushes sled and `fdatasync`s sled's files
 //!   (`files.rs`: sled's own flush does not force the disk cache), and only then answers them
-//!   and runs their post-commit hooks, in commit order. A reply that follows a write is
+//!   and publishes what they committed on the feed (`feed.rs`), in commit order. A reply that follows a write is
 //!   therefore durable against power loss; concurrent writes share one sync.
 //! - A write or sync that fails with an I/O error poisons the store: every later write is
 //!   refused ([`StoreError::Unavailable`], a `503`) until restart ([`Store::poisoned`]).
@@ -24,6 +24,7 @@ mod committer;
 pub mod deletions;
 pub mod deliveries;
 mod events;
+pub mod feed;
 mod files;
 pub mod ingest;
 pub mod keys;
@@ -100,6 +101,10 @@ pub struct Data {
     pub(crate) digests: Tree,
     /// What is pending, indexed in memory; used only by the writer thread (and at open).
     pub(crate) pending: std::sync::Mutex<pending::Pending>,
+    /// Changes staged by the write being applied (writer thread only).
+    staged: std::sync::Mutex<Vec<feed::Committed>>,
+    /// Where committed changes are published.
+    feed: feed::Feed,
     /// sled's files, `fdatasync`ed after each flush.
     files: files::SledFiles,
     /// Set once a write or sync failed: every later write is refused.
@@ -158,6 +163,9 @@ pub(crate) struct Tx<'a> {
     pub digests: &'a TransactionalTree,
     /// For `generate_id` inside the transaction.
     pub any: &'a TransactionalTree,
+    /// For staging what the transaction changes on the feed (a rerun may stage twice: the
+    /// feed's changes are idempotent wake-ups and ops the queue deduplicates).
+    pub data: &'a Data,
 }
 
 impl Store {
@@ -220,6 +228,8 @@ impl Store {
             channels: open(trees::CHANNEL_STATE)?,
             digests: open(trees::EVENTDIGEST_SEEN)?,
             pending: std::sync::Mutex::new(pending::Pending::default()),
+            staged: std::sync::Mutex::new(Vec::new()),
+            feed: feed::Feed::default(),
             files,
             poison: committer::Poison::default(),
             fail_next_sync: AtomicBool::new(false),
@@ -243,49 +253,35 @@ impl Store {
     }
 
     /// Run `apply` on the writer thread and return once it is durable (flushed and
-    /// `fdatasync`ed). Concurrent commits share one sync. `after` runs on the writer thread right
-    /// after the sync, in commit order, only if `apply` succeeded and the data is durable.
-    pub async fn commit_then<T, F, A>(&self, apply: F, after: A) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Data) -> Result<T, StoreError> + Send + 'static,
-        A: FnOnce(&mut T) + Send + 'static,
-    {
-        self.refuse_if_poisoned()?;
-        self.committer
-            .run(move |d| apply(d).map(Applied::from), after, true)
-            .await
-    }
-
-    /// Accept a platform event durably ([`Data::ingest`]); concurrent acceptances share one
-    /// sync. `after` runs right after the sync, in commit order.
-    pub async fn ingest<A>(
-        &self,
-        req: ingest::IngestRequest,
-        after: A,
-    ) -> Result<ingest::IngestOutcome, StoreError>
-    where
-        A: FnOnce(&mut ingest::IngestOutcome) + Send + 'static,
-    {
-        self.refuse_if_poisoned()?;
-        self.committer
-            .run(move |d| d.ingest_undoable(req), after, true)
-            .await
-    }
-
-    /// [`Store::commit_then`] without a post-commit hook.
+    /// `fdatasync`ed). Concurrent commits share one sync. What `apply` staged is published on
+    /// the feed ([`Store::subscribe`]) right after the sync, in commit order.
     pub async fn commit<T, F>(&self, apply: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Data) -> Result<T, StoreError> + Send + 'static,
     {
-        self.commit_then(apply, |_| {}).await
+        self.refuse_if_poisoned()?;
+        self.committer
+            .run(move |d| apply(d).map(Applied::from), true)
+            .await
+    }
+
+    /// Accept a platform event durably ([`Data::ingest`]); concurrent acceptances share one
+    /// sync. Its new items are published on the feed once durable.
+    pub async fn ingest(
+        &self,
+        req: ingest::IngestRequest,
+    ) -> Result<ingest::IngestOutcome, StoreError> {
+        self.refuse_if_poisoned()?;
+        self.committer
+            .run(move |d| d.ingest_undoable(req), true)
+            .await
     }
 
     /// Make everything written so far durable (a sync through the writer, e.g. at shutdown).
     pub async fn flush(&self) -> Result<(), StoreError> {
         self.refuse_if_poisoned()?;
-        self.committer.run(|_| Ok(().into()), |_| {}, true).await
+        self.committer.run(|_| Ok(().into()), true).await
     }
 
     /// Readiness: the store is not poisoned and the writer answers (a message through its
@@ -295,7 +291,7 @@ impl Store {
         if !self.committer.alive() {
             return Err(StoreError::Unavailable("the storage writer stopped".into()));
         }
-        self.committer.run(|_| Ok(().into()), |_| {}, false).await
+        self.committer.run(|_| Ok(().into()), false).await
     }
 
     /// Why the store refuses writes, once a write or sync failed (until restart).
@@ -412,6 +408,7 @@ impl Data {
                     items: &v[12],
                     queue: &v[13],
                     any: &v[0],
+                    data: i,
                 })
             })
             .map_err(tx_error)

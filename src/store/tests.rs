@@ -358,33 +358,35 @@ async fn committed_data_survives_reopening_and_a_foreign_schema_is_refused() {
 async fn a_failed_sync_poisons_the_store_and_what_it_covered_is_never_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
+    let mut feed = store
+        .subscribe()
+        .expect("the first subscriber gets the feed");
     let first = request("w1", IngestEvent::Created(message("c", "u", "m1")));
-    store.ingest(first, |_| {}).await.expect("durable");
+    store.ingest(first).await.expect("durable");
+    // Published before the reply, so it is already there.
+    match feed.try_recv() {
+        Ok(feed::Committed::Ops(ops)) => assert_eq!(ops.len(), 1),
+        other => panic!("expected the accepted event's ops, got {other:?}"),
+    }
     store.probe().await.expect("ready");
     assert_eq!(store.poisoned(), None);
 
     store.inject_sync_failure();
-    let hooked = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let in_hook = hooked.clone();
     let second = request("w2", IngestEvent::Created(message("c", "u", "m2")));
-    let refused = store
-        .ingest(second.clone(), move |_| {
-            in_hook.store(true, std::sync::atomic::Ordering::SeqCst)
-        })
-        .await;
+    let refused = store.ingest(second.clone()).await;
     assert!(
         matches!(refused, Err(StoreError::Unavailable(_))),
         "{refused:?}"
     );
     assert!(
-        !hooked.load(std::sync::atomic::Ordering::SeqCst),
-        "hook ran"
+        feed.try_recv().is_err(),
+        "what was not durable is never published"
     );
     assert!(store.poisoned().is_some_and(|r| r.contains("fdatasync")));
     // Every later write is refused, a retry of the same webhook-id included (no 200 replay
     // of a reply that was never given), and readiness fails; no sync is attempted.
     let syncs = store.commit_stats().flushes;
-    let retry = store.ingest(second.clone(), |_| {}).await;
+    let retry = store.ingest(second.clone()).await;
     assert!(
         matches!(retry, Err(StoreError::Unavailable(_))),
         "{retry:?}"
@@ -708,4 +710,49 @@ async fn each_channel_queue_shows_its_head_and_drops_done_and_failed_deliveries(
     assert_eq!(store.next_delivery("a").unwrap(), None);
     assert!(store.delivery(a2).unwrap().is_none());
     assert_eq!(store.delivery_channels().unwrap(), ["b"]);
+}
+
+#[tokio::test]
+async fn the_feed_publishes_what_each_group_committed_in_commit_order() {
+    let (_dir, store) = open();
+    let mut feed = store.subscribe().unwrap();
+    assert!(store.subscribe().is_none(), "one subscriber");
+    let writes: Vec<_> = (0..200)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let event = IngestEvent::Created(message("c", "u", &format!("m{i}")));
+                store
+                    .ingest(request(&format!("w{i}"), event))
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    for w in writes {
+        w.await.unwrap();
+    }
+    // A deletion that completes at once queues its report: a delivery on its channel.
+    let unknown = IngestEvent::Deleted {
+        deletion_id: "d".into(),
+        chat_id: "c".into(),
+        user_id: None,
+        message_ids: vec!["nope".into()],
+    };
+    store.ingest(request("wd", unknown)).await.unwrap();
+
+    let mut seqs = Vec::new();
+    let mut deliveries = Vec::new();
+    while let Ok(change) = feed.try_recv() {
+        match change {
+            feed::Committed::Ops(ops) => seqs.extend(ops.iter().map(|op| op.seq)),
+            feed::Committed::Delivery { channel } => deliveries.push(channel),
+        }
+    }
+    assert_eq!(seqs.len(), 200);
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "published in the order the writer applied them"
+    );
+    assert_eq!(deliveries, ["acme"]);
 }
