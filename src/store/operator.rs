@@ -6,7 +6,7 @@ use super::{
     ChannelState, Data, DeliveryPayload, OperatorRecord, OperatorState, PortalRecord, PortalStatus,
     StoreError, Tx, TxResult, deliveries, keys, trees,
 };
-use crate::bitrix::events::OperatorMessage;
+use crate::domain::OperatorMessage;
 
 /// Event types for the platform (contract §4).
 pub const OPERATOR_CREATED: &str = "operator.message.created";

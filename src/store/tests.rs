@@ -756,3 +756,24 @@ async fn the_feed_publishes_what_each_group_committed_in_commit_order() {
     );
     assert_eq!(deliveries, ["acme"]);
 }
+
+#[test]
+fn the_store_depends_on_no_other_boundary() {
+    // The Bitrix24 client reads tokens through `bitrix::PortalTokens`; the store must not
+    // depend back on `bitrix` (nor on the outbox that follows its feed).
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/store");
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.ends_with("tests.rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        for boundary in ["bitrix", "outbox", "http"].map(|b| format!("crate::{b}")) {
+            assert!(
+                !text.contains(boundary.as_str()),
+                "{} uses {boundary}",
+                path.display()
+            );
+        }
+    }
+}
