@@ -22,6 +22,7 @@ use crate::outbox::deliverer::Deliverer;
 use crate::outbox::{Context, Outbox};
 use crate::settings::Settings;
 use crate::store::Store;
+use crate::store::retention::Retention;
 
 /// How long shutdown waits for the last storage handle to go.
 const CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -131,7 +132,11 @@ impl Application {
             cancel: cancel.clone(),
         };
         tracker.spawn(deliverer.run());
-        tracker.spawn(prune_replay_records(store.clone(), cancel.clone()));
+        tracker.spawn(prune_old_records(
+            store.clone(),
+            settings.storage.retention(),
+            cancel.clone(),
+        ));
         tracker.spawn(crate::idle_refresh::run(
             store.clone(),
             client.clone(),
@@ -233,23 +238,19 @@ impl Application {
     }
 }
 
-/// How long a webhook-id or a Bitrix24 event body is remembered (Standard Webhooks senders retry
-/// for up to about three days).
-const REPLAY_WINDOW: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
-
-/// Hourly: forget replay-protection records older than [`REPLAY_WINDOW`].
-async fn prune_replay_records(store: Store, cancel: CancellationToken) {
+/// Hourly: prune what `storage.retention_days` no longer keeps (through the store's
+/// time-ordered index, in bounded chunks).
+async fn prune_old_records(store: Store, retention: Retention, cancel: CancellationToken) {
     let mut hourly = tokio::time::interval(std::time::Duration::from_secs(3600));
     loop {
         tokio::select! {
             _ = hourly.tick() => {}
             _ = cancel.cancelled() => return,
         }
-        let cutoff = crate::domain::now_ms().saturating_sub(REPLAY_WINDOW.as_millis() as u64);
-        match store.prune_replay_records(cutoff).await {
+        match store.prune(crate::domain::now_ms(), retention).await {
             Ok(0) => {}
-            Ok(n) => tracing::info!(removed = n, "old replay-protection records pruned"),
-            Err(e) => tracing::warn!(error = %e, "cannot prune replay-protection records"),
+            Ok(n) => tracing::info!(removed = n, "records past retention pruned"),
+            Err(e) => tracing::warn!(error = %e, "cannot prune old records"),
         }
     }
 }

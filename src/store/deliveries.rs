@@ -7,6 +7,7 @@ use sled::transaction::ConflictableTransactionError;
 
 use super::codec::{decode, encode, tx_put};
 use super::feed::Committed;
+use super::retention::{self, Kind};
 use super::{
     Data, DeletionRecord, Delivery, DeliveryPayload, StoreError, Tx, TxResult, keys, trees,
 };
@@ -153,11 +154,14 @@ impl Data {
     pub fn delivery_update(&self, delivery: &Delivery) -> Result<(), StoreError> {
         let (key, value) = (keys::u64_be(delivery.seq), encode(delivery));
         let queued = keys::channel_seq(&delivery.channel, delivery.seq);
-        (&self.deliveries, &self.queue)
-            .transaction(|(deliveries, queue)| {
+        (&self.deliveries, &self.queue, &self.retain)
+            .transaction(|(deliveries, queue, retain)| {
                 deliveries.insert(&key, value.clone())?;
                 if delivery.failed.is_some() {
                     queue.remove(queued.as_slice())?;
+                    // Kept for operators to see until retention prunes it.
+                    let at = delivery.due_at_ms.max(delivery.created_at_ms);
+                    retain.insert(retention::index_key(Kind::FailedDelivery, at, &key), &[])?;
                 } else {
                     queue.insert(queued.as_slice(), &keys::u64_be(delivery.due_at_ms))?;
                 }

@@ -7,6 +7,7 @@
 use super::codec::{decode, encode, tx_put};
 use super::committer::Applied;
 use super::feed::Committed;
+use super::retention::{Kind, tx_index};
 use super::{
     Data, DeletionItem, DeletionRecord, DeletionReport, EventRecord, ItemState, MessageRecord,
     OpRef, StoreError, WebhookReply, Work, deliveries, keys, trees,
@@ -268,11 +269,9 @@ impl Data {
 
     /// An event with nothing to send: only its reply needs keeping.
     fn finish_without_work(&self, req: &IngestRequest) -> Result<(), StoreError> {
-        self.webhooks.insert(
-            keys::webhook(&req.channel, &req.webhook_id),
-            encode(&req.reply),
-        )?;
-        Ok(())
+        let key = keys::webhook(&req.channel, &req.webhook_id);
+        self.webhooks.insert(&key, encode(&req.reply))?;
+        self.index(Kind::Reply, req.reply.at_ms, &key)
     }
 
     /// A deletion none of whose items can be sent is complete at once: report and callback.
@@ -287,12 +286,11 @@ impl Data {
             items: items.to_vec(),
         };
         self.transaction(|tx| {
-            tx_put(
-                tx.webhooks,
-                &keys::webhook(&req.channel, &req.webhook_id),
-                &req.reply,
-            )?;
+            let reply_key = keys::webhook(&req.channel, &req.webhook_id);
+            tx_put(tx.webhooks, &reply_key, &req.reply)?;
+            tx_index(tx, Kind::Reply, req.reply.at_ms, &reply_key)?;
             tx_put(tx.deletions, deletion.id.as_bytes(), &report)?;
+            tx_index(tx, Kind::Report, req.accepted_at_ms, deletion.id.as_bytes())?;
             deliveries::tx_enqueue_report(tx, deletion, req.accepted_at_ms)
         })
     }

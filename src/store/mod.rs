@@ -37,6 +37,7 @@ mod pending;
 pub mod portals;
 mod purge;
 pub mod records;
+pub mod retention;
 pub mod trees;
 
 use std::path::Path;
@@ -95,6 +96,8 @@ pub struct Data {
     pub(crate) deliveries: Tree,
     /// `channelseq_due`.
     pub(crate) queue: Tree,
+    /// `attime_key`.
+    pub(crate) retain: Tree,
     pub(crate) operators: Tree,
     pub(crate) extmsgs: Tree,
     pub(crate) channels: Tree,
@@ -157,6 +160,7 @@ pub(crate) struct Tx<'a> {
     pub deletions: &'a TransactionalTree,
     pub deliveries: &'a TransactionalTree,
     pub queue: &'a TransactionalTree,
+    pub retain: &'a TransactionalTree,
     pub operators: &'a TransactionalTree,
     pub extmsgs: &'a TransactionalTree,
     pub channels: &'a TransactionalTree,
@@ -223,6 +227,7 @@ impl Store {
             pending_deletions: open(trees::DELETIONID_SEQ)?,
             deliveries: open(trees::SEQ_DELIVERY)?,
             queue: open(trees::CHANNELSEQ_DUE)?,
+            retain: open(trees::ATTIME_KEY)?,
             operators: open(trees::BITRIXMSG_OPERATOR)?,
             extmsgs: open(trees::EXTMSG_BITRIXMSG)?,
             channels: open(trees::CHANNEL_STATE)?,
@@ -240,6 +245,7 @@ impl Store {
         data.rebuild_pending()?;
         if from_version_1 {
             data.rebuild_delivery_queue()?;
+            data.index_existing()?;
         }
         if data.meta.get("schema_version")?.as_deref()
             != Some(&trees::SCHEMA_VERSION.to_be_bytes()[..])
@@ -374,7 +380,7 @@ impl Data {
         f: impl Fn(&Tx<'_>) -> TxResult<T>,
     ) -> Result<T, StoreError> {
         let i = self;
-        let all: [&Tree; 14] = [
+        let all: [&Tree; 15] = [
             &i.events,
             &i.webhooks,
             &i.chats,
@@ -389,6 +395,7 @@ impl Data {
             &i.portals,
             &i.items,
             &i.queue,
+            &i.retain,
         ];
         all[..]
             .transaction(|v: &Vec<TransactionalTree>| {
@@ -407,6 +414,7 @@ impl Data {
                     portals: &v[11],
                     items: &v[12],
                     queue: &v[13],
+                    retain: &v[14],
                     any: &v[0],
                     data: i,
                 })

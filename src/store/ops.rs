@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 
 use super::codec::{tx_get, tx_put};
+use super::retention::{Kind, tx_index};
 use super::{
     ChatLink, Data, DeletionItem, DeletionReport, EventRecord, ItemState, MessageRecord,
     MessageState, Op, OpRef, StoreError, Tx, TxResult, UserLink, Work, deliveries, keys, trees,
@@ -73,11 +74,9 @@ impl Data {
                 let change = apply_to_event(tx, &mut record, results, now_ms)?;
                 if change == Change::Finished {
                     tx.events.remove(&key)?;
-                    tx_put(
-                        tx.webhooks,
-                        &keys::webhook(&record.channel, &record.webhook_id),
-                        &record.reply,
-                    )?;
+                    let reply_key = keys::webhook(&record.channel, &record.webhook_id);
+                    tx_put(tx.webhooks, &reply_key, &record.reply)?;
+                    tx_index(tx, Kind::Reply, record.reply.at_ms, &reply_key)?;
                     if let Work::Delete { deletion, .. } = &record.work {
                         // Read (and drop) every item once, when the deletion is complete.
                         let mut items = Vec::with_capacity(deletion.total as usize);
@@ -94,6 +93,7 @@ impl Data {
                             items,
                         };
                         tx_put(tx.deletions, deletion.id.as_bytes(), &report)?;
+                        tx_index(tx, Kind::Report, now_ms, deletion.id.as_bytes())?;
                         deliveries::tx_enqueue_report(tx, deletion, now_ms)?;
                     }
                     finished.push(record);
@@ -184,6 +184,7 @@ fn apply_to_event(
             m.updated_at_ms = now_ms;
             m.error = (!success).then(|| errors.join("; "));
             tx_put(tx.messages, &key, &m)?;
+            tx_index(tx, Kind::Message, now_ms, &key)?;
             if let OpOutcome::Done {
                 bitrix_user_id: Some(uid),
                 session,
@@ -239,6 +240,7 @@ fn apply_to_event(
                     m.state = MessageState::Deleted;
                     m.updated_at_ms = now_ms;
                     tx_put(tx.messages, &key, &m)?;
+                    tx_index(tx, Kind::Message, now_ms, &key)?;
                 }
             }
             if deletion.pending == 0 {

@@ -417,83 +417,132 @@ async fn readiness_forces_no_sync() {
     assert_eq!(store.commit_stats().flushes, before);
 }
 
-#[tokio::test]
-async fn old_replay_records_are_pruned_and_recent_ones_kept() {
-    let (_dir, store) = open();
-    let mut old = request("w-old", IngestEvent::Created(message("c", "u", "m1")));
-    old.reply.at_ms = 1_000;
-    let mut recent = request("w-new", IngestEvent::Created(message("c", "u", "m1")));
-    recent.reply.at_ms = 9_000;
-    // Both finish at once (the second is a known message id), so both replies are in webhookid_reply.
-    store.commit(move |d| d.ingest(&old)).await.unwrap();
-    store.commit(move |d| d.ingest(&recent)).await.unwrap();
+/// A send accepted and answered by Bitrix24 at `at_ms`: its reply and mapping are written then.
+async fn sent_at(store: &Store, webhook_id: &str, message_id: &str, at_ms: u64) {
+    let mut req = request(
+        webhook_id,
+        IngestEvent::Created(message("c", "u", message_id)),
+    );
+    req.reply.at_ms = at_ms;
+    req.now_ms = at_ms;
+    let ops = accepted_ops(store, ingest(store, req).await);
+    let done = vec![OpResult {
+        op: ops[0].clone(),
+        outcome: OpOutcome::Done {
+            bitrix_user_id: None,
+            session: None,
+        },
+    }];
     store
-        .commit(|d| {
-            d.webhooks.insert(
-                keys::webhook("acme", "w-old"),
-                codec::encode(&WebhookReply {
-                    status: 202,
-                    body: "{}".into(),
-                    at_ms: 1_000,
-                }),
-            )?;
-            d.digests
-                .insert(b"digest-old".as_slice(), &1_000u64.to_be_bytes())?;
-            d.digests
-                .insert(b"digest-new".as_slice(), &9_000u64.to_be_bytes())?;
-            Ok(())
-        })
+        .commit(move |d| d.apply_results(&done, at_ms))
         .await
         .unwrap();
-    let removed = store.prune_replay_records(5_000).await.unwrap();
-    assert_eq!(removed, 2);
-    assert!(
-        store
-            .webhooks
-            .get(keys::webhook("acme", "w-old"))
-            .unwrap()
-            .is_none()
-    );
-    assert!(
-        store
-            .webhooks
-            .get(keys::webhook("acme", "w-new"))
-            .unwrap()
-            .is_some()
-    );
-    assert!(store.digests.get(b"digest-new").unwrap().is_some());
 }
 
 #[tokio::test]
-async fn long_jobs_run_in_bounded_chunks_that_resume_where_they_stopped() {
+async fn retention_prunes_what_is_older_than_its_cutoff_through_the_time_index() {
+    use retention::Retention;
+    use std::time::Duration;
+    let (_dir, store) = open();
+    let day = 24 * 3600 * 1000;
+    sent_at(&store, "w-old", "m-old", day).await;
+    sent_at(&store, "w-new", "m-new", 9 * day).await;
+    // A deletion of an unknown message completes at once: its report is written at acceptance.
+    let mut deletion = request(
+        "w-del",
+        IngestEvent::Deleted {
+            deletion_id: "d-old".into(),
+            chat_id: "c".into(),
+            user_id: None,
+            message_ids: vec!["unknown".into()],
+        },
+    );
+    deletion.reply.at_ms = day;
+    deletion.now_ms = day;
+    ingest(&store, deletion).await;
+    let message = |id: &str| store.message_record("p1", 7, "c", id).unwrap();
+    let reply = |id: &str| store.webhooks.get(keys::webhook("acme", id)).unwrap();
+    let five_days = Retention {
+        replay: Some(Duration::from_secs(2 * 24 * 3600)),
+        records: Some(Duration::from_secs(5 * 24 * 3600)),
+    };
+
+    // At day 10 with 5 days kept (2 for replay records): day 1's records go, day 9's stay.
+    let removed = store.prune(10 * day, five_days).await.unwrap();
+    assert_eq!(removed, 4, "reply, mapping, reply and report of day 1");
+    assert!(message("m-old").is_none());
+    assert!(reply("w-old").is_none() && reply("w-del").is_none());
+    assert!(store.deletion("d-old").unwrap().is_none());
+    assert!(message("m-new").is_some());
+    assert!(reply("w-new").is_some());
+    assert_eq!(
+        store.pending_deliveries().unwrap().len(),
+        1,
+        "a delivery still to make is never pruned"
+    );
+
+    // A pass reads only what is due: nothing is left before the cutoff.
+    assert_eq!(store.prune(10 * day, five_days).await.unwrap(), 0);
+
+    // A record written again later is kept until its own time is past the cutoff.
+    let key = keys::message("p1", 7, "c", "m-new");
+    store
+        .commit(move |d| {
+            let mut m = d.message_record("p1", 7, "c", "m-new")?.unwrap();
+            m.updated_at_ms = 20 * day;
+            d.messages.insert(&key, codec::encode(&m))?;
+            d.index(retention::Kind::Message, 20 * day, &key)
+        })
+        .await
+        .unwrap();
+    store.prune(16 * day, five_days).await.unwrap();
+    assert!(message("m-new").is_some(), "its newer time counts");
+    assert!(reply("w-new").is_none(), "replay records go sooner");
+    store.prune(26 * day, five_days).await.unwrap();
+    assert!(message("m-new").is_none());
+
+    // retention_days = 0 keeps everything.
+    sent_at(&store, "w-kept", "m-kept", day).await;
+    let forever = Retention::from_days(0);
+    assert_eq!(store.prune(1000 * day, forever).await.unwrap(), 0);
+    assert!(message("m-kept").is_some());
+}
+
+#[tokio::test]
+async fn retention_runs_in_bounded_chunks_and_stops_at_the_cutoff() {
     let (_dir, store) = open();
     store
         .commit(|d| {
             for i in 0..7u64 {
                 let at_ms: u64 = if i % 2 == 0 { 1_000 } else { 9_000 };
-                d.digests
-                    .insert(format!("digest-{i}").as_bytes(), &at_ms.to_be_bytes())?;
+                let key = format!("digest-{i}");
+                d.digests.insert(key.as_bytes(), &at_ms.to_be_bytes())?;
+                d.index(retention::Kind::Digest, at_ms, key.as_bytes())?;
             }
             Ok(())
         })
         .await
         .unwrap();
-    let mut progress = Some(purge::Progress::default());
     let (mut removed, mut chunks) = (0, 0);
-    while let Some(at) = progress.take() {
-        let (n, next) = store
-            .commit(move |d| d.prune_replay_records_step(5_000, at, 3))
+    loop {
+        let (n, more) = store
+            .commit(|d| d.prune_step(retention::Class::Replay, 5_000, 3))
             .await
             .unwrap();
         removed += n;
         chunks += 1;
-        progress = next;
         assert!(n <= 3, "a chunk visits at most its budget");
+        if !more {
+            break;
+        }
     }
-    assert_eq!((removed, chunks), (4, 3));
+    assert_eq!((removed, chunks), (4, 2));
     assert_eq!(store.digests.len(), 3);
-    // Running it again finds nothing left.
-    assert_eq!(store.prune_replay_records(5_000).await.unwrap(), 0);
+    assert_eq!(
+        store.retain.len(),
+        3,
+        "entries after the cutoff are not visited"
+    );
 }
 
 #[tokio::test]
