@@ -73,3 +73,22 @@ pub fn rfc3339(ms: u64) -> String {
     humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
         .to_string()
 }
+
+/// One operator message of an ONIMCONNECTORMESSAGE* event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperatorMessage {
+    /// `im.chat_id`: Bitrix24's open-line chat.
+    pub im_chat_id: u64,
+    /// `im.message_id`: Bitrix24's message id.
+    pub im_message_id: u64,
+    /// `chat.id`: the external chat.
+    pub chat_id: String,
+    /// `message.id`: external ids reported earlier (UPDATE: array, DELETE: string).
+    pub external_ids: Vec<String>,
+    /// `message.text` (BB-code), empty for deletions.
+    pub text: String,
+    /// `message.user_id`: the operator (ADD only).
+    pub operator_id: Option<String>,
+    /// `message.files`, when present (undocumented for this event).
+    pub files: Vec<serde_json::Value>,
+}

@@ -63,7 +63,20 @@ pub struct StorageSettings {
     pub path: PathBuf,
     /// sled's page cache, MiB: bounds the memory storage uses.
     pub cache_mb: u64,
+    /// Message mappings, finished records, reports and replay records older than this many
+    /// days are pruned (replay records after at most 7 days); 0 keeps everything forever.
+    pub retention_days: u64,
 }
+
+impl StorageSettings {
+    /// What `retention_days` means for the store.
+    pub fn retention(&self) -> crate::store::retention::Retention {
+        crate::store::retention::Retention::from_days(self.retention_days)
+    }
+}
+
+/// Largest accepted `storage.retention_days` (100 years).
+const MAX_RETENTION_DAYS: u64 = 36_500;
 
 /// Largest accepted `storage.cache_mb` (64 GiB).
 const MAX_CACHE_MB: u64 = 64 * 1024;
@@ -290,6 +303,11 @@ impl Settings {
                 "storage.cache_mb must be between 1 and {MAX_CACHE_MB}"
             ));
         }
+        if self.storage.retention_days > MAX_RETENTION_DAYS {
+            problems.push(format!(
+                "storage.retention_days must be between 0 (keep forever) and {MAX_RETENTION_DAYS}"
+            ));
+        }
         if self.server.max_form_bytes < 1024 {
             problems.push("server.max_form_bytes must be at least 1024".into());
         }
@@ -483,6 +501,16 @@ impl Settings {
         let _ = writeln!(out, "body_timeout_ms = {}", s.server.body_timeout_ms);
         let _ = writeln!(out, "\n[storage]\npath = {:?}", s.storage.path);
         let _ = writeln!(out, "cache_mb = {}", s.storage.cache_mb);
+        let _ = writeln!(
+            out,
+            "retention_days = {}{}",
+            s.storage.retention_days,
+            if s.storage.retention_days == 0 {
+                "  # keep forever"
+            } else {
+                ""
+            }
+        );
         let _ = writeln!(out, "\n[bitrix]");
         let _ = writeln!(out, "client_id = {:?}", s.bitrix.client_id);
         let _ = writeln!(out, "client_secret = {}", mask(&s.bitrix.client_secret));

@@ -22,6 +22,7 @@ use crate::outbox::deliverer::Deliverer;
 use crate::outbox::{Context, Outbox};
 use crate::settings::Settings;
 use crate::store::Store;
+use crate::store::retention::Retention;
 use crate::telegram::api::BotApi;
 use crate::telegram::webhook::Registrar;
 
@@ -121,6 +122,7 @@ impl Application {
         let tracker = TaskTracker::new();
         let deliveries = Arc::new(Notify::new());
         let progress = Arc::new(watch::channel(0u64).0);
+        let feed = store.subscribe();
         let recovered = store.pending_refs().map_err(|source| StartError::Storage {
             path: settings.storage.path.display().to_string(),
             source,
@@ -139,7 +141,7 @@ impl Application {
                 metrics.clone(),
             )
         });
-        let outbox = Outbox::start(ctx, &tracker, recovered);
+        let outbox = Outbox::start(ctx, &tracker, recovered, feed);
         let deliverer = Deliverer {
             store: store.clone(),
             settings: settings.clone(),
@@ -152,7 +154,11 @@ impl Application {
         };
         tracker.spawn(deliverer.run());
         tracker.spawn(registrar.run(cancel.clone()));
-        tracker.spawn(prune_replay_records(store.clone(), cancel.clone()));
+        tracker.spawn(prune_old_records(
+            store.clone(),
+            settings.storage.retention(),
+            cancel.clone(),
+        ));
         tracker.spawn(crate::idle_refresh::run(
             store.clone(),
             client.clone(),
@@ -255,23 +261,19 @@ impl Application {
     }
 }
 
-/// How long a webhook-id or a Bitrix24 event body is remembered (Standard Webhooks senders retry
-/// for up to about three days).
-const REPLAY_WINDOW: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
-
-/// Hourly: forget replay-protection records older than [`REPLAY_WINDOW`].
-async fn prune_replay_records(store: Store, cancel: CancellationToken) {
+/// Hourly: prune what `storage.retention_days` no longer keeps (through the store's
+/// time-ordered index, in bounded chunks).
+async fn prune_old_records(store: Store, retention: Retention, cancel: CancellationToken) {
     let mut hourly = tokio::time::interval(std::time::Duration::from_secs(3600));
     loop {
         tokio::select! {
             _ = hourly.tick() => {}
             _ = cancel.cancelled() => return,
         }
-        let cutoff = crate::domain::now_ms().saturating_sub(REPLAY_WINDOW.as_millis() as u64);
-        match store.prune_replay_records(cutoff).await {
+        match store.prune(crate::domain::now_ms(), retention).await {
             Ok(0) => {}
-            Ok(n) => tracing::info!(removed = n, "old replay-protection records pruned"),
-            Err(e) => tracing::warn!(error = %e, "cannot prune replay-protection records"),
+            Ok(n) => tracing::info!(removed = n, "records past retention pruned"),
+            Err(e) => tracing::warn!(error = %e, "cannot prune old records"),
         }
     }
 }

@@ -15,12 +15,13 @@ use serde_json::{Map, Value, json};
 use super::cost::CostModel;
 use super::envelope::{self, Success};
 use super::pacer::Pacer;
+use super::tokens::PortalTokens;
 use super::{BitrixError, form, labels, oauth};
 use crate::metrics::Metrics;
 use crate::outbound_http::{PORTAL_REPLY_CAP, read_capped, snippet};
 use crate::settings::BitrixSettings;
 use crate::store::portals::RotatedTokens;
-use crate::store::{PortalRecord, PortalStatus, Store};
+use crate::store::{PortalRecord, PortalStatus};
 
 /// Extra pause after `QUERY_LIMIT_EXCEEDED` (someone else is spending the portal's budget).
 const THROTTLE_PAUSE: Duration = Duration::from_secs(1);
@@ -52,7 +53,8 @@ pub struct BatchCommand {
 /// Client for every portal; cheap to share behind an `Arc`.
 pub struct BitrixClient {
     http: reqwest::Client,
-    store: Store,
+    /// Portal addresses and tokens (the store, behind a small service).
+    tokens: Box<dyn PortalTokens>,
     settings: BitrixSettings,
     metrics: Arc<Metrics>,
     gates: Mutex<HashMap<String, Arc<Gate>>>,
@@ -80,7 +82,7 @@ impl BitrixClient {
     /// A client with the settings' timeout and a rustls (ring) TLS stack.
     pub fn new(
         settings: BitrixSettings,
-        store: Store,
+        tokens: impl PortalTokens,
         metrics: Arc<Metrics>,
     ) -> Result<Self, BitrixError> {
         let http = crate::outbound_http::client(
@@ -90,7 +92,7 @@ impl BitrixClient {
         .map_err(BitrixError::transport)?;
         Ok(BitrixClient {
             http,
-            store,
+            tokens: Box::new(tokens),
             settings,
             metrics,
             gates: Mutex::new(HashMap::new()),
@@ -434,13 +436,9 @@ impl BitrixClient {
                     _ => "invalid_grant".to_string(),
                 };
                 tracing::error!(portal, %server, reason, "authorization revoked: the portal must reinstall the app; its work is held");
-                let (member, used, why) =
-                    (portal.to_string(), current.refresh_token.clone(), reason);
                 let marked = self
-                    .store
-                    .commit(move |d| {
-                        d.mark_needs_reinstall(&member, &used, &why, crate::domain::now_ms())
-                    })
+                    .tokens
+                    .revoke(portal, &current.refresh_token, &reason)
                     .await?;
                 if marked {
                     self.metrics.portals_needing_reinstall.inc();
@@ -470,9 +468,8 @@ impl BitrixClient {
         {
             tracing::warn!(portal, from = %current.client_endpoint, to = %endpoint, "the portal moved: its new address is stored");
         }
-        let (member, used) = (portal.to_string(), current.refresh_token.clone());
-        self.store
-            .commit(move |d| d.rotate_tokens(&member, &used, &fresh, crate::domain::now_ms()))
+        self.tokens
+            .rotate(portal, &current.refresh_token, fresh)
             .await?;
         tracing::info!(portal, "access token refreshed");
         Ok(())
@@ -505,7 +502,7 @@ impl BitrixClient {
 
     fn installed(&self, portal: &str) -> Result<PortalRecord, BitrixError> {
         let record = self
-            .store
+            .tokens
             .portal(portal)?
             .filter(|p| p.status == PortalStatus::Installed)
             .ok_or_else(|| BitrixError::NotInstalled(portal.to_string()))?;

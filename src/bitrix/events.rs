@@ -12,24 +12,9 @@ pub struct Sender {
     pub application_token: String,
 }
 
-/// One operator message of an ONIMCONNECTORMESSAGE* event.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OperatorMessage {
-    /// `im.chat_id`: Bitrix24's open-line chat.
-    pub im_chat_id: u64,
-    /// `im.message_id`: Bitrix24's message id.
-    pub im_message_id: u64,
-    /// `chat.id`: the external chat.
-    pub chat_id: String,
-    /// `message.id`: external ids reported earlier (UPDATE: array, DELETE: string).
-    pub external_ids: Vec<String>,
-    /// `message.text` (BB-code), empty for deletions.
-    pub text: String,
-    /// `message.user_id`: the operator (ADD only).
-    pub operator_id: Option<String>,
-    /// `message.files`, when present (undocumented for this event).
-    pub files: Vec<Value>,
-}
+/// One operator message of an ONIMCONNECTORMESSAGE* event (a domain type: the store records it
+/// without depending on this module).
+pub use crate::domain::OperatorMessage;
 
 /// An event the gateway acts on.
 #[derive(Debug, Clone, PartialEq, Eq)]

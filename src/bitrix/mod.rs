@@ -18,7 +18,9 @@ pub mod oauth;
 pub mod operator_files;
 pub mod pacer;
 pub mod reactions;
+pub mod tokens;
 
 pub use classify::{Class, classify};
 pub use client::{BatchCommand, BitrixClient, MAX_BATCH_COMMANDS};
 pub use error::BitrixError;
+pub use tokens::PortalTokens;

@@ -70,7 +70,6 @@ pub async fn receive(
         }
         _ => {}
     }
-    state.outbox.deliveries_changed();
     Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "ok" })))
 }
 

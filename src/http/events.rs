@@ -119,20 +119,7 @@ async fn accept(
         },
         now_ms: now,
     };
-    let outbox = state.outbox.clone();
-    let is_deletion = matches!(request.event, IngestEvent::Deleted { .. });
-    let outcome = state
-        .store
-        .ingest(request, move |outcome| {
-            if let IngestOutcome::Accepted { ops, .. } = outcome {
-                outbox.enqueue(std::mem::take(ops));
-                if is_deletion {
-                    // Items that were final at once may already complete the deletion.
-                    outbox.deliveries_changed();
-                }
-            }
-        })
-        .await?;
+    let outcome = state.store.ingest(request).await?;
     let (status, body) = match outcome {
         IngestOutcome::Accepted { reply, .. } => (StatusCode::ACCEPTED, reply.body),
         IngestOutcome::Replayed(first) => (StatusCode::OK, first.body),

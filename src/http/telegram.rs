@@ -139,19 +139,8 @@ async fn accept(
             },
             now_ms: now,
         };
-        let outbox = state.outbox.clone();
-        let is_deletion = matches!(request.event, IngestEvent::Deleted { .. });
-        let outcome = state
-            .store
-            .ingest(request, move |outcome| {
-                if let IngestOutcome::Accepted { ops, .. } = outcome {
-                    outbox.enqueue(std::mem::take(ops));
-                    if is_deletion {
-                        outbox.deliveries_changed();
-                    }
-                }
-            })
-            .await?;
+        // What the write committed reaches the outbox through the store's feed.
+        let outcome = state.store.ingest(request).await?;
         let reply = match outcome {
             IngestOutcome::Accepted { reply, .. } => {
                 accepted = true;

@@ -1,21 +1,22 @@
 //! Delivering queued events (`seq_delivery`) to each channel's `outbound_url`.
 //!
 //! Per channel, deliveries go out in queue order and a failing one holds the ones behind it
-//! (events of one channel keep their order); channels do not wait for each other. A delivery is
+//! (events of one channel keep their order); channels do not wait for each other: each has its
+//! own task, which reads its queue's head from `channelseq_due` with one seek per turn. A delivery is
 //! retried with the `[retry]` backoff until the platform answers 2xx; it is never dropped
 //! silently.
 //! Operator messages end as *failed* (kept, visible, counted) when the platform rejects them
 //! (a 4xx other than 408/425/429) or when they keep failing for `retry.max_age_secs`; reports and
 //! line events are retried until they are taken.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::future::join_all;
 use serde_json::{Value, json};
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::bitrix::messages::delivery_status_item;
 use crate::bitrix::{BitrixClient, Class, classify};
@@ -53,12 +54,75 @@ enum Step {
 }
 
 impl Deliverer {
-    /// Deliver until cancelled.
+    /// Deliver until cancelled: one task per channel (the configured ones and any other with
+    /// queued deliveries), so a slow platform never delays another channel's deliveries.
     pub async fn run(self) {
+        let this = Arc::new(self);
+        let tasks = TaskTracker::new();
+        let mut channels: Vec<String> = this
+            .settings
+            .channels
+            .iter()
+            .map(|c| c.id.clone())
+            .collect();
+        match this.store.delivery_channels() {
+            Ok(found) => channels.extend(found),
+            Err(e) => tracing::error!(error = %e, "cannot list the channels with deliveries"),
+        }
+        let mut wakes: HashMap<String, Arc<Notify>> = HashMap::new();
+        for channel in channels {
+            if wakes.contains_key(&channel) {
+                continue;
+            }
+            let wake = Arc::new(Notify::new());
+            tasks.spawn(this.clone().channel_loop(channel.clone(), wake.clone()));
+            wakes.insert(channel, wake);
+        }
         loop {
-            let next = self.pass().await;
+            tokio::select! {
+                _ = this.wake.notified() => wakes.values().for_each(|w| w.notify_one()),
+                _ = this.cancel.cancelled() => break,
+            }
+        }
+        tasks.close();
+        tasks.wait().await;
+    }
+
+    /// One channel's queue, in order: attempt its head when due, else sleep until it is due or
+    /// something new is queued. Each turn is one seek in `channelseq_due`, never a scan.
+    async fn channel_loop(self: Arc<Self>, channel: String, wake: Arc<Notify>) {
+        // The head that must wait until then although storage could not record it.
+        let mut hold: Option<(u64, u64)> = None;
+        loop {
+            let until = match self.store.next_delivery(&channel) {
+                Err(e) => {
+                    tracing::error!(channel, error = %e, "cannot read the delivery queue");
+                    Some(now_ms() + STORAGE_RETRY.as_millis() as u64)
+                }
+                Ok(None) => None,
+                Ok(Some((seq, due))) => {
+                    let due = match hold {
+                        Some((held, at)) if held == seq => due.max(at),
+                        _ => due,
+                    };
+                    if due <= now_ms() {
+                        hold = None;
+                        let step = tokio::select! {
+                            step = self.head(&channel, seq) => step,
+                            // Abandoned mid-flight: it stays queued and is sent again.
+                            _ = self.cancel.cancelled() => return,
+                        };
+                        self.progress.send_modify(|n| *n += 1);
+                        if let Step::RetryAt(at) = step {
+                            hold = Some((seq, at));
+                        }
+                        continue;
+                    }
+                    Some(due)
+                }
+            };
             let timer = async {
-                match next {
+                match until {
                     Some(at) => {
                         tokio::time::sleep(Duration::from_millis(at.saturating_sub(now_ms()))).await
                     }
@@ -66,48 +130,40 @@ impl Deliverer {
                 }
             };
             tokio::select! {
-                _ = self.wake.notified() => {}
+                _ = wake.notified() => {}
                 _ = timer => {}
                 _ = self.cancel.cancelled() => return,
             }
         }
     }
 
-    /// Deliver everything due; return when the next one falls due.
-    async fn pass(&self) -> Option<u64> {
-        let pending = match self.store.pending_deliveries() {
-            Ok(p) => p,
+    /// Attempt the head of a channel's queue.
+    async fn head(&self, channel: &str, seq: u64) -> Step {
+        match self.store.delivery(seq) {
+            Ok(Some(delivery)) if delivery.failed.is_none() => self.attempt(delivery).await,
+            Ok(stale) => {
+                // Done or failed already (a queue entry left behind): drop the entry.
+                let channel = channel.to_string();
+                let dropped = self
+                    .store
+                    .commit(move |d| match stale {
+                        Some(failed) => d.delivery_update(&failed),
+                        None => d.delivery_dequeue(&channel, seq),
+                    })
+                    .await;
+                match dropped {
+                    Ok(()) => Step::Done,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot drop a stale delivery queue entry");
+                        Step::RetryAt(now_ms() + STORAGE_RETRY.as_millis() as u64)
+                    }
+                }
+            }
             Err(e) => {
-                tracing::error!(error = %e, "cannot read pending deliveries");
-                return Some(now_ms() + STORAGE_RETRY.as_millis() as u64);
-            }
-        };
-        let mut by_channel: BTreeMap<String, Vec<Delivery>> = BTreeMap::new();
-        for d in pending.into_iter().filter(|d| d.failed.is_none()) {
-            by_channel.entry(d.channel.clone()).or_default().push(d);
-        }
-        let next = join_all(
-            by_channel
-                .into_values()
-                .map(|queue| self.channel_pass(queue)),
-        )
-        .await;
-        next.into_iter().flatten().min()
-    }
-
-    /// One channel's queue in order; stops at the first delivery that is not due or must wait.
-    async fn channel_pass(&self, queue: Vec<Delivery>) -> Option<u64> {
-        for delivery in queue {
-            if delivery.due_at_ms > now_ms() {
-                return Some(delivery.due_at_ms);
-            }
-            let step = self.attempt(delivery).await;
-            self.progress.send_modify(|n| *n += 1);
-            if let Step::RetryAt(at) = step {
-                return Some(at);
+                tracing::error!(seq, error = %e, "cannot read a delivery");
+                Step::RetryAt(now_ms() + STORAGE_RETRY.as_millis() as u64)
             }
         }
-        None
     }
 
     fn notices(&self) -> Notices<'_> {

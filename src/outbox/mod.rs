@@ -8,8 +8,10 @@
 //!   `seq_op` in the same transaction, so it is never sent again.
 //! - One worker task per portal (`worker.rs`) owns that portal's queue (`queue.rs`) and sends
 //!   one request at a time, paced by the portal's leaky bucket (in `BitrixClient`).
-//! - New ops reach their portal's worker in commit order (the committer's post-commit hook),
-//!   which keeps each chat's ops in the order the platform's events were accepted.
+//! - New ops reach their portal's worker in commit order through the store's feed of committed
+//!   changes (`store/feed.rs`, followed by `Outbox::follow`), which keeps each chat's ops in the
+//!   order the platform's events were accepted; a queued delivery wakes the deliverer the same
+//!   way. Nothing runs on the storage writer's thread on the outbox's behalf.
 
 pub mod deliverer;
 pub mod execute;
@@ -27,6 +29,7 @@ use tokio_util::task::TaskTracker;
 use crate::bitrix::BitrixClient;
 use crate::metrics::Metrics;
 use crate::settings::{RetrySettings, Settings};
+use crate::store::feed::Committed;
 use crate::store::{OpRef, PortalStatus, Store};
 use queue::{Limits, PortalQueue};
 use worker::{PortalMsg, PortalWorker};
@@ -112,8 +115,15 @@ struct Inner {
 }
 
 impl Outbox {
-    /// Start with the ops recovered from storage (call inside the runtime that runs the workers).
-    pub fn start(ctx: Arc<Context>, tracker: &TaskTracker, recovered: Vec<OpRef>) -> Outbox {
+    /// Start with the ops recovered from storage, then follow the store's feed of committed
+    /// changes (call inside the runtime that runs the workers; subscribe before reading what
+    /// to recover, so nothing committed in between is missed).
+    pub fn start(
+        ctx: Arc<Context>,
+        tracker: &TaskTracker,
+        recovered: Vec<OpRef>,
+        feed: Option<mpsc::UnboundedReceiver<Committed>>,
+    ) -> Outbox {
         let outbox = Outbox {
             inner: Arc::new(Inner {
                 ctx,
@@ -127,6 +137,9 @@ impl Outbox {
             tracing::info!(ops = recovered.len(), "resuming queued Bitrix24 operations");
         }
         outbox.enqueue(recovered);
+        if let Some(feed) = feed {
+            tracker.spawn(outbox.clone().follow(feed));
+        }
         // Installations whose setup never completed (e.g. a crash right after install).
         for portal in outbox.inner.ctx.store.portals().unwrap_or_default() {
             if portal.status == PortalStatus::Installed && portal.setup_at_ms.is_none() {
@@ -134,6 +147,22 @@ impl Outbox {
             }
         }
         outbox
+    }
+
+    /// Act on what the store committed, in commit order, until cancelled.
+    async fn follow(self, mut feed: mpsc::UnboundedReceiver<Committed>) {
+        let cancel = self.inner.ctx.cancel.clone();
+        loop {
+            let change = tokio::select! {
+                change = feed.recv() => change,
+                _ = cancel.cancelled() => return,
+            };
+            match change {
+                None => return,
+                Some(Committed::Ops(ops)) => self.enqueue(ops),
+                Some(Committed::Delivery { .. }) => self.inner.ctx.deliveries.notify_one(),
+            }
+        }
     }
 
     /// Hand durable ops to their portal's worker (call after they are committed, in commit order).
@@ -153,11 +182,6 @@ impl Outbox {
         for (portal, ops) in by_portal {
             self.send(&portal, PortalMsg::Ops(ops));
         }
-    }
-
-    /// Something may have been queued for the platform: let the deliverer look.
-    pub fn deliveries_changed(&self) {
-        self.inner.ctx.deliveries.notify_one();
     }
 
     /// A portal installed the app: set it up, then release what was held for it.

@@ -284,16 +284,23 @@ impl PortalQueue {
         calls.len() < limits.max_calls
     }
 
-    /// Remove the ops of planned calls from the queue (they are now in flight).
+    /// Remove the ops of planned calls from the queue (they are now in flight). Each chat is
+    /// filtered once, so taking n ops of one chat costs O(n), not O(n²).
     pub fn take(&mut self, calls: &[Call<OpRef>]) {
+        let mut taken: foldhash::HashMap<ChatKey, foldhash::HashSet<OpKey>> = Default::default();
         for op in calls.iter().flat_map(|c| &c.ops) {
             if self.ops.remove(&op.key()).is_some() {
-                let key = (op.line, op.chat.clone());
-                if let Some(chat) = self.chats.get_mut(&key) {
-                    chat.retain(|&s| s != op.key());
-                    if chat.is_empty() {
-                        self.chats.remove(&key);
-                    }
+                taken
+                    .entry((op.line, op.chat.clone()))
+                    .or_default()
+                    .insert(op.key());
+            }
+        }
+        for (key, keys) in taken {
+            if let Some(chat) = self.chats.get_mut(&key) {
+                chat.retain(|s| !keys.contains(s));
+                if chat.is_empty() {
+                    self.chats.remove(&key);
                 }
             }
         }

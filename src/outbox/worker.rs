@@ -152,8 +152,9 @@ impl PortalWorker {
             .map(|s| (s.max(0) as u64) * 1000)
     }
 
-    /// Load the payloads of planned items from their event records (an item that became
-    /// final meanwhile, or whose record is unreadable, is dropped from the call).
+    /// Load the payloads of planned items from their event records, one read per event and one
+    /// per deletion item (an item that became final meanwhile, or whose record is unreadable,
+    /// is dropped from the call).
     fn hydrate(&self, planned: Vec<Call<OpRef>>) -> Vec<Call<Op>> {
         let mut events: HashMap<u64, Option<EventRecord>> = HashMap::new();
         planned
@@ -169,7 +170,11 @@ impl PortalWorker {
                                 None
                             })
                         });
-                        let mut op = event.as_ref()?.op(r.item)?;
+                        let event = event.as_ref()?;
+                        let mut op = self.ctx.store.item_op(event, r.item).unwrap_or_else(|e| {
+                            tracing::error!(portal = %self.portal, seq = r.seq, error = %e, "cannot read a pending item");
+                            None
+                        })?;
                         self.resolve_reaction(&mut op);
                         Some(op)
                     })
@@ -321,7 +326,6 @@ impl PortalWorker {
                         self.queue.push(r.op.to_ref());
                     }
                 }
-                self.ctx.deliveries.notify_one();
                 self.ctx.progress.send_modify(|n| *n += 1);
             }
             Err(e) => {

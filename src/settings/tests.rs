@@ -53,6 +53,7 @@ fn the_default_file_alone_is_valid_and_has_the_contract_defaults() {
     assert_eq!(s.deletions.max_batch, 50);
     assert_eq!(s.deletions.linger_ms, 200);
     assert_eq!(s.storage.cache_mb, 64);
+    assert_eq!(s.storage.retention_days, 90);
     assert!(s.channels.is_empty());
 }
 
@@ -65,6 +66,33 @@ fn the_storage_cache_is_bounded() {
     assert_eq!(p, vec!["storage.cache_mb must be between 1 and 65536"]);
     let s = Settings::load_from(None, env(&[("GATEWAY__STORAGE__CACHE_MB", "16")])).unwrap();
     assert_eq!(s.storage.cache_mb, 16);
+}
+
+#[test]
+fn retention_is_in_days_and_zero_keeps_forever() {
+    use std::time::Duration;
+    let s = Settings::load_from(None, env(&[("GATEWAY__STORAGE__RETENTION_DAYS", "0")])).unwrap();
+    assert_eq!(s.storage.retention().records, None);
+    assert_eq!(s.storage.retention().replay, None);
+    let s = Settings::load_from(None, env(&[("GATEWAY__STORAGE__RETENTION_DAYS", "3")])).unwrap();
+    let day = Duration::from_secs(24 * 3600);
+    assert_eq!(s.storage.retention().records, Some(3 * day));
+    assert_eq!(s.storage.retention().replay, Some(3 * day));
+    let s = Settings::load_from(None, env(&[])).unwrap();
+    assert_eq!(s.storage.retention().records, Some(90 * day));
+    assert_eq!(
+        s.storage.retention().replay,
+        Some(7 * day),
+        "replay: at most 7 days"
+    );
+    let p = problems(Settings::load_from(
+        None,
+        env(&[("GATEWAY__STORAGE__RETENTION_DAYS", "99999")]),
+    ));
+    assert_eq!(
+        p,
+        vec!["storage.retention_days must be between 0 (keep forever) and 36500"]
+    );
 }
 
 #[test]

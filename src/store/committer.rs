@@ -2,7 +2,8 @@
 //! queued (up to [`MAX_GROUP`]), applies them one after the other to sled (each is one sled
 //! write or transaction, so each is all-or-nothing on disk), then makes the whole group durable
 //! with one sled flush and one `fdatasync` of sled's files ([`Data::sync`]), and only then
-//! answers the writers and runs their post-commit hooks, in the order the writes were applied.
+//! publishes what each write committed on the feed (`feed.rs`) and answers the writers, in the
+//! order the writes were applied.
 //! While a group syncs, new writes queue up and form the next group: under load each request
 //! waits for about one sync, and concurrent requests share it.
 //!
@@ -61,6 +62,8 @@ pub(crate) struct Completion {
     run: OnSync,
     /// The write changed sled (a group of reads or pings needs no sync).
     wrote: bool,
+    /// What the write staged for the feed, published only once it is durable.
+    staged: Vec<super::feed::Committed>,
 }
 
 /// Runs once the group's sync is done or failed.
@@ -121,13 +124,12 @@ impl Committer {
         })
     }
 
-    /// Apply on the writer thread, make durable, run `after` (in commit order), return.
-    /// `sync` false: the write changed nothing on disk, or need not wait for a sync.
-    pub(crate) async fn run<T, F, A>(&self, apply: F, after: A, sync: bool) -> Result<T, StoreError>
+    /// Apply on the writer thread, make durable, publish what it staged (in commit order),
+    /// return. `sync` false: the write changed nothing on disk, or need not wait for a sync.
+    pub(crate) async fn run<T, F>(&self, apply: F, sync: bool) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Data) -> Result<Applied<T>, StoreError> + Send + 'static,
-        A: FnOnce(&mut T) + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
         let job: Job = Box::new(move |data: &Data| {
@@ -135,7 +137,7 @@ impl Committer {
                 return refuse(reply, e);
             }
             match apply(data) {
-                Ok(applied) => finisher(applied, after, reply, sync),
+                Ok(applied) => finisher(applied, reply, sync),
                 Err(e) => {
                     if let Some(reason) = io_failure(&e) {
                         data.poison.set(&reason);
@@ -169,17 +171,13 @@ impl Committer {
 /// The completion of an applied write: the sync's outcome decides its reply.
 fn finisher<T: Send + 'static>(
     applied: Applied<T>,
-    after: impl FnOnce(&mut T) + Send + 'static,
     reply: oneshot::Sender<Result<T, StoreError>>,
     wrote: bool,
 ) -> Completion {
-    let Applied { mut value, undo } = applied;
+    let Applied { value, undo } = applied;
     let run = Box::new(move |data: &Data, synced: Result<(), &StoreError>| {
         let outcome = match synced {
-            Ok(()) => {
-                after(&mut value);
-                Ok(value)
-            }
+            Ok(()) => Ok(value),
             Err(e) => {
                 if let Some(undo) = undo {
                     undo(data);
@@ -189,7 +187,11 @@ fn finisher<T: Send + 'static>(
         };
         let _ = reply.send(outcome);
     });
-    Completion { run, wrote }
+    Completion {
+        run,
+        wrote,
+        staged: Vec::new(),
+    }
 }
 
 /// The completion of a write that was refused or failed before it changed anything durable.
@@ -200,7 +202,11 @@ fn refuse<T: Send + 'static>(
     let run = Box::new(move |_: &Data, _: Result<(), &StoreError>| {
         let _ = reply.send(Err(e));
     });
-    Completion { run, wrote: false }
+    Completion {
+        run,
+        wrote: false,
+        staged: Vec::new(),
+    }
 }
 
 /// The reason to poison the store, when a write failed with an I/O error (a refused or corrupt
@@ -234,11 +240,20 @@ impl Drop for Committer {
 
 fn write_loop(data: &Data, mut jobs: mpsc::UnboundedReceiver<Job>, stats: &Counters) {
     let mut group: Vec<Completion> = Vec::new();
+    // Apply one write and keep what it staged (a refused write's stage is dropped).
+    let apply = |job: Job| {
+        let mut completion = job(data);
+        let staged = data.take_staged();
+        if completion.wrote {
+            completion.staged = staged;
+        }
+        completion
+    };
     while let Some(first) = jobs.blocking_recv() {
-        group.push(first(data));
+        group.push(apply(first));
         while group.len() < MAX_GROUP {
             let Ok(job) = jobs.try_recv() else { break };
-            group.push(job(data));
+            group.push(apply(job));
         }
         stats
             .commits
@@ -254,6 +269,10 @@ fn write_loop(data: &Data, mut jobs: mpsc::UnboundedReceiver<Job>, stats: &Count
             Ok(())
         };
         for completion in group.drain(..) {
+            // Published before the reply: once a write is answered, the outbox has its changes.
+            if synced.is_ok() {
+                data.feed.publish(completion.staged);
+            }
             (completion.run)(data, synced.as_ref().map(|_| ()));
         }
     }

@@ -1,4 +1,5 @@
-//! Deletion reports: pending ones are read from their event record (`seq_event`), finished ones from
+//! Deletion reports: pending ones are read from their event record (`seq_event`) and items
+//! (`seqitem_deletionitem`), finished ones from
 //! `deletionid_deletion`.
 
 use super::codec::decode;
@@ -18,9 +19,10 @@ impl Data {
             .transpose()?;
         if let Some(seq) = pending
             && let Some(record) = self.event(seq)?
-            && let Work::Delete { deletion, items } = record.work
+            && let Work::Delete { deletion, .. } = record.work
         {
-            return Ok(Some((deletion, items)));
+            let items = self.deletion_items(seq)?.into_iter().map(|(_, i)| i);
+            return Ok(Some((deletion, items.collect())));
         }
         // Finished (or finished between the two reads: the same transaction that removed the
         // event wrote the report).

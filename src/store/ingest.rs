@@ -6,6 +6,8 @@
 
 use super::codec::{decode, encode, tx_put};
 use super::committer::Applied;
+use super::feed::Committed;
+use super::retention::{Kind, tx_index};
 use super::{
     Data, DeletionItem, DeletionRecord, DeletionReport, EventRecord, ItemState, MessageRecord,
     OpRef, StoreError, WebhookReply, Work, deliveries, keys, trees,
@@ -89,6 +91,7 @@ impl Data {
         }
         let state = due(req.now_ms);
         let reply = req.reply.clone();
+        let mut items = Vec::new();
         let (chat_id, work) = match req.event {
             IngestEvent::Created(message) => {
                 (message.chat.id.clone(), Work::Send { message, state })
@@ -124,7 +127,8 @@ impl Data {
                     chat_id: &chat_id,
                     now_ms: req.now_ms,
                 };
-                let work = self.deletion_work(&target, deletion_id, user_id, message_ids)?;
+                let (work, all) = self.deletion_work(&target, deletion_id, user_id, message_ids)?;
+                items = all;
                 (chat_id, work)
             }
         };
@@ -139,23 +143,38 @@ impl Data {
             accepted_at_ms: req.now_ms,
             work,
         };
-        if let Work::Delete { deletion, items } = &record.work
+        if let Work::Delete { deletion, .. } = &record.work
             && deletion.pending == 0
         {
-            self.finish_deletion_now(&record, deletion, items)?;
+            self.finish_deletion_now(&record, deletion, &items)?;
             return Ok(IngestOutcome::Accepted {
                 reply,
                 ops: Vec::new(),
             }
             .into());
         }
-        if let Work::Delete { deletion, .. } = &record.work {
+        let ops: Vec<OpRef> = if let Work::Delete { deletion, .. } = &record.work {
             self.pending_deletions
                 .insert(deletion.id.as_bytes(), &keys::u64_be(seq))?;
-        }
-        self.events.insert(keys::u64_be(seq), encode(&record))?;
+            // The header and every item in one transaction: after a crash, all or none.
+            let header = encode(&record);
+            self.transaction(|tx| {
+                for (index, item) in (0u32..).zip(&items) {
+                    tx.items.insert(&keys::seq_item(seq, index), encode(item))?;
+                }
+                tx.events.insert(&keys::u64_be(seq), header.clone())?;
+                Ok(())
+            })?;
+            (0u32..)
+                .zip(&items)
+                .filter_map(|(index, item)| record.item_ref(index, Some(item)))
+                .collect()
+        } else {
+            self.events.insert(keys::u64_be(seq), encode(&record))?;
+            record.item_ref(0, None).into_iter().collect()
+        };
         self.pending().add(&record);
-        let ops = record.pending_refs();
+        self.stage(Committed::Ops(ops.clone()));
         Ok(Applied {
             value: IngestOutcome::Accepted { reply, ops },
             undo: Some(Box::new(move |data: &Data| {
@@ -212,7 +231,7 @@ impl Data {
         deletion_id: String,
         user_id: Option<String>,
         message_ids: Vec<String>,
-    ) -> Result<Work, StoreError> {
+    ) -> Result<(Work, Vec<DeletionItem>), StoreError> {
         let mut items = Vec::with_capacity(message_ids.len());
         for message_id in message_ids {
             let user = match &user_id {
@@ -234,7 +253,7 @@ impl Data {
             });
         }
         let pending = items.iter().filter(|i| i.success.is_none()).count() as u32;
-        Ok(Work::Delete {
+        let work = Work::Delete {
             deletion: DeletionRecord {
                 id: deletion_id,
                 channel: target.channel.to_string(),
@@ -243,17 +262,16 @@ impl Data {
                 total: items.len() as u32,
                 pending,
             },
-            items,
-        })
+            items: Vec::new(),
+        };
+        Ok((work, items))
     }
 
     /// An event with nothing to send: only its reply needs keeping.
     fn finish_without_work(&self, req: &IngestRequest) -> Result<(), StoreError> {
-        self.webhooks.insert(
-            keys::webhook(&req.channel, &req.webhook_id),
-            encode(&req.reply),
-        )?;
-        Ok(())
+        let key = keys::webhook(&req.channel, &req.webhook_id);
+        self.webhooks.insert(&key, encode(&req.reply))?;
+        self.index(Kind::Reply, req.reply.at_ms, &key)
     }
 
     /// A deletion none of whose items can be sent is complete at once: report and callback.
@@ -268,12 +286,11 @@ impl Data {
             items: items.to_vec(),
         };
         self.transaction(|tx| {
-            tx_put(
-                tx.webhooks,
-                &keys::webhook(&req.channel, &req.webhook_id),
-                &req.reply,
-            )?;
+            let reply_key = keys::webhook(&req.channel, &req.webhook_id);
+            tx_put(tx.webhooks, &reply_key, &req.reply)?;
+            tx_index(tx, Kind::Reply, req.reply.at_ms, &reply_key)?;
             tx_put(tx.deletions, deletion.id.as_bytes(), &report)?;
+            tx_index(tx, Kind::Report, req.accepted_at_ms, deletion.id.as_bytes())?;
             deliveries::tx_enqueue_report(tx, deletion, req.accepted_at_ms)
         })
     }

@@ -33,6 +33,42 @@ fn build(parts: &[&[u8]]) -> Vec<u8> {
     key
 }
 
+/// `seqitem_deletionitem`: seq ‖ item, fixed width (12 bytes), so one event's items are
+/// contiguous and in item order.
+pub fn seq_item(seq: u64, item: u32) -> [u8; 12] {
+    let mut key = [0u8; 12];
+    key[..8].copy_from_slice(&seq.to_be_bytes());
+    key[8..].copy_from_slice(&item.to_be_bytes());
+    key
+}
+
+/// Inverse of [`seq_item`].
+pub fn parse_seq_item(tree: &'static str, bytes: &[u8]) -> Result<(u64, u32), StoreError> {
+    if bytes.len() != 12 {
+        return Err(StoreError::Corrupt {
+            tree,
+            detail: format!(
+                "expected a 12-byte seq-item key, found {} bytes",
+                bytes.len()
+            ),
+        });
+    }
+    let seq = parse_u64(tree, &bytes[..8])?;
+    let item = u32::from_be_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
+    Ok((seq, item))
+}
+
+/// `channelseq_due`: channel ‖ SEP ‖ seq.
+pub fn channel_seq(channel: &str, seq: u64) -> Vec<u8> {
+    build(&[channel.as_bytes(), &u64_be(seq)])
+}
+
+/// A key above every `channel_seq(channel, _)` (and below the next channel's keys).
+pub fn channel_seq_end(channel: &str) -> Vec<u8> {
+    // Nine 0xFF bytes sort above any 8-byte seq.
+    build(&[channel.as_bytes(), &[SEP; 9]])
+}
+
 /// `webhookid_reply`: channel ‖ SEP ‖ webhook-id.
 pub fn webhook(channel: &str, webhook_id: &str) -> Vec<u8> {
     build(&[channel.as_bytes(), webhook_id.as_bytes()])
@@ -91,6 +127,24 @@ mod tests {
             parse_u64("t", b"short"),
             Err(StoreError::Corrupt { tree: "t", .. })
         ));
+    }
+
+    #[test]
+    fn seq_item_keys_round_trip_and_group_one_event_in_item_order() {
+        let k = seq_item(7, 3);
+        assert_eq!(parse_seq_item("t", &k).unwrap(), (7, 3));
+        assert!(seq_item(7, 255) < seq_item(7, 256));
+        assert!(seq_item(7, u32::MAX) < seq_item(8, 0));
+        assert!(k.starts_with(&u64_be(7)));
+        assert!(parse_seq_item("t", b"short").is_err());
+    }
+
+    #[test]
+    fn channel_seq_keys_order_by_seq_within_a_channel_and_end_before_the_next_channel() {
+        assert!(channel_seq("a", 255) < channel_seq("a", 256));
+        assert!(channel_seq("a", u64::MAX) < channel_seq_end("a"));
+        assert!(channel_seq_end("a") < channel_seq("b", 0));
+        assert!(channel_seq("a", 1).starts_with(&channel_prefix("a")));
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //!   (`committer.rs`): [`Store::commit`] / [`Store::ingest`] send it there and await the answer;
 //!   the writer applies a group of queued writes, flushes sled and `fdatasync`s sled's files
 //!   (`files.rs`: sled's own flush does not force the disk cache), and only then answers them
-//!   and runs their post-commit hooks, in commit order. A reply that follows a write is
+//!   and publishes what they committed on the feed (`feed.rs`), in commit order. A reply that follows a write is
 //!   therefore durable against power loss; concurrent writes share one sync.
 //! - A write or sync that fails with an I/O error poisons the store: every later write is
 //!   refused ([`StoreError::Unavailable`], a `503`) until restart ([`Store::poisoned`]).
@@ -24,6 +24,7 @@ mod committer;
 pub mod deletions;
 pub mod deliveries;
 mod events;
+pub mod feed;
 mod files;
 pub mod ingest;
 pub mod keys;
@@ -36,6 +37,7 @@ mod pending;
 pub mod portals;
 mod purge;
 pub mod records;
+pub mod retention;
 pub mod trees;
 
 use std::path::Path;
@@ -83,6 +85,8 @@ pub struct Data {
     meta: Tree,
     pub(crate) portals: Tree,
     pub(crate) events: Tree,
+    /// `seqitem_deletionitem`.
+    pub(crate) items: Tree,
     pub(crate) webhooks: Tree,
     pub(crate) chats: Tree,
     pub(crate) users: Tree,
@@ -90,12 +94,20 @@ pub struct Data {
     pub(crate) deletions: Tree,
     pub(crate) pending_deletions: Tree,
     pub(crate) deliveries: Tree,
+    /// `channelseq_due`.
+    pub(crate) queue: Tree,
+    /// `attime_key`.
+    pub(crate) retain: Tree,
     pub(crate) operators: Tree,
     pub(crate) extmsgs: Tree,
     pub(crate) channels: Tree,
     pub(crate) digests: Tree,
     /// What is pending, indexed in memory; used only by the writer thread (and at open).
     pub(crate) pending: std::sync::Mutex<pending::Pending>,
+    /// Changes staged by the write being applied (writer thread only).
+    staged: std::sync::Mutex<Vec<feed::Committed>>,
+    /// Where committed changes are published.
+    feed: feed::Feed,
     /// sled's files, `fdatasync`ed after each flush.
     files: files::SledFiles,
     /// Set once a write or sync failed: every later write is refused.
@@ -140,18 +152,24 @@ impl std::ops::Deref for Store {
 pub(crate) struct Tx<'a> {
     pub portals: &'a TransactionalTree,
     pub events: &'a TransactionalTree,
+    pub items: &'a TransactionalTree,
     pub webhooks: &'a TransactionalTree,
     pub chats: &'a TransactionalTree,
     pub users: &'a TransactionalTree,
     pub messages: &'a TransactionalTree,
     pub deletions: &'a TransactionalTree,
     pub deliveries: &'a TransactionalTree,
+    pub queue: &'a TransactionalTree,
+    pub retain: &'a TransactionalTree,
     pub operators: &'a TransactionalTree,
     pub extmsgs: &'a TransactionalTree,
     pub channels: &'a TransactionalTree,
     pub digests: &'a TransactionalTree,
     /// For `generate_id` inside the transaction.
     pub any: &'a TransactionalTree,
+    /// For staging what the transaction changes on the feed (a rerun may stage twice: the
+    /// feed's changes are idempotent wake-ups and ops the queue deduplicates).
+    pub data: &'a Data,
 }
 
 impl Store {
@@ -166,6 +184,7 @@ impl Store {
         std::fs::create_dir_all(path).map_err(|e| StoreError::Sled(e.into()))?;
         let db = open_db(path, cache_bytes)?;
         let meta = db.open_tree(trees::META)?;
+        let mut from_version_1 = false;
         match meta.get("schema_version")? {
             None => {
                 meta.insert("schema_version", &trees::SCHEMA_VERSION.to_be_bytes())?;
@@ -177,7 +196,11 @@ impl Store {
                         tree: trees::META,
                         detail: "schema_version is not a u32".into(),
                     })?);
-                if found != trees::SCHEMA_VERSION {
+                // Version 1 differs only in where deletion items live (`rebuild_pending`
+                // moves them) and in having no `channelseq_due` (built from `seq_delivery`);
+                // then the version is raised.
+                from_version_1 = found == 1;
+                if found != trees::SCHEMA_VERSION && found != 1 {
                     return Err(StoreError::SchemaMismatch {
                         found,
                         expected: trees::SCHEMA_VERSION,
@@ -189,11 +212,13 @@ impl Store {
         let open = |name| db.open_tree(name);
         let events = open(trees::SEQ_EVENT)?;
         let webhooks = open(trees::WEBHOOKID_REPLY)?;
+        let items = open(trees::SEQITEM_DELETIONITEM)?;
         let files = files::SledFiles::open(path).map_err(|e| StoreError::Sled(e.into()))?;
         legacy_journal::import(path, &meta, &events, &webhooks, &db, &files)?;
         let data = Arc::new(Data {
             portals: open(trees::MEMBERID_PORTAL)?,
             events,
+            items,
             webhooks,
             chats: open(trees::CHAT_LINK)?,
             users: open(trees::USER_LINK)?,
@@ -201,11 +226,15 @@ impl Store {
             deletions: open(trees::DELETIONID_DELETION)?,
             pending_deletions: open(trees::DELETIONID_SEQ)?,
             deliveries: open(trees::SEQ_DELIVERY)?,
+            queue: open(trees::CHANNELSEQ_DUE)?,
+            retain: open(trees::ATTIME_KEY)?,
             operators: open(trees::BITRIXMSG_OPERATOR)?,
             extmsgs: open(trees::EXTMSG_BITRIXMSG)?,
             channels: open(trees::CHANNEL_STATE)?,
             digests: open(trees::EVENTDIGEST_SEEN)?,
             pending: std::sync::Mutex::new(pending::Pending::default()),
+            staged: std::sync::Mutex::new(Vec::new()),
+            feed: feed::Feed::default(),
             files,
             poison: committer::Poison::default(),
             fail_next_sync: AtomicBool::new(false),
@@ -214,54 +243,51 @@ impl Store {
             on_close: CloseSignal(std::sync::Mutex::new(None)),
         });
         data.rebuild_pending()?;
+        if from_version_1 {
+            data.rebuild_delivery_queue()?;
+            data.index_existing()?;
+        }
+        if data.meta.get("schema_version")?.as_deref()
+            != Some(&trees::SCHEMA_VERSION.to_be_bytes()[..])
+        {
+            data.meta
+                .insert("schema_version", &trees::SCHEMA_VERSION.to_be_bytes())?;
+            data.sync()?;
+        }
         let committer = Arc::new(committer::Committer::start(data.clone())?);
         Ok(Store { data, committer })
     }
 
     /// Run `apply` on the writer thread and return once it is durable (flushed and
-    /// `fdatasync`ed). Concurrent commits share one sync. `after` runs on the writer thread right
-    /// after the sync, in commit order, only if `apply` succeeded and the data is durable.
-    pub async fn commit_then<T, F, A>(&self, apply: F, after: A) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Data) -> Result<T, StoreError> + Send + 'static,
-        A: FnOnce(&mut T) + Send + 'static,
-    {
-        self.refuse_if_poisoned()?;
-        self.committer
-            .run(move |d| apply(d).map(Applied::from), after, true)
-            .await
-    }
-
-    /// Accept a platform event durably ([`Data::ingest`]); concurrent acceptances share one
-    /// sync. `after` runs right after the sync, in commit order.
-    pub async fn ingest<A>(
-        &self,
-        req: ingest::IngestRequest,
-        after: A,
-    ) -> Result<ingest::IngestOutcome, StoreError>
-    where
-        A: FnOnce(&mut ingest::IngestOutcome) + Send + 'static,
-    {
-        self.refuse_if_poisoned()?;
-        self.committer
-            .run(move |d| d.ingest_undoable(req), after, true)
-            .await
-    }
-
-    /// [`Store::commit_then`] without a post-commit hook.
+    /// `fdatasync`ed). Concurrent commits share one sync. What `apply` staged is published on
+    /// the feed ([`Store::subscribe`]) right after the sync, in commit order.
     pub async fn commit<T, F>(&self, apply: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Data) -> Result<T, StoreError> + Send + 'static,
     {
-        self.commit_then(apply, |_| {}).await
+        self.refuse_if_poisoned()?;
+        self.committer
+            .run(move |d| apply(d).map(Applied::from), true)
+            .await
+    }
+
+    /// Accept a platform event durably ([`Data::ingest`]); concurrent acceptances share one
+    /// sync. Its new items are published on the feed once durable.
+    pub async fn ingest(
+        &self,
+        req: ingest::IngestRequest,
+    ) -> Result<ingest::IngestOutcome, StoreError> {
+        self.refuse_if_poisoned()?;
+        self.committer
+            .run(move |d| d.ingest_undoable(req), true)
+            .await
     }
 
     /// Make everything written so far durable (a sync through the writer, e.g. at shutdown).
     pub async fn flush(&self) -> Result<(), StoreError> {
         self.refuse_if_poisoned()?;
-        self.committer.run(|_| Ok(().into()), |_| {}, true).await
+        self.committer.run(|_| Ok(().into()), true).await
     }
 
     /// Readiness: the store is not poisoned and the writer answers (a message through its
@@ -271,7 +297,7 @@ impl Store {
         if !self.committer.alive() {
             return Err(StoreError::Unavailable("the storage writer stopped".into()));
         }
-        self.committer.run(|_| Ok(().into()), |_| {}, false).await
+        self.committer.run(|_| Ok(().into()), false).await
     }
 
     /// Why the store refuses writes, once a write or sync failed (until restart).
@@ -354,7 +380,7 @@ impl Data {
         f: impl Fn(&Tx<'_>) -> TxResult<T>,
     ) -> Result<T, StoreError> {
         let i = self;
-        let all: [&Tree; 12] = [
+        let all: [&Tree; 15] = [
             &i.events,
             &i.webhooks,
             &i.chats,
@@ -367,6 +393,9 @@ impl Data {
             &i.channels,
             &i.digests,
             &i.portals,
+            &i.items,
+            &i.queue,
+            &i.retain,
         ];
         all[..]
             .transaction(|v: &Vec<TransactionalTree>| {
@@ -383,7 +412,11 @@ impl Data {
                     channels: &v[9],
                     digests: &v[10],
                     portals: &v[11],
+                    items: &v[12],
+                    queue: &v[13],
+                    retain: &v[14],
                     any: &v[0],
+                    data: i,
                 })
             })
             .map_err(tx_error)

@@ -2,11 +2,12 @@
 //! the operator-message mapping, channel states, and purging a portal.
 
 use super::codec::{decode, encode, tx_get, tx_put};
+use super::retention::{Kind, tx_index};
 use super::{
     ChannelState, Data, DeliveryPayload, OperatorRecord, OperatorState, PortalRecord, PortalStatus,
     StoreError, Tx, TxResult, deliveries, keys, trees,
 };
-use crate::bitrix::events::OperatorMessage;
+use crate::domain::OperatorMessage;
 
 /// Event types for the platform (contract §4).
 pub const OPERATOR_CREATED: &str = "operator.message.created";
@@ -73,6 +74,7 @@ impl Data {
             }
             tx.digests
                 .insert(intake.digest.as_slice(), &intake.now_ms.to_be_bytes())?;
+            tx_index(tx, Kind::Digest, intake.now_ms, &intake.digest)?;
             let deliveries = match &intake.action {
                 Action::OperatorMessages {
                     kind,
@@ -197,7 +199,8 @@ impl Data {
                 let ext = keys::message(portal, record.line, &record.chat_id, id);
                 tx.extmsgs.insert(ext, &keys::u64_be(im_message_id))?;
             }
-            tx_put(tx.operators, &key, &record)
+            tx_put(tx.operators, &key, &record)?;
+            tx_index(tx, Kind::Operator, now_ms, &key)
         })
     }
 
@@ -217,8 +220,8 @@ impl Data {
             reason: reason.to_string(),
         };
         record.updated_at_ms = now_ms;
-        self.operators.insert(key, encode(&record))?;
-        Ok(())
+        self.operators.insert(&key, encode(&record))?;
+        self.index(Kind::Operator, now_ms, &key)
     }
 
     /// Record (or clear) the bot's notice about an operator message.
@@ -323,6 +326,7 @@ fn operator_message(
         }
     };
     tx_put(tx.operators, &key, &record)?;
+    tx_index(tx, Kind::Operator, intake.now_ms, &key)?;
     let webhook_id = match kind {
         // Stable per Bitrix24 message: a duplicate creation can be recognised by the platform.
         OperatorKind::Created => format!("msg_b24_{}_{}", intake.portal, m.im_message_id),

@@ -9,9 +9,10 @@
 use std::collections::BTreeMap;
 
 use super::codec::{tx_get, tx_put};
+use super::retention::{Kind, tx_index};
 use super::{
-    ChatLink, Data, DeletionReport, EventRecord, ItemState, MessageRecord, MessageState, Op, OpRef,
-    StoreError, Tx, TxResult, UserLink, Work, deliveries, keys, trees,
+    ChatLink, Data, DeletionItem, DeletionReport, EventRecord, ItemState, MessageRecord,
+    MessageState, Op, OpRef, StoreError, Tx, TxResult, UserLink, Work, deliveries, keys, trees,
 };
 
 /// What happened to one op in a call.
@@ -39,20 +40,20 @@ pub struct OpResult {
 impl Data {
     /// Every pending item, in (seq, item) order: per chat, the order in which they take effect.
     pub fn pending_ops(&self) -> Result<Vec<Op>, StoreError> {
-        Ok(self
-            .pending_events()?
-            .iter()
-            .flat_map(EventRecord::pending_ops)
-            .collect())
+        let mut ops = Vec::new();
+        for record in self.pending_events()? {
+            ops.extend(self.event_ops(&record)?);
+        }
+        Ok(ops)
     }
 
     /// Every pending item as the outbox queues it, in (seq, item) order.
     pub fn pending_refs(&self) -> Result<Vec<OpRef>, StoreError> {
-        Ok(self
-            .pending_events()?
-            .iter()
-            .flat_map(EventRecord::pending_refs)
-            .collect())
+        let mut refs = Vec::new();
+        for record in self.pending_events()? {
+            refs.extend(self.event_refs(&record)?);
+        }
+        Ok(refs)
     }
 
     /// Record the outcomes of one call atomically (call inside `Store::commit`).
@@ -70,23 +71,33 @@ impl Data {
                     // Already finished: a recorded result is never overwritten.
                     continue;
                 };
-                if apply_to_event(tx, &mut record, results, now_ms)? {
+                let change = apply_to_event(tx, &mut record, results, now_ms)?;
+                if change == Change::Finished {
                     tx.events.remove(&key)?;
-                    tx_put(
-                        tx.webhooks,
-                        &keys::webhook(&record.channel, &record.webhook_id),
-                        &record.reply,
-                    )?;
-                    if let Work::Delete { deletion, items } = &record.work {
+                    let reply_key = keys::webhook(&record.channel, &record.webhook_id);
+                    tx_put(tx.webhooks, &reply_key, &record.reply)?;
+                    tx_index(tx, Kind::Reply, record.reply.at_ms, &reply_key)?;
+                    if let Work::Delete { deletion, .. } = &record.work {
+                        // Read (and drop) every item once, when the deletion is complete.
+                        let mut items = Vec::with_capacity(deletion.total as usize);
+                        for index in 0..deletion.total {
+                            let key = keys::seq_item(*seq, index);
+                            if let Some(item) = tx_get(tx.items, trees::SEQITEM_DELETIONITEM, &key)?
+                            {
+                                items.push(item);
+                            }
+                            tx.items.remove(&key)?;
+                        }
                         let report = DeletionReport {
                             deletion: deletion.clone(),
-                            items: items.clone(),
+                            items,
                         };
                         tx_put(tx.deletions, deletion.id.as_bytes(), &report)?;
+                        tx_index(tx, Kind::Report, now_ms, deletion.id.as_bytes())?;
                         deliveries::tx_enqueue_report(tx, deletion, now_ms)?;
                     }
                     finished.push(record);
-                } else {
+                } else if change == Change::Header {
                     tx_put(tx.events, &key, &record)?;
                 }
             }
@@ -102,34 +113,47 @@ impl Data {
     }
 }
 
-/// Apply results to one event; true when every item of it is now final.
+/// What applying results changed in an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Change {
+    /// Only item keys (or nothing): the event's own record stays as it is.
+    Items,
+    /// The event's record changed (a retry state, a deletion's pending count).
+    Header,
+    /// Every item is final: the event is finished.
+    Finished,
+}
+
+/// Apply results to one event. A deletion's items are read and written under their own keys:
+/// the cost is proportional to the results, not to the deletion's size.
 fn apply_to_event(
     tx: &Tx<'_>,
     record: &mut EventRecord,
     results: &[&OpResult],
     now_ms: u64,
-) -> TxResult<bool> {
+) -> TxResult<Change> {
+    let seq = record.seq;
     let (portal, line, chat) = (record.portal.clone(), record.line, record.chat_id.clone());
     let mkey = |message: &str| keys::message(&portal, line, &chat, message);
     match &mut record.work {
         Work::Reaction { state, .. } => {
             let Some(r) = results.last() else {
-                return Ok(false);
+                return Ok(Change::Items);
             };
             if r.outcome == OpOutcome::Retry {
                 *state = retry_state(&r.op);
-                return Ok(false);
+                return Ok(Change::Header);
             }
-            Ok(true)
+            Ok(Change::Finished)
         }
         Work::Send { message, state } | Work::Update { message, state } => {
             let Some(r) = results.last() else {
-                return Ok(false);
+                return Ok(Change::Items);
             };
             let (success, errors) = match &r.outcome {
                 OpOutcome::Retry => {
                     *state = retry_state(&r.op);
-                    return Ok(false);
+                    return Ok(Change::Header);
                 }
                 OpOutcome::Done { .. } => (true, Vec::new()),
                 OpOutcome::Failed { errors } => (false, errors.clone()),
@@ -148,7 +172,7 @@ fn apply_to_event(
                     error: None,
                 },
                 // An update of a message the gateway never sent: nothing to record it on.
-                (None, false) => return Ok(true),
+                (None, false) => return Ok(Change::Finished),
             };
             if is_send && m.state != MessageState::Deleted {
                 m.state = if success {
@@ -160,6 +184,7 @@ fn apply_to_event(
             m.updated_at_ms = now_ms;
             m.error = (!success).then(|| errors.join("; "));
             tx_put(tx.messages, &key, &m)?;
+            tx_index(tx, Kind::Message, now_ms, &key)?;
             if let OpOutcome::Done {
                 bitrix_user_id: Some(uid),
                 session,
@@ -179,11 +204,15 @@ fn apply_to_event(
                     tx_put(tx.chats, &keys::chat(&portal, line, &chat), &link)?;
                 }
             }
-            Ok(true)
+            Ok(Change::Finished)
         }
-        Work::Delete { deletion, items } => {
+        Work::Delete { deletion, .. } => {
+            let mut change = Change::Items;
             for r in results {
-                let Some(item) = items.get_mut(r.op.item as usize) else {
+                let ikey = keys::seq_item(seq, r.op.item);
+                let Some(mut item) =
+                    tx_get::<DeletionItem>(tx.items, trees::SEQITEM_DELETIONITEM, &ikey)?
+                else {
                     continue;
                 };
                 if item.success.is_some() {
@@ -191,13 +220,18 @@ fn apply_to_event(
                 }
                 item.state = retry_state(&r.op);
                 let (success, errors) = match &r.outcome {
-                    OpOutcome::Retry => continue,
+                    OpOutcome::Retry => {
+                        tx_put(tx.items, &ikey, &item)?;
+                        continue;
+                    }
                     OpOutcome::Done { .. } => (true, Vec::new()),
                     OpOutcome::Failed { errors } => (false, errors.clone()),
                 };
                 item.success = Some(success);
                 item.errors = errors;
+                tx_put(tx.items, &ikey, &item)?;
                 deletion.pending = deletion.pending.saturating_sub(1);
+                change = Change::Header;
                 let key = mkey(&item.message_id);
                 if success
                     && let Some(mut m) =
@@ -206,13 +240,14 @@ fn apply_to_event(
                     m.state = MessageState::Deleted;
                     m.updated_at_ms = now_ms;
                     tx_put(tx.messages, &key, &m)?;
+                    tx_index(tx, Kind::Message, now_ms, &key)?;
                 }
             }
             if deletion.pending == 0 {
                 deletion.completed_at_ms = Some(now_ms);
-                return Ok(true);
+                return Ok(Change::Finished);
             }
-            Ok(false)
+            Ok(change)
         }
     }
 }

@@ -7,6 +7,7 @@ use std::sync::MutexGuard;
 
 use foldhash::HashMap;
 
+use super::codec::encode;
 use super::{Data, EventRecord, StoreError, Work, keys};
 
 /// The index.
@@ -67,7 +68,10 @@ impl Data {
     /// Rebuild the index from `seq_event`, and bring `deletionid_seq` in line with it (an
     /// entry whose record is gone was left by a crash between the two writes).
     pub(crate) fn rebuild_pending(&self) -> Result<(), StoreError> {
-        let events = self.pending_events()?;
+        let mut events = self.pending_events()?;
+        for rec in &mut events {
+            self.move_inline_items(rec)?;
+        }
         let mut deletions = std::collections::HashMap::new();
         {
             let mut pending = self.pending();
@@ -89,5 +93,27 @@ impl Data {
             self.pending_deletions.insert(id, &keys::u64_be(seq))?;
         }
         Ok(())
+    }
+}
+
+impl Data {
+    /// A deletion record of an earlier build carries its items inline: move them to their own
+    /// keys (`seqitem_deletionitem`), in one transaction with the record's rewrite.
+    fn move_inline_items(&self, rec: &mut EventRecord) -> Result<(), StoreError> {
+        let Work::Delete { items, .. } = &mut rec.work else {
+            return Ok(());
+        };
+        if items.is_empty() {
+            return Ok(());
+        }
+        let items = std::mem::take(items);
+        let (seq, header) = (rec.seq, encode(&*rec));
+        self.transaction(|tx| {
+            for (index, item) in (0u32..).zip(&items) {
+                tx.items.insert(&keys::seq_item(seq, index), encode(item))?;
+            }
+            tx.events.insert(&keys::u64_be(seq), header.clone())?;
+            Ok(())
+        })
     }
 }

@@ -1,5 +1,5 @@
-//! Long jobs in bounded chunks: forgetting a portal (uninstall with `CLEAN=1`, teardown) and
-//! pruning replay-protection records. Each chunk visits at most [`CHUNK`] keys and is its own
+//! Long jobs in bounded chunks: forgetting a portal (uninstall with `CLEAN=1`, teardown);
+//! retention (`retention.rs`) works the same way. Each chunk visits at most [`CHUNK`] keys and is its own
 //! write, so other writes (acceptances above all) run between chunks instead of waiting for the
 //! whole job. Not one transaction, but idempotent: running a job again finishes what a crash
 //! interrupted.
@@ -7,9 +7,7 @@
 use sled::{IVec, Tree};
 
 use super::codec::decode;
-use super::{
-    Data, DeletionReport, Delivery, EventRecord, Store, StoreError, WebhookReply, keys, trees,
-};
+use super::{Data, DeletionReport, Delivery, EventRecord, Store, StoreError, keys, trees};
 
 /// Keys visited per chunk.
 pub(crate) const CHUNK: usize = 1000;
@@ -122,6 +120,9 @@ impl Data {
                 data.pending().remove(&record);
                 if let super::Work::Delete { deletion, .. } = &record.work {
                     data.pending_deletions.remove(deletion.id.as_bytes())?;
+                    for index in 0..deletion.total {
+                        data.items.remove(keys::seq_item(record.seq, index))?;
+                    }
                 }
             }
             Ok(theirs)
@@ -133,6 +134,9 @@ impl Data {
             let report: DeletionReport = decode(trees::DELETIONID_DELETION, value)?;
             Ok(ours(&report.deletion.channel))
         }));
+        for channel in channels {
+            walks.push(Walk::prefix(&self.queue, keys::channel_prefix(channel)));
+        }
         walks.push(Walk::all(&self.deliveries, move |_, value| {
             let delivery: Delivery = decode(trees::SEQ_DELIVERY, value)?;
             Ok(ours(&delivery.channel))
@@ -146,25 +150,6 @@ impl Data {
         }
         Ok((removed, next))
     }
-
-    /// One chunk of [`Store::prune_replay_records`].
-    pub(crate) fn prune_replay_records_step(
-        &self,
-        cutoff_ms: u64,
-        progress: Progress,
-        budget: usize,
-    ) -> Result<(usize, Option<Progress>), StoreError> {
-        let walks = [
-            Walk::all(&self.webhooks, move |_, value| {
-                let reply: WebhookReply = decode(trees::WEBHOOKID_REPLY, value)?;
-                Ok(reply.at_ms < cutoff_ms)
-            }),
-            Walk::all(&self.digests, move |_, value| {
-                Ok(keys::parse_u64(trees::EVENTDIGEST_SEEN, value)? < cutoff_ms)
-            }),
-        ];
-        self.step(&walks, progress, budget)
-    }
 }
 
 impl Store {
@@ -177,14 +162,6 @@ impl Store {
     ) -> Result<usize, StoreError> {
         let (member, channels) = (member_id.to_string(), channels.to_vec());
         self.chunked(move |d, progress| d.purge_portal_step(&member, &channels, progress, CHUNK))
-            .await
-    }
-
-    /// Forget replay-protection records older than `cutoff_ms`, chunk by chunk: the first
-    /// replies of finished webhooks (`webhookid_reply`) and the digests of Bitrix24 events
-    /// (`eventdigest_seen`). Returns how many were removed.
-    pub async fn prune_replay_records(&self, cutoff_ms: u64) -> Result<usize, StoreError> {
-        self.chunked(move |d, progress| d.prune_replay_records_step(cutoff_ms, progress, CHUNK))
             .await
     }
 

@@ -198,9 +198,12 @@ pub enum Work {
         message: CustomerMessage,
         state: ItemState,
     },
-    /// `imconnector.delete.messages` of every item.
+    /// `imconnector.delete.messages` of every item. The items live under their own keys
+    /// (`seqitem_deletionitem`), so recording one item's result rewrites that item only.
     Delete {
         deletion: DeletionRecord,
+        /// Only in records of earlier builds (moved to `seqitem_deletionitem` at open).
+        #[serde(default, skip_serializing)]
         items: Vec<DeletionItem>,
     },
     /// The bot's reaction on an operator's message (`imbot.v2.Chat.Message.Reaction.add/.delete`).
@@ -336,48 +339,77 @@ impl Op {
 }
 
 impl EventRecord {
-    /// The queue's view of the items still pending (no payload is copied).
-    pub fn pending_refs(&self) -> Vec<OpRef> {
-        let portal: std::sync::Arc<str> = self.portal.as_str().into();
-        let chat: std::sync::Arc<str> = self.chat_id.as_str().into();
-        let op = |item: u32, method: Method, state: &ItemState| OpRef {
+    /// The queue's view of one item of this event, in O(1): `item` is the deletion item for
+    /// deletions (None for an item that is final), ignored otherwise.
+    pub fn item_ref(&self, index: u32, item: Option<&DeletionItem>) -> Option<OpRef> {
+        let (method, state) = self.item_method(item)?;
+        Some(OpRef {
             seq: self.seq,
-            item,
-            portal: portal.clone(),
+            item: index,
+            portal: self.portal.as_str().into(),
             line: self.line,
-            chat: chat.clone(),
+            chat: self.chat_id.as_str().into(),
             method,
             due_at_ms: state.due_at_ms,
-        };
-        match &self.work {
-            Work::Send { state, .. } => vec![op(0, Method::Send, state)],
-            Work::Update { state, .. } => vec![op(0, Method::Update, state)],
-            Work::Reaction { added, state, .. } => {
-                let method = if *added {
-                    Method::ReactionAdd
-                } else {
-                    Method::ReactionDelete
-                };
-                vec![op(0, method, state)]
+        })
+    }
+
+    fn item_method<'a>(
+        &'a self,
+        item: Option<&'a DeletionItem>,
+    ) -> Option<(Method, &'a ItemState)> {
+        match (&self.work, item) {
+            (Work::Send { state, .. }, _) => Some((Method::Send, state)),
+            (Work::Update { state, .. }, _) => Some((Method::Update, state)),
+            (
+                Work::Reaction {
+                    added: true, state, ..
+                },
+                _,
+            ) => Some((Method::ReactionAdd, state)),
+            (Work::Reaction { state, .. }, _) => Some((Method::ReactionDelete, state)),
+            (Work::Delete { .. }, Some(i)) if i.success.is_none() && i.user_id.is_some() => {
+                Some((Method::Delete, &i.state))
             }
-            Work::Delete { items, .. } => (0u32..)
-                .zip(items)
-                .filter(|(_, i)| i.success.is_none() && i.user_id.is_some())
-                .map(|(index, i)| op(index, Method::Delete, &i.state))
-                .collect(),
+            (Work::Delete { .. }, _) => None,
         }
     }
 
-    /// The full op of one pending item (None if that item is already final).
-    pub fn op(&self, item: u32) -> Option<Op> {
-        self.pending_ops().into_iter().find(|op| op.item == item)
-    }
-
-    /// The items of this event that still need Bitrix24.
-    pub fn pending_ops(&self) -> Vec<Op> {
-        let op = |item: u32, kind: OpKind, state: &ItemState| Op {
+    /// The full op of one pending item, in O(1): for a deletion, `item` is that item's stored
+    /// record (None, or a final item: None).
+    pub fn op(&self, index: u32, item: Option<&DeletionItem>) -> Option<Op> {
+        let (_, state) = self.item_method(item)?;
+        let kind = match (&self.work, item) {
+            (Work::Send { message, .. }, _) => OpKind::Send {
+                message: message.clone(),
+            },
+            (Work::Update { message, .. }, _) => OpKind::Update {
+                message: message.clone(),
+            },
+            (
+                Work::Reaction {
+                    added,
+                    message_id,
+                    reaction,
+                    ..
+                },
+                _,
+            ) => OpKind::Reaction {
+                added: *added,
+                message_id: message_id.clone(),
+                reaction: reaction.clone(),
+                target: None,
+            },
+            (Work::Delete { deletion, .. }, Some(i)) => OpKind::Delete {
+                deletion_id: deletion.id.clone(),
+                message_id: i.message_id.clone(),
+                user_id: i.user_id.clone()?,
+            },
+            (Work::Delete { .. }, None) => return None,
+        };
+        Some(Op {
             seq: self.seq,
-            item,
+            item: index,
             channel: self.channel.clone(),
             portal: self.portal.clone(),
             line: self.line,
@@ -387,51 +419,7 @@ impl EventRecord {
             accepted_at_ms: self.accepted_at_ms,
             due_at_ms: state.due_at_ms,
             last_error: state.last_error.clone(),
-        };
-        match &self.work {
-            Work::Send { message, state } => vec![op(
-                0,
-                OpKind::Send {
-                    message: message.clone(),
-                },
-                state,
-            )],
-            Work::Update { message, state } => {
-                vec![op(
-                    0,
-                    OpKind::Update {
-                        message: message.clone(),
-                    },
-                    state,
-                )]
-            }
-            Work::Reaction {
-                added,
-                message_id,
-                reaction,
-                state,
-            } => {
-                let kind = OpKind::Reaction {
-                    added: *added,
-                    message_id: message_id.clone(),
-                    reaction: reaction.clone(),
-                    target: None,
-                };
-                vec![op(0, kind, state)]
-            }
-            Work::Delete { deletion, items } => (0u32..)
-                .zip(items)
-                .filter(|(_, i)| i.success.is_none())
-                .filter_map(|(index, i)| {
-                    let kind = OpKind::Delete {
-                        deletion_id: deletion.id.clone(),
-                        message_id: i.message_id.clone(),
-                        user_id: i.user_id.clone()?,
-                    };
-                    Some(op(index, kind, &i.state))
-                })
-                .collect(),
-        }
+        })
     }
 }
 

@@ -58,7 +58,10 @@ pub(super) fn accepted_ops(store: &Store, outcome: IngestOutcome) -> Vec<Op> {
     match outcome {
         IngestOutcome::Accepted { ops, .. } => ops
             .iter()
-            .map(|r| store.event(r.seq).unwrap().unwrap().op(r.item).unwrap())
+            .map(|r| {
+                let event = store.event(r.seq).unwrap().unwrap();
+                store.item_op(&event, r.item).unwrap().unwrap()
+            })
             .collect(),
         IngestOutcome::Replayed(_) => panic!("expected a new acceptance"),
     }
@@ -355,33 +358,35 @@ async fn committed_data_survives_reopening_and_a_foreign_schema_is_refused() {
 async fn a_failed_sync_poisons_the_store_and_what_it_covered_is_never_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
+    let mut feed = store
+        .subscribe()
+        .expect("the first subscriber gets the feed");
     let first = request("w1", IngestEvent::Created(message("c", "u", "m1")));
-    store.ingest(first, |_| {}).await.expect("durable");
+    store.ingest(first).await.expect("durable");
+    // Published before the reply, so it is already there.
+    match feed.try_recv() {
+        Ok(feed::Committed::Ops(ops)) => assert_eq!(ops.len(), 1),
+        other => panic!("expected the accepted event's ops, got {other:?}"),
+    }
     store.probe().await.expect("ready");
     assert_eq!(store.poisoned(), None);
 
     store.inject_sync_failure();
-    let hooked = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let in_hook = hooked.clone();
     let second = request("w2", IngestEvent::Created(message("c", "u", "m2")));
-    let refused = store
-        .ingest(second.clone(), move |_| {
-            in_hook.store(true, std::sync::atomic::Ordering::SeqCst)
-        })
-        .await;
+    let refused = store.ingest(second.clone()).await;
     assert!(
         matches!(refused, Err(StoreError::Unavailable(_))),
         "{refused:?}"
     );
     assert!(
-        !hooked.load(std::sync::atomic::Ordering::SeqCst),
-        "hook ran"
+        feed.try_recv().is_err(),
+        "what was not durable is never published"
     );
     assert!(store.poisoned().is_some_and(|r| r.contains("fdatasync")));
     // Every later write is refused, a retry of the same webhook-id included (no 200 replay
     // of a reply that was never given), and readiness fails; no sync is attempted.
     let syncs = store.commit_stats().flushes;
-    let retry = store.ingest(second.clone(), |_| {}).await;
+    let retry = store.ingest(second.clone()).await;
     assert!(
         matches!(retry, Err(StoreError::Unavailable(_))),
         "{retry:?}"
@@ -412,83 +417,132 @@ async fn readiness_forces_no_sync() {
     assert_eq!(store.commit_stats().flushes, before);
 }
 
-#[tokio::test]
-async fn old_replay_records_are_pruned_and_recent_ones_kept() {
-    let (_dir, store) = open();
-    let mut old = request("w-old", IngestEvent::Created(message("c", "u", "m1")));
-    old.reply.at_ms = 1_000;
-    let mut recent = request("w-new", IngestEvent::Created(message("c", "u", "m1")));
-    recent.reply.at_ms = 9_000;
-    // Both finish at once (the second is a known message id), so both replies are in webhookid_reply.
-    store.commit(move |d| d.ingest(&old)).await.unwrap();
-    store.commit(move |d| d.ingest(&recent)).await.unwrap();
+/// A send accepted and answered by Bitrix24 at `at_ms`: its reply and mapping are written then.
+async fn sent_at(store: &Store, webhook_id: &str, message_id: &str, at_ms: u64) {
+    let mut req = request(
+        webhook_id,
+        IngestEvent::Created(message("c", "u", message_id)),
+    );
+    req.reply.at_ms = at_ms;
+    req.now_ms = at_ms;
+    let ops = accepted_ops(store, ingest(store, req).await);
+    let done = vec![OpResult {
+        op: ops[0].clone(),
+        outcome: OpOutcome::Done {
+            bitrix_user_id: None,
+            session: None,
+        },
+    }];
     store
-        .commit(|d| {
-            d.webhooks.insert(
-                keys::webhook("acme", "w-old"),
-                codec::encode(&WebhookReply {
-                    status: 202,
-                    body: "{}".into(),
-                    at_ms: 1_000,
-                }),
-            )?;
-            d.digests
-                .insert(b"digest-old".as_slice(), &1_000u64.to_be_bytes())?;
-            d.digests
-                .insert(b"digest-new".as_slice(), &9_000u64.to_be_bytes())?;
-            Ok(())
-        })
+        .commit(move |d| d.apply_results(&done, at_ms))
         .await
         .unwrap();
-    let removed = store.prune_replay_records(5_000).await.unwrap();
-    assert_eq!(removed, 2);
-    assert!(
-        store
-            .webhooks
-            .get(keys::webhook("acme", "w-old"))
-            .unwrap()
-            .is_none()
-    );
-    assert!(
-        store
-            .webhooks
-            .get(keys::webhook("acme", "w-new"))
-            .unwrap()
-            .is_some()
-    );
-    assert!(store.digests.get(b"digest-new").unwrap().is_some());
 }
 
 #[tokio::test]
-async fn long_jobs_run_in_bounded_chunks_that_resume_where_they_stopped() {
+async fn retention_prunes_what_is_older_than_its_cutoff_through_the_time_index() {
+    use retention::Retention;
+    use std::time::Duration;
+    let (_dir, store) = open();
+    let day = 24 * 3600 * 1000;
+    sent_at(&store, "w-old", "m-old", day).await;
+    sent_at(&store, "w-new", "m-new", 9 * day).await;
+    // A deletion of an unknown message completes at once: its report is written at acceptance.
+    let mut deletion = request(
+        "w-del",
+        IngestEvent::Deleted {
+            deletion_id: "d-old".into(),
+            chat_id: "c".into(),
+            user_id: None,
+            message_ids: vec!["unknown".into()],
+        },
+    );
+    deletion.reply.at_ms = day;
+    deletion.now_ms = day;
+    ingest(&store, deletion).await;
+    let message = |id: &str| store.message_record("p1", 7, "c", id).unwrap();
+    let reply = |id: &str| store.webhooks.get(keys::webhook("acme", id)).unwrap();
+    let five_days = Retention {
+        replay: Some(Duration::from_secs(2 * 24 * 3600)),
+        records: Some(Duration::from_secs(5 * 24 * 3600)),
+    };
+
+    // At day 10 with 5 days kept (2 for replay records): day 1's records go, day 9's stay.
+    let removed = store.prune(10 * day, five_days).await.unwrap();
+    assert_eq!(removed, 4, "reply, mapping, reply and report of day 1");
+    assert!(message("m-old").is_none());
+    assert!(reply("w-old").is_none() && reply("w-del").is_none());
+    assert!(store.deletion("d-old").unwrap().is_none());
+    assert!(message("m-new").is_some());
+    assert!(reply("w-new").is_some());
+    assert_eq!(
+        store.pending_deliveries().unwrap().len(),
+        1,
+        "a delivery still to make is never pruned"
+    );
+
+    // A pass reads only what is due: nothing is left before the cutoff.
+    assert_eq!(store.prune(10 * day, five_days).await.unwrap(), 0);
+
+    // A record written again later is kept until its own time is past the cutoff.
+    let key = keys::message("p1", 7, "c", "m-new");
+    store
+        .commit(move |d| {
+            let mut m = d.message_record("p1", 7, "c", "m-new")?.unwrap();
+            m.updated_at_ms = 20 * day;
+            d.messages.insert(&key, codec::encode(&m))?;
+            d.index(retention::Kind::Message, 20 * day, &key)
+        })
+        .await
+        .unwrap();
+    store.prune(16 * day, five_days).await.unwrap();
+    assert!(message("m-new").is_some(), "its newer time counts");
+    assert!(reply("w-new").is_none(), "replay records go sooner");
+    store.prune(26 * day, five_days).await.unwrap();
+    assert!(message("m-new").is_none());
+
+    // retention_days = 0 keeps everything.
+    sent_at(&store, "w-kept", "m-kept", day).await;
+    let forever = Retention::from_days(0);
+    assert_eq!(store.prune(1000 * day, forever).await.unwrap(), 0);
+    assert!(message("m-kept").is_some());
+}
+
+#[tokio::test]
+async fn retention_runs_in_bounded_chunks_and_stops_at_the_cutoff() {
     let (_dir, store) = open();
     store
         .commit(|d| {
             for i in 0..7u64 {
                 let at_ms: u64 = if i % 2 == 0 { 1_000 } else { 9_000 };
-                d.digests
-                    .insert(format!("digest-{i}").as_bytes(), &at_ms.to_be_bytes())?;
+                let key = format!("digest-{i}");
+                d.digests.insert(key.as_bytes(), &at_ms.to_be_bytes())?;
+                d.index(retention::Kind::Digest, at_ms, key.as_bytes())?;
             }
             Ok(())
         })
         .await
         .unwrap();
-    let mut progress = Some(purge::Progress::default());
     let (mut removed, mut chunks) = (0, 0);
-    while let Some(at) = progress.take() {
-        let (n, next) = store
-            .commit(move |d| d.prune_replay_records_step(5_000, at, 3))
+    loop {
+        let (n, more) = store
+            .commit(|d| d.prune_step(retention::Class::Replay, 5_000, 3))
             .await
             .unwrap();
         removed += n;
         chunks += 1;
-        progress = next;
         assert!(n <= 3, "a chunk visits at most its budget");
+        if !more {
+            break;
+        }
     }
-    assert_eq!((removed, chunks), (4, 3));
+    assert_eq!((removed, chunks), (4, 2));
     assert_eq!(store.digests.len(), 3);
-    // Running it again finds nothing left.
-    assert_eq!(store.prune_replay_records(5_000).await.unwrap(), 0);
+    assert_eq!(
+        store.retain.len(),
+        3,
+        "entries after the cutoff are not visited"
+    );
 }
 
 #[tokio::test]
@@ -521,4 +575,254 @@ async fn the_pending_deletion_index_is_reconciled_with_seq_event_at_open() {
     assert!(store.pending_deletions.get(b"gone").unwrap().is_none());
     let (record, _) = store.deletion("d1").unwrap().expect("found again");
     assert_eq!(record.pending, 1);
+}
+
+#[tokio::test]
+async fn a_result_of_one_deletion_item_rewrites_that_item_not_the_whole_deletion() {
+    let (_dir, store) = open();
+    let ids: Vec<String> = (0..1000).map(|i| format!("m{i}")).collect();
+    let outcome = ingest(
+        &store,
+        request(
+            "w1",
+            IngestEvent::Deleted {
+                deletion_id: "big".into(),
+                chat_id: "c".into(),
+                user_id: Some("u".into()),
+                message_ids: ids,
+            },
+        ),
+    )
+    .await;
+    let ops = accepted_ops(&store, outcome);
+    assert_eq!(ops.len(), 1000);
+    let seq = ops[0].seq;
+    let header = store.events.get(keys::u64_be(seq)).unwrap().unwrap();
+    assert!(
+        header.len() < 1024,
+        "the event record holds no items ({} bytes)",
+        header.len()
+    );
+    let untouched = |store: &Store| store.items.get(keys::seq_item(seq, 999)).unwrap();
+    let before = untouched(&store);
+
+    // One item's result: that item's key and the small header change, nothing else.
+    let done = vec![OpResult {
+        op: ops[500].clone(),
+        outcome: OpOutcome::Done {
+            bitrix_user_id: None,
+            session: None,
+        },
+    }];
+    store
+        .commit(move |d| d.apply_results(&done, 2000))
+        .await
+        .unwrap();
+    assert_eq!(untouched(&store), before, "other items are not rewritten");
+    let item = store.deletion_item(seq, 500).unwrap().unwrap();
+    assert_eq!(item.success, Some(true));
+    let event = store.event(seq).unwrap().unwrap();
+    assert!(
+        store.item_op(&event, 500).unwrap().is_none(),
+        "a final item has no op"
+    );
+    assert_eq!(
+        store.item_op(&event, 501).unwrap().unwrap().message_id(),
+        "m501"
+    );
+    let (record, items) = store.deletion("big").unwrap().unwrap();
+    assert_eq!((record.pending, items.len()), (999, 1000));
+    assert_eq!(store.pending_ops().unwrap().len(), 999);
+
+    // The rest: the deletion completes, its items leave their keys for the report.
+    let rest: Vec<OpResult> = ops
+        .iter()
+        .filter(|op| op.item != 500)
+        .map(|op| OpResult {
+            op: op.clone(),
+            outcome: OpOutcome::Failed {
+                errors: vec!["no".into()],
+            },
+        })
+        .collect();
+    store
+        .commit(move |d| d.apply_results(&rest, 3000))
+        .await
+        .unwrap();
+    assert!(
+        store.items.is_empty(),
+        "a finished deletion's items are gone"
+    );
+    let (record, items) = store.deletion("big").unwrap().unwrap();
+    assert_eq!((record.pending, items.len()), (0, 1000));
+    assert_eq!(items[500].success, Some(true));
+    assert_eq!(items[0].success, Some(false));
+}
+
+#[tokio::test]
+async fn a_version_1_directory_gets_its_inline_deletion_items_moved_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let item = |id: &str| DeletionItem {
+        message_id: id.into(),
+        chat_id: "c".into(),
+        user_id: Some("u".into()),
+        success: None,
+        errors: vec![],
+        state: ItemState::default(),
+    };
+    let legacy = serde_json::json!({
+        "seq": 5, "channel": "acme", "webhook_id": "w", "portal": "p1", "line": 7,
+        "chat_id": "c", "accepted_at_ms": 1,
+        "reply": {"status": 202, "body": "{}", "at_ms": 1},
+        "work": {"op": "delete",
+            "deletion": {"id": "d1", "channel": "acme", "created_at_ms": 1, "total": 2, "pending": 2},
+            "items": [item("m1"), item("m2")]}
+    });
+    {
+        let db = sled::open(dir.path()).unwrap();
+        db.open_tree(trees::META)
+            .unwrap()
+            .insert("schema_version", &1u32.to_be_bytes())
+            .unwrap();
+        db.open_tree(trees::SEQ_EVENT)
+            .unwrap()
+            .insert(keys::u64_be(5), serde_json::to_vec(&legacy).unwrap())
+            .unwrap();
+        let delivery = serde_json::json!({
+            "seq": 9, "channel": "acme", "webhook_id": "msg_x", "event_type": "t",
+            "payload": {"kind": "inline", "data": {}}, "attempts": 0, "created_at_ms": 1,
+            "due_at_ms": 4
+        });
+        db.open_tree(trees::SEQ_DELIVERY)
+            .unwrap()
+            .insert(keys::u64_be(9), serde_json::to_vec(&delivery).unwrap())
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let store = Store::open(dir.path()).expect("a version 1 directory opens");
+    let ops = store.pending_ops().unwrap();
+    let ids: Vec<&str> = ops.iter().map(Op::message_id).collect();
+    assert_eq!(ids, ["m1", "m2"]);
+    assert_eq!(store.deletion_items(5).unwrap().len(), 2);
+    assert_eq!(store.next_delivery("acme").unwrap(), Some((9, 4)));
+    let header = store.events.get(keys::u64_be(5)).unwrap().unwrap();
+    assert!(!String::from_utf8_lossy(&header).contains("m1"));
+    assert_eq!(
+        store.meta.get("schema_version").unwrap().unwrap().as_ref(),
+        trees::SCHEMA_VERSION.to_be_bytes()
+    );
+}
+
+#[tokio::test]
+async fn each_channel_queue_shows_its_head_and_drops_done_and_failed_deliveries() {
+    let (_dir, store) = open();
+    let queued = store
+        .commit(|d| {
+            d.transaction(|tx| {
+                let mut seqs = Vec::new();
+                for (channel, at) in [("a", 10), ("b", 20), ("a", 30)] {
+                    let payload = DeliveryPayload::Inline {
+                        data: serde_json::json!({}),
+                    };
+                    let d = deliveries::tx_enqueue(tx, channel, "w".into(), "t", payload, at)?;
+                    seqs.push(d.seq);
+                }
+                Ok(seqs)
+            })
+        })
+        .await
+        .unwrap();
+    let (a1, b1, a2) = (queued[0], queued[1], queued[2]);
+    assert_eq!(store.next_delivery("a").unwrap(), Some((a1, 10)));
+    assert_eq!(store.next_delivery("b").unwrap(), Some((b1, 20)));
+    assert_eq!(store.next_delivery("c").unwrap(), None);
+    assert_eq!(store.delivery_channels().unwrap(), ["a", "b"]);
+
+    // A retry moves the head's due time; a final failure takes it out of the queue (kept).
+    let mut first = store.delivery(a1).unwrap().unwrap();
+    first.due_at_ms = 99;
+    let retried = first.clone();
+    store
+        .commit(move |d| d.delivery_update(&retried))
+        .await
+        .unwrap();
+    assert_eq!(store.next_delivery("a").unwrap(), Some((a1, 99)));
+    first.failed = Some("rejected".into());
+    store
+        .commit(move |d| d.delivery_update(&first))
+        .await
+        .unwrap();
+    assert_eq!(store.next_delivery("a").unwrap(), Some((a2, 30)));
+    assert!(store.delivery(a1).unwrap().unwrap().failed.is_some());
+
+    store.commit(move |d| d.delivery_done(a2)).await.unwrap();
+    assert_eq!(store.next_delivery("a").unwrap(), None);
+    assert!(store.delivery(a2).unwrap().is_none());
+    assert_eq!(store.delivery_channels().unwrap(), ["b"]);
+}
+
+#[tokio::test]
+async fn the_feed_publishes_what_each_group_committed_in_commit_order() {
+    let (_dir, store) = open();
+    let mut feed = store.subscribe().unwrap();
+    assert!(store.subscribe().is_none(), "one subscriber");
+    let writes: Vec<_> = (0..200)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let event = IngestEvent::Created(message("c", "u", &format!("m{i}")));
+                store
+                    .ingest(request(&format!("w{i}"), event))
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    for w in writes {
+        w.await.unwrap();
+    }
+    // A deletion that completes at once queues its report: a delivery on its channel.
+    let unknown = IngestEvent::Deleted {
+        deletion_id: "d".into(),
+        chat_id: "c".into(),
+        user_id: None,
+        message_ids: vec!["nope".into()],
+    };
+    store.ingest(request("wd", unknown)).await.unwrap();
+
+    let mut seqs = Vec::new();
+    let mut deliveries = Vec::new();
+    while let Ok(change) = feed.try_recv() {
+        match change {
+            feed::Committed::Ops(ops) => seqs.extend(ops.iter().map(|op| op.seq)),
+            feed::Committed::Delivery { channel } => deliveries.push(channel),
+        }
+    }
+    assert_eq!(seqs.len(), 200);
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "published in the order the writer applied them"
+    );
+    assert_eq!(deliveries, ["acme"]);
+}
+
+#[test]
+fn the_store_depends_on_no_other_boundary() {
+    // The Bitrix24 client reads tokens through `bitrix::PortalTokens`; the store must not
+    // depend back on `bitrix` (nor on the outbox that follows its feed).
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/store");
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.ends_with("tests.rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        for boundary in ["bitrix", "outbox", "http"].map(|b| format!("crate::{b}")) {
+            assert!(
+                !text.contains(boundary.as_str()),
+                "{} uses {boundary}",
+                path.display()
+            );
+        }
+    }
 }

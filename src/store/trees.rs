@@ -5,7 +5,10 @@
 //! Values are JSON documents (`records.rs`), readable with any sled tool.
 
 /// Bumped whenever a layout below changes incompatibly; checked at open.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Version 1 kept a deletion's items inside its `seq_event` record and had no
+/// `channelseq_due`: when such a directory is opened the items are moved to
+/// `seqitem_deletionitem` and the channel queues are built from `seq_delivery`.
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// `"schema_version"` → u32 BE; [`META_PLACEMENT_KEY`] → 32 random bytes;
 /// [`META_TELEGRAM_WEBHOOK_PREFIX`] ‖ channel id → SHA-256 of the Telegram `webhook_secret` last
@@ -21,6 +24,10 @@ pub const MEMBERID_PORTAL: &str = "memberid_portal";
 /// seq u64 BE → `EventRecord`: an accepted event whose Bitrix24 work is not finished; written
 /// when the event is accepted, removed when its last item is final.
 pub const SEQ_EVENT: &str = "seq_event";
+/// seq u64 BE ‖ item u32 BE → `DeletionItem`: the items of a pending deletion (its header is
+/// in `seq_event`), each under its own key so that recording a result rewrites only that item.
+/// Written with the event, removed in the transaction that finishes it.
+pub const SEQITEM_DELETIONITEM: &str = "seqitem_deletionitem";
 /// channel ‖ 0xFF ‖ webhook-id → `WebhookReply` of an event whose work is finished (the first
 /// reply, replayed for a late retry; pending events are found through `seq_event`).
 pub const WEBHOOKID_REPLY: &str = "webhookid_reply";
@@ -39,6 +46,14 @@ pub const DELETIONID_SEQ: &str = "deletionid_seq";
 /// seq u64 BE → `Delivery`: an event for the messaging platform; removed once delivered (kept,
 /// marked failed, when it finally fails).
 pub const SEQ_DELIVERY: &str = "seq_delivery";
+/// channel ‖ 0xFF ‖ seq u64 BE → due_at_ms u64 BE: the live queue of each channel (deliveries
+/// neither done nor failed), in delivery order; a channel's head is one seek away, so the
+/// deliverer never scans `seq_delivery`. Changed in the same transaction as `seq_delivery`.
+pub const CHANNELSEQ_DUE: &str = "channelseq_due";
+/// class u8 ‖ at_ms u64 BE ‖ kind u8 ‖ a record's key → empty: the time-ordered index through
+/// which retention prunes (`retention.rs`: class 1 replay protection, 2 other records; kind
+/// names the tree).
+pub const ATTIME_KEY: &str = "attime_key";
 /// member_id ‖ 0xFF ‖ Bitrix24 message id u64 BE → `OperatorRecord`.
 pub const BITRIXMSG_OPERATOR: &str = "bitrixmsg_operator";
 /// member_id ‖ 0xFF ‖ line u64 BE ‖ external chat id ‖ 0xFF ‖ external message id →

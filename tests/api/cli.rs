@@ -30,6 +30,7 @@ fn check_config_prints_effective_values_with_secrets_masked() {
     );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("listen = \"127.0.0.1:9999\""), "{text}");
+    assert!(text.contains("retention_days = 90\n"), "{text}");
     for secret in ["topsecret-1", "admintoken-2", "MfKQ9r8G"] {
         assert!(!text.contains(secret), "{secret} leaked: {text}");
     }

@@ -207,3 +207,190 @@ async fn kill_9_during_a_deletion_run_loses_nothing_and_resends_nothing_recorded
         }
     }
 }
+
+/// Iterations of the random-kill test (`CRASH_ITERATIONS`, default 8).
+fn crash_iterations() -> usize {
+    std::env::var("CRASH_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(8)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_at_random_points_of_ingest_and_sending_loses_nothing_and_resends_nothing_recorded()
+{
+    // Direct send calls of up to 10 items at 5 requests/s: sending lags ingest, so a kill lands
+    // while events are being accepted and while sends are in flight.
+    let portal_config = FakePortalConfig {
+        batch_denied_methods: vec!["imconnector.send.messages".into()],
+        ..Default::default()
+    };
+    let options = TestOptions {
+        portal: portal_config.clone(),
+        bucket: (5.0, 2),
+        max_batch: 10,
+        install: false,
+        ..Default::default()
+    };
+    openchannel_gateway::tls::install_provider();
+    let portal = FakePortal::start(portal_config).await.unwrap();
+    let secret = Secret::generate();
+    let messenger = FakeMessenger::start(secret.clone()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("gateway.toml");
+    std::fs::write(
+        &config,
+        config_toml(&options, &portal, &messenger, &secret, dir.path()),
+    )
+    .unwrap();
+    let sends =
+        |p: &FakePortal, id: &str| p.messages().iter().filter(|m| m.message_id == id).count();
+
+    let mut acknowledged: Vec<String> = Vec::new();
+    // Message → how many sends the portal had seen when its success was first found recorded.
+    let mut recorded: std::collections::HashMap<String, usize> = Default::default();
+    let mut kills_mid_send = 0;
+    for iteration in 0..crash_iterations() {
+        let (mut child, port) = serve(&config);
+        let base = format!("http://127.0.0.1:{port}");
+        if iteration == 0 {
+            // Installed and set up first (setup takes seconds at 5 requests/s): work flows only
+            // once it is recorded, which the first message reaching the portal proves.
+            let install = reqwest::Client::new()
+                .post(format!("{base}/bitrix/install"))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(portal.install_event_body())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(install.status(), 200);
+            let client = MessengerClient::new(&base, "acme", secret.clone());
+            let first = client
+                .post_event("message.created", created("c0-0", "u", "first", "x"))
+                .await
+                .unwrap();
+            assert_eq!(first.status(), 202);
+            acknowledged.push("first".into());
+            portal
+                .wait_until(std::time::Duration::from_secs(30), |p| {
+                    p.messages().len() == 1
+                })
+                .await
+                .expect("set up");
+        }
+        let sent_at_start = portal.messages().len();
+        // A platform client posts events until the process dies under it.
+        let posters: Vec<_> = (0..1)
+            .map(|task| {
+                let client = MessengerClient::new(&base, "acme", secret.clone());
+                tokio::spawn(async move {
+                    let mut acked = Vec::new();
+                    // At most 100 an iteration: a later kill lands while only sending.
+                    for k in 0..100 {
+                        let id = format!("m{iteration}-{task}-{k}");
+                        let chat = format!("c{task}-{}", k % 3);
+                        let event = created(&chat, "u", &id, "x");
+                        match client.post_event("message.created", event).await {
+                            Ok(reply) if reply.status() == 202 => acked.push(id),
+                            Ok(reply) => panic!("{id}: unexpected {}", reply.status()),
+                            Err(_) => return acked,
+                        }
+                    }
+                    acked
+                })
+            })
+            .collect();
+        // A random point: this delay picks where the kill lands, it synchronises nothing.
+        let delay = 100 + rand::random::<u64>() % 900;
+        tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+        child.0.kill().expect("kill -9");
+        child.0.wait().unwrap();
+        for poster in posters {
+            acknowledged.extend(poster.await.unwrap());
+        }
+        // The process was sending when it died (or had been, in this life).
+        if portal.messages().len() > sent_at_start {
+            kills_mid_send += 1;
+        }
+
+        // What the dead process left on disk.
+        let store = Store::open(&dir.path().join("data")).expect("reopen after kill -9");
+        let pending: std::collections::HashSet<String> = store
+            .pending_ops()
+            .unwrap()
+            .iter()
+            .map(|op| op.message_id().to_string())
+            .collect();
+        for id in &acknowledged {
+            let (task_chat, k) = chat_of(id);
+            let record = store.message_record(&portal.member_id(), LINE, &task_chat, id);
+            let stored = pending.contains(id) || record.unwrap().is_some();
+            assert!(
+                stored,
+                "iteration {iteration}: acknowledged {id} (k={k}) is lost"
+            );
+            if let Ok(Some(m)) = store.message_record(&portal.member_id(), LINE, &task_chat, id)
+                && m.state == openchannel_gateway::store::MessageState::Sent
+            {
+                recorded
+                    .entry(id.clone())
+                    .or_insert_with(|| sends(&portal, id));
+            }
+        }
+        eprintln!(
+            "iteration {iteration}: killed after {delay} ms; {} acknowledged, {} pending, {} recorded, portal has {}",
+            acknowledged.len(),
+            pending.len(),
+            recorded.len(),
+            portal.messages().len()
+        );
+        let closed = store.on_close();
+        drop(store);
+        closed.await.unwrap();
+    }
+    assert!(
+        acknowledged.len() > crash_iterations(),
+        "events were acknowledged: {}",
+        acknowledged.len()
+    );
+
+    // A last start sends everything that is left.
+    let (_child, _port) = serve(&config);
+    let expected = acknowledged.clone();
+    portal
+        .wait_until(std::time::Duration::from_secs(120), |p| {
+            let sent: std::collections::HashSet<String> =
+                p.messages().into_iter().map(|m| m.message_id).collect();
+            expected.iter().all(|id| sent.contains(id))
+        })
+        .await
+        .expect("every acknowledged event reaches Bitrix24");
+    for (id, count) in &recorded {
+        assert_eq!(
+            sends(&portal, id),
+            *count,
+            "{id} was sent again after its success was recorded"
+        );
+    }
+    assert!(
+        !recorded.is_empty(),
+        "some successes were recorded before a kill"
+    );
+    eprintln!(
+        "{} kills, {} events acknowledged, {} successes recorded before a kill, {} kills while sending",
+        crash_iterations(),
+        acknowledged.len(),
+        recorded.len(),
+        kills_mid_send
+    );
+}
+
+/// The chat a message of the random-kill test was posted in (`m{iteration}-{task}-{k}`).
+fn chat_of(id: &str) -> (String, u64) {
+    if id == "first" {
+        return ("c0-0".into(), 0);
+    }
+    let parts: Vec<&str> = id.trim_start_matches('m').split('-').collect();
+    let k: u64 = parts[2].parse().unwrap();
+    (format!("c{}-{}", parts[1], k % 3), k)
+}

@@ -9,6 +9,7 @@ mod cli;
 mod client;
 mod crash;
 mod deletions;
+mod deliveries;
 mod events;
 mod form_limits;
 mod forwarding;

@@ -34,6 +34,8 @@ pub enum Mode {
     FailNext(u32, u16),
     /// Never answer: hold the request open until the client gives up.
     Hang,
+    /// Hold each request open until [`FakeMessenger::release`], then answer as `Accept`.
+    Hold,
 }
 
 /// One delivery attempt as the fake saw it.
@@ -71,6 +73,8 @@ struct Shared {
     state: Mutex<State>,
     /// Woken on every recorded delivery.
     recorded: Notify,
+    /// Opened by [`FakeMessenger::release`]: held requests are answered.
+    released: tokio::sync::watch::Sender<bool>,
 }
 
 struct State {
@@ -107,6 +111,7 @@ impl FakeMessenger {
                 acked: HashMap::new(),
             }),
             recorded: Notify::new(),
+            released: tokio::sync::watch::channel(false).0,
         });
         let data = web::Data::from(Arc::clone(&shared));
         let server = HttpServer::new(move || {
@@ -136,6 +141,12 @@ impl FakeMessenger {
     /// How the next validly signed deliveries are answered.
     pub fn set_mode(&self, mode: Mode) {
         self.shared.lock().mode = mode;
+    }
+
+    /// Answer the requests held by [`Mode::Hold`] (as `Accept`), and every later one.
+    pub fn release(&self) {
+        self.shared.lock().mode = Mode::Accept;
+        self.shared.released.send_replace(true);
     }
 
     /// `Some(ids)`: answer the next new `operator.message.created` with `{"message_ids": ids}`,
@@ -278,10 +289,28 @@ async fn receive(req: HttpRequest, body: web::Bytes, shared: web::Data<Shared>) 
             state.answer(&delivery)
         };
         delivery.status_returned = answer.as_ref().map_or(0, |(status, _)| status.as_u16());
-        state.deliveries.push(delivery);
-        answer
+        let held = signature_ok && event_type.is_some() && state.mode == Mode::Hold;
+        let index = state.deliveries.len();
+        state.deliveries.push(delivery.clone());
+        if held { Err(index) } else { Ok(answer) }
     };
     shared.recorded.notify_waiters();
+    let answer = match answer {
+        Ok(answer) => answer,
+        Err(index) => {
+            // Held until the test releases it; then answered (and recorded) as `Accept`.
+            let _ = shared.released.subscribe().wait_for(|open| *open).await;
+            let mut state = shared.lock();
+            let answer = state.answer(&delivery);
+            let status = answer.as_ref().map_or(0, |(status, _)| status.as_u16());
+            if let Some(recorded) = state.deliveries.get_mut(index) {
+                recorded.status_returned = status;
+            }
+            drop(state);
+            shared.recorded.notify_waiters();
+            answer
+        }
+    };
 
     match answer {
         Some((status, reply)) => HttpResponse::build(status).json(reply),
@@ -293,7 +322,7 @@ impl State {
     /// Status and body for a validly signed, well-formed delivery; `None` = hang.
     fn answer(&mut self, delivery: &Delivery) -> Option<(StatusCode, Value)> {
         match self.mode {
-            Mode::Hang => return None,
+            Mode::Hang | Mode::Hold => return None,
             Mode::Fail(status) => return Some(failure(status)),
             Mode::FailNext(n, status) if n > 0 => {
                 self.mode = if n == 1 {

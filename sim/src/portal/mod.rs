@@ -321,6 +321,11 @@ impl FakePortal {
         self.shared.lock().refresh_count
     }
 
+    /// How many client messages were received (duplicates included), without copying them.
+    pub fn message_count(&self) -> usize {
+        self.shared.lock().messages.len()
+    }
+
     /// Client messages received through `imconnector.send.messages` (duplicates included).
     pub fn messages(&self) -> Vec<FakeMessage> {
         self.shared.lock().messages.clone()

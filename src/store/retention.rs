@@ -1,0 +1,273 @@
+//! Retention: records that only serve the past (message mappings, finished events' replies,
+//! deletion reports, failed deliveries, replay-protection records) are indexed by time in
+//! `attime_key` when written, and pruned through that index in bounded chunks (each chunk its
+//! own write, so acceptances run between chunks). A pass reads only index entries older than
+//! its cutoff: nothing is scanned that is not due for pruning.
+//!
+//! A record written again later gets a newer entry; an older entry whose record has been
+//! written since is dropped without touching the record (each record carries its own time).
+
+use std::time::Duration;
+
+use super::codec::decode;
+use super::{
+    Data, DeletionReport, Delivery, MessageRecord, OperatorRecord, Store, StoreError, Tx, TxResult,
+    WebhookReply, keys, trees,
+};
+
+/// Index entries visited per chunk.
+const CHUNK: usize = 1000;
+
+/// How long replay-protection records are kept at most (Standard Webhooks senders retry for
+/// about three days).
+pub const REPLAY_WINDOW: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Which cutoff applies to an index entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Class {
+    /// Replay protection: `webhookid_reply`, `eventdigest_seen`.
+    Replay = 1,
+    /// Everything else that `storage.retention_days` bounds.
+    Record = 2,
+}
+
+/// The tree an index entry points into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Kind {
+    Reply = 1,
+    Digest = 2,
+    Message = 3,
+    Operator = 4,
+    Report = 5,
+    FailedDelivery = 6,
+}
+
+impl Kind {
+    fn class(self) -> Class {
+        match self {
+            Kind::Reply | Kind::Digest => Class::Replay,
+            _ => Class::Record,
+        }
+    }
+
+    fn from_u8(b: u8) -> Option<Kind> {
+        Some(match b {
+            1 => Kind::Reply,
+            2 => Kind::Digest,
+            3 => Kind::Message,
+            4 => Kind::Operator,
+            5 => Kind::Report,
+            6 => Kind::FailedDelivery,
+            _ => return None,
+        })
+    }
+}
+
+/// How long things are kept (`storage.retention_days`; 0 keeps everything forever).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Replay-protection records: the shorter of [`REPLAY_WINDOW`] and `records`.
+    pub replay: Option<Duration>,
+    /// Mappings, finished records, reports, failed deliveries.
+    pub records: Option<Duration>,
+}
+
+impl Retention {
+    /// From `storage.retention_days`.
+    pub fn from_days(days: u64) -> Retention {
+        if days == 0 {
+            return Retention {
+                replay: None,
+                records: None,
+            };
+        }
+        let records = Duration::from_secs(days.saturating_mul(24 * 3600));
+        Retention {
+            replay: Some(records.min(REPLAY_WINDOW)),
+            records: Some(records),
+        }
+    }
+}
+
+/// `attime_key`: class ‖ at_ms u64 BE ‖ kind ‖ the record's key.
+pub(crate) fn index_key(kind: Kind, at_ms: u64, key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(10 + key.len());
+    k.push(kind.class() as u8);
+    k.extend_from_slice(&keys::u64_be(at_ms));
+    k.push(kind as u8);
+    k.extend_from_slice(key);
+    k
+}
+
+/// Index a record written inside a transaction.
+pub(crate) fn tx_index(tx: &Tx<'_>, kind: Kind, at_ms: u64, key: &[u8]) -> TxResult<()> {
+    tx.retain.insert(index_key(kind, at_ms, key), &[])?;
+    Ok(())
+}
+
+impl Data {
+    /// Index a record written outside a transaction.
+    pub(crate) fn index(&self, kind: Kind, at_ms: u64, key: &[u8]) -> Result<(), StoreError> {
+        self.retain.insert(index_key(kind, at_ms, key), &[])?;
+        Ok(())
+    }
+
+    /// One chunk: prune what the index holds of `class` older than `cutoff_ms`, at most
+    /// `budget` entries; returns (records removed, whether more may be due).
+    pub(crate) fn prune_step(
+        &self,
+        class: Class,
+        cutoff_ms: u64,
+        budget: usize,
+    ) -> Result<(usize, bool), StoreError> {
+        let start = [class as u8];
+        let mut end = vec![class as u8];
+        end.extend_from_slice(&keys::u64_be(cutoff_ms));
+        let (mut removed, mut visited) = (0, 0);
+        for entry in self.retain.range(start.as_slice()..end.as_slice()) {
+            if visited == budget {
+                return Ok((removed, true));
+            }
+            visited += 1;
+            let (ikey, _) = entry?;
+            if ikey.len() >= 10
+                && let Some(kind) = Kind::from_u8(ikey[9])
+            {
+                removed += usize::from(self.prune_record(kind, &ikey[10..], cutoff_ms)?);
+            }
+            self.retain.remove(&ikey)?;
+        }
+        Ok((removed, false))
+    }
+
+    /// Index every record a version 1 directory holds (it had no `attime_key`); once, at open.
+    pub(crate) fn index_existing(&self) -> Result<(), StoreError> {
+        for entry in self.webhooks.iter() {
+            let (key, value) = entry?;
+            let at = decode::<WebhookReply>(trees::WEBHOOKID_REPLY, &value)?.at_ms;
+            self.index(Kind::Reply, at, &key)?;
+        }
+        for entry in self.digests.iter() {
+            let (key, value) = entry?;
+            self.index(
+                Kind::Digest,
+                keys::parse_u64(trees::EVENTDIGEST_SEEN, &value)?,
+                &key,
+            )?;
+        }
+        for entry in self.messages.iter() {
+            let (key, value) = entry?;
+            let at = decode::<MessageRecord>(trees::MESSAGE_STATE, &value)?.updated_at_ms;
+            self.index(Kind::Message, at, &key)?;
+        }
+        for entry in self.operators.iter() {
+            let (key, value) = entry?;
+            let at = decode::<OperatorRecord>(trees::BITRIXMSG_OPERATOR, &value)?.updated_at_ms;
+            self.index(Kind::Operator, at, &key)?;
+        }
+        for entry in self.deletions.iter() {
+            let (key, value) = entry?;
+            let d = decode::<DeletionReport>(trees::DELETIONID_DELETION, &value)?.deletion;
+            self.index(
+                Kind::Report,
+                d.completed_at_ms.unwrap_or(d.created_at_ms),
+                &key,
+            )?;
+        }
+        for entry in self.deliveries.iter() {
+            let (key, value) = entry?;
+            let d = decode::<Delivery>(trees::SEQ_DELIVERY, &value)?;
+            if d.failed.is_some() {
+                self.index(Kind::FailedDelivery, d.due_at_ms.max(d.created_at_ms), &key)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Remove the record if it is still older than the cutoff; true if removed.
+    fn prune_record(&self, kind: Kind, key: &[u8], cutoff_ms: u64) -> Result<bool, StoreError> {
+        let tree = match kind {
+            Kind::Reply => &self.webhooks,
+            Kind::Digest => &self.digests,
+            Kind::Message => &self.messages,
+            Kind::Operator => &self.operators,
+            Kind::Report => &self.deletions,
+            Kind::FailedDelivery => &self.deliveries,
+        };
+        let Some(value) = tree.get(key)? else {
+            return Ok(false);
+        };
+        let old = match kind {
+            Kind::Reply => {
+                decode::<WebhookReply>(trees::WEBHOOKID_REPLY, &value)?.at_ms < cutoff_ms
+            }
+            Kind::Digest => keys::parse_u64(trees::EVENTDIGEST_SEEN, &value)? < cutoff_ms,
+            Kind::Message => {
+                decode::<MessageRecord>(trees::MESSAGE_STATE, &value)?.updated_at_ms < cutoff_ms
+            }
+            Kind::Operator => {
+                let record: OperatorRecord = decode(trees::BITRIXMSG_OPERATOR, &value)?;
+                let old = record.updated_at_ms < cutoff_ms;
+                if old {
+                    let end = key
+                        .iter()
+                        .position(|&b| b == keys::SEP)
+                        .unwrap_or(key.len());
+                    let portal = String::from_utf8_lossy(&key[..end]);
+                    for id in &record.external_ids {
+                        self.extmsgs.remove(keys::message(
+                            &portal,
+                            record.line,
+                            &record.chat_id,
+                            id,
+                        ))?;
+                    }
+                }
+                old
+            }
+            Kind::Report => {
+                let report: DeletionReport = decode(trees::DELETIONID_DELETION, &value)?;
+                let at = report
+                    .deletion
+                    .completed_at_ms
+                    .unwrap_or(report.deletion.created_at_ms);
+                at < cutoff_ms
+            }
+            // Failed deliveries are never written again; a live one is never pruned.
+            Kind::FailedDelivery => decode::<Delivery>(trees::SEQ_DELIVERY, &value)?
+                .failed
+                .is_some(),
+        };
+        if old {
+            tree.remove(key)?;
+        }
+        Ok(old)
+    }
+}
+
+impl Store {
+    /// Prune everything older than `retention` allows at `now_ms`, chunk by chunk (each chunk
+    /// its own write); returns how many records were removed.
+    pub async fn prune(&self, now_ms: u64, retention: Retention) -> Result<usize, StoreError> {
+        let mut removed = 0;
+        for (class, keep) in [
+            (Class::Replay, retention.replay),
+            (Class::Record, retention.records),
+        ] {
+            let Some(keep) = keep else { continue };
+            let cutoff = now_ms.saturating_sub(keep.as_millis() as u64);
+            loop {
+                let (n, more) = self
+                    .commit(move |d| d.prune_step(class, cutoff, CHUNK))
+                    .await?;
+                removed += n;
+                if !more {
+                    break;
+                }
+            }
+        }
+        Ok(removed)
+    }
+}
