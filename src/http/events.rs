@@ -3,6 +3,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
+use tracing::Instrument as _;
 
 use super::error::{ApiError, bad_request, not_found, unauthorized};
 use super::{AppState, body};
@@ -23,7 +24,13 @@ pub async fn receive(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let result = accept(&req, &path, payload, &state).await;
+    let span = tracing::info_span!(
+        "webhook",
+        channel = %path.as_str(),
+        webhook_id = tracing::field::Empty,
+        deletion_id = tracing::field::Empty,
+    );
+    let result = accept(&req, &path, payload, &state).instrument(span).await;
     let label = match &result {
         Ok((kind, reply)) if reply.status().as_u16() == 202 => (*kind, "accepted"),
         Ok((kind, _)) => (*kind, "replayed"),
@@ -55,6 +62,7 @@ async fn accept(
     signature::verify(&channel.secret, &headers, &body, (state.clock)())
         .map_err(signature_error)?;
     let webhook_id = headers.id.unwrap_or_default().to_string();
+    tracing::Span::current().record("webhook_id", webhook_id.as_str());
     let event = inbound::parse(&body).map_err(|e| bad_request(e.code, e.message))?;
     let kind = event.type_name();
     let now = now_ms();
@@ -67,6 +75,7 @@ async fn accept(
             message_ids,
         } => {
             let deletion_id = new_deletion_id();
+            tracing::Span::current().record("deletion_id", deletion_id.as_str());
             let reply =
                 json!({ "deletion_id": deletion_id, "items": message_ids.len() }).to_string();
             let event = IngestEvent::Deleted {
@@ -121,8 +130,14 @@ async fn accept(
     };
     let outcome = state.store.ingest(request).await?;
     let (status, body) = match outcome {
-        IngestOutcome::Accepted { reply, .. } => (StatusCode::ACCEPTED, reply.body),
-        IngestOutcome::Replayed(first) => (StatusCode::OK, first.body),
+        IngestOutcome::Accepted { reply, ops } => {
+            tracing::info!(event = kind, items = ops.len(), "event accepted");
+            (StatusCode::ACCEPTED, reply.body)
+        }
+        IngestOutcome::Replayed(first) => {
+            tracing::info!(event = kind, "event replayed: the first reply is repeated");
+            (StatusCode::OK, first.body)
+        }
     };
     Ok((
         kind,

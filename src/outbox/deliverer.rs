@@ -12,6 +12,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument as _;
 
 use serde_json::{Value, json};
 use tokio::sync::{Notify, watch};
@@ -140,7 +141,10 @@ impl Deliverer {
     /// Attempt the head of a channel's queue.
     async fn head(&self, channel: &str, seq: u64) -> Step {
         match self.store.delivery(seq) {
-            Ok(Some(delivery)) if delivery.failed.is_none() => self.attempt(delivery).await,
+            Ok(Some(delivery)) if delivery.failed.is_none() => {
+                let span = delivery_span(&delivery);
+                self.attempt(delivery).instrument(span).await
+            }
             Ok(stale) => {
                 // Done or failed already (a queue entry left behind): drop the entry.
                 let channel = channel.to_string();
@@ -232,6 +236,11 @@ impl Deliverer {
 
     /// The platform took it. Operator messages go on with their delivery report to Bitrix24.
     async fn delivered(&self, mut delivery: Delivery, answer: &Answer) -> Step {
+        tracing::info!(
+            status = answer.status,
+            attempts = delivery.attempts + 1,
+            "delivered to the platform"
+        );
         let seq = delivery.seq;
         let DeliveryPayload::OperatorCreated {
             portal,
@@ -421,6 +430,22 @@ impl Deliverer {
             } => operator(portal, *im_message_id).map(|r| outbound::operator_deleted(&r)),
         }
     }
+}
+
+/// The span of one delivery attempt: the fields a log reader filters by (for a deletion report,
+/// its `deletion_id`, which ties it to the webhook and the Bitrix24 requests of that deletion).
+fn delivery_span(delivery: &Delivery) -> tracing::Span {
+    let deletion_id = match &delivery.payload {
+        DeliveryPayload::DeletionReport { deletion_id } => Some(deletion_id.as_str()),
+        _ => None,
+    };
+    tracing::info_span!(
+        "delivery",
+        channel = %delivery.channel,
+        event = %delivery.event_type,
+        webhook_id = %delivery.webhook_id,
+        deletion_id = deletion_id,
+    )
 }
 
 fn is_operator(delivery: &Delivery) -> bool {

@@ -306,8 +306,8 @@ impl Executor<'_> {
                     "result",
                     "success",
                 ),
-                OpOutcome::Failed { errors } => {
-                    tracing::warn!(portal = self.portal, op = method.label(), message = r.op.message_id(), errors = ?errors, "item failed");
+                OpOutcome::Failed { .. } => {
+                    // Logged once per request, with the others (worker.rs `summarise`).
                     Metrics::inc2(
                         &self.metrics.items,
                         "op",

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
+use tracing::Instrument as _;
 
 use super::Context;
 use super::execute::Executor;
@@ -265,6 +266,12 @@ impl PortalWorker {
         if calls.is_empty() {
             return;
         }
+        let span = request_span(&self.portal, &calls);
+        self.send_calls(calls).instrument(span).await;
+    }
+
+    /// Record the attempt, send, record what Bitrix24 answered (inside the request's span).
+    async fn send_calls(&mut self, mut calls: Vec<Call<Op>>) {
         // Write-ahead: the attempt is on disk before the request leaves, so after a crash an
         // item that may have reached Bitrix24 says so (attempts ≥ 1).
         for op in calls.iter_mut().flat_map(|c| c.ops.iter_mut()) {
@@ -312,6 +319,7 @@ impl PortalWorker {
             .iter()
             .filter(|r| r.outcome != OpOutcome::Retry)
             .count();
+        summarise(&results, executed.unsent.len());
         let recorded = results.clone();
         let applied = self
             .ctx
@@ -339,5 +347,52 @@ impl PortalWorker {
             .unsent
             .iter()
             .for_each(|op| self.queue.push(op.to_ref()));
+    }
+}
+
+/// The span of one Bitrix24 request: the portal, what it carries, and the deletions it serves
+/// (at most 20 ids are named), so that a deletion's log lines can be found by its id.
+fn request_span(portal: &str, calls: &[Call<Op>]) -> tracing::Span {
+    let mut deletions: Vec<&str> = calls
+        .iter()
+        .flat_map(|c| &c.ops)
+        .filter_map(|op| match &op.kind {
+            OpKind::Delete { deletion_id, .. } => Some(deletion_id.as_str()),
+            _ => None,
+        })
+        .collect();
+    deletions.dedup();
+    deletions.truncate(20);
+    let methods: Vec<&str> = calls.iter().map(|c| c.method.label()).collect();
+    tracing::info_span!(
+        "bitrix_request",
+        portal,
+        calls = calls.len(),
+        items = calls.iter().map(|c| c.ops.len()).sum::<usize>(),
+        methods = %methods.join(","),
+        deletion_ids = %deletions.join(","),
+    )
+}
+
+/// One line per request: how its items ended (not one line per item), with the first errors.
+fn summarise(results: &[OpResult], unsent: usize) {
+    let (mut done, mut retry) = (0usize, 0usize);
+    let mut failed: Vec<(&str, &[String])> = Vec::new();
+    for r in results {
+        match &r.outcome {
+            OpOutcome::Done { .. } => done += 1,
+            OpOutcome::Retry => retry += 1,
+            OpOutcome::Failed { errors } => failed.push((r.op.message_id(), errors)),
+        }
+    }
+    if failed.is_empty() {
+        tracing::info!(done, retry, unsent, "Bitrix24 request done");
+    } else {
+        let first: Vec<String> = failed
+            .iter()
+            .take(5)
+            .map(|(id, errors)| format!("{id}: {}", errors.join("; ")))
+            .collect();
+        tracing::warn!(done, retry, unsent, failed = failed.len(), first_failures = ?first, "Bitrix24 request done; some items failed for good");
     }
 }

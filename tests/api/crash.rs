@@ -24,34 +24,52 @@ impl Drop for Gateway {
 
 /// Start `openchannel-gateway serve` and return it with the port it logged.
 pub(crate) fn serve(config: &std::path::Path) -> (Gateway, u16) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_openchannel-gateway"))
+    let (child, port, _) = serve_logged(config, false);
+    (child, port)
+}
+
+/// Every log line the child wrote so far.
+pub(crate) type LogLines = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
+/// [`serve`], keeping every log line (as JSON lines with `json`).
+pub(crate) fn serve_logged(config: &std::path::Path, json: bool) -> (Gateway, u16, LogLines) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_openchannel-gateway"));
+    command
         .args(["serve", "--config"])
         .arg(config)
         .env("RUST_LOG", "info")
         .env_remove("GATEWAY_CONFIG")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn the gateway");
+        .stderr(Stdio::null());
+    if json {
+        command.env("GATEWAY_LOG_FORMAT", "json");
+    } else {
+        command.env_remove("GATEWAY_LOG_FORMAT");
+    }
+    let mut child = command.spawn().expect("spawn the gateway");
     let stdout = child.stdout.take().expect("stdout");
     let child = Gateway(child);
+    let lines = LogLines::default();
+    let kept = lines.clone();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut sent = false;
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if !sent
-                && let Some(port) = line
-                    .split("port=")
-                    .nth(1)
-                    .and_then(|p| p.trim().parse::<u16>().ok())
-            {
+            let port = line
+                .split("port")
+                .nth(1)
+                .map(|rest| rest.trim_start_matches(['=', '"', ':']))
+                .and_then(|p| p.split(|c: char| !c.is_ascii_digit()).next())
+                .and_then(|p| p.parse::<u16>().ok());
+            if !sent && let Some(port) = port {
                 let _ = tx.send(port);
                 sent = true;
             }
+            kept.lock().unwrap().push(line);
         }
     });
     let port = rx.recv_timeout(WAIT).expect("the gateway logs its port");
-    (child, port)
+    (child, port, lines)
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -26,3 +26,4 @@ mod sandbox;
 mod slow_bodies;
 mod storage_full;
 mod telegram;
+mod trace;
