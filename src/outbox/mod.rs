@@ -34,6 +34,9 @@ use crate::store::{OpRef, PortalStatus, Store};
 use queue::{Limits, PortalQueue};
 use worker::{PortalMsg, PortalWorker};
 
+/// Default of [`Context::max_queued`].
+pub const MAX_QUEUED: usize = 10_000;
+
 /// What the workers share.
 pub struct Context {
     pub settings: Arc<Settings>,
@@ -41,6 +44,9 @@ pub struct Context {
     pub client: Arc<BitrixClient>,
     pub connector_id: String,
     pub limits: Limits,
+    /// Items a portal's worker keeps in memory; beyond that they wait on disk (`seq_event`) and
+    /// are read back in seq order as the queue drains, so a long outage costs bounded memory.
+    pub max_queued: usize,
     pub retry: RetrySettings,
     pub metrics: Arc<Metrics>,
     /// Woken whenever a deletion may have completed (a report to deliver).
@@ -66,6 +72,7 @@ impl Context {
                 max_calls: crate::bitrix::MAX_BATCH_COMMANDS,
             },
             retry: settings.retry.clone(),
+            max_queued: MAX_QUEUED,
             settings,
             store,
             client,
@@ -109,13 +116,13 @@ struct Inner {
 }
 
 impl Outbox {
-    /// Start with the ops recovered from storage, then follow the store's feed of committed
-    /// changes (call inside the runtime that runs the workers; subscribe before reading what
-    /// to recover, so nothing committed in between is missed).
+    /// Start a worker for every portal with pending work (each reads its items back from disk,
+    /// a bounded window at a time), then follow the store's feed of committed changes (call
+    /// inside the runtime that runs the workers; subscribe before starting, so nothing
+    /// committed in between is missed).
     pub fn start(
         ctx: Arc<Context>,
         tracker: &TaskTracker,
-        recovered: Vec<OpRef>,
         feed: Option<mpsc::UnboundedReceiver<Committed>>,
     ) -> Outbox {
         let outbox = Outbox {
@@ -127,10 +134,21 @@ impl Outbox {
                 setting_up: Mutex::new(HashSet::new()),
             }),
         };
-        if !recovered.is_empty() {
-            tracing::info!(ops = recovered.len(), "resuming queued Bitrix24 operations");
+        let pending = outbox
+            .inner
+            .ctx
+            .store
+            .pending_portals()
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "cannot read pending work");
+                Default::default()
+            });
+        let items = outbox.inner.ctx.store.pending_item_count().unwrap_or(0);
+        outbox.inner.ctx.metrics.queued_ops.inc_by(items as i64);
+        for portal in pending {
+            tracing::info!(portal, items, "resuming queued Bitrix24 operations");
+            outbox.spawn_worker(&portal, Some(0));
         }
-        outbox.enqueue(recovered);
         if let Some(feed) = feed {
             tracker.spawn(outbox.clone().follow(feed));
         }
@@ -228,27 +246,38 @@ impl Outbox {
     }
 
     fn send(&self, portal: &str, msg: PortalMsg) {
-        let mut workers = lock(&self.inner.workers);
-        if let Some(worker) = workers.get(portal) {
+        if let Some(worker) = lock(&self.inner.workers).get(portal) {
             let _ = worker.send(msg);
             return;
         }
-        let worker = workers.entry(portal.to_string()).or_insert_with(|| {
-            let (tx, rx) = mpsc::unbounded_channel();
-            let worker = PortalWorker {
-                portal: portal.to_string(),
-                queue: PortalQueue::default(),
-                rx,
-                ctx: self.inner.ctx.clone(),
-                installed: false,
-                closed_lines: HashSet::new(),
-            };
-            self.inner
-                .tracker
-                .spawn_on(worker.run(), &self.inner.runtime);
-            tx
-        });
-        let _ = worker.send(msg);
+        self.spawn_worker(portal, None);
+        if let Some(worker) = lock(&self.inner.workers).get(portal) {
+            let _ = worker.send(msg);
+        }
+    }
+
+    /// Start a portal's worker (unless it runs); `spilled`: its items from this seq on are
+    /// on disk only, to be read back.
+    fn spawn_worker(&self, portal: &str, spilled: Option<u64>) {
+        let mut workers = lock(&self.inner.workers);
+        if workers.contains_key(portal) {
+            return;
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let worker = PortalWorker {
+            portal: portal.to_string(),
+            queue: PortalQueue::default(),
+            rx,
+            ctx: self.inner.ctx.clone(),
+            installed: false,
+            closed_lines: HashSet::new(),
+            spilled,
+            loaded_until: 0,
+        };
+        self.inner
+            .tracker
+            .spawn_on(worker.run(), &self.inner.runtime);
+        workers.insert(portal.to_string(), tx);
     }
 }
 

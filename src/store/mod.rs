@@ -104,6 +104,11 @@ pub struct Data {
     pub(crate) digests: Tree,
     /// What is pending, indexed in memory; used only by the writer thread (and at open).
     pub(crate) pending: std::sync::Mutex<pending::Pending>,
+    /// One past the highest event seq applied so far, and one past the highest known durable
+    /// (set after each successful sync): a reader of `seq_event` that must see only durable
+    /// events stops before it.
+    applied_seq: std::sync::atomic::AtomicU64,
+    durable_seq: std::sync::atomic::AtomicU64,
     /// Changes staged by the write being applied (writer thread only).
     staged: std::sync::Mutex<Vec<feed::Committed>>,
     /// Where committed changes are published.
@@ -233,6 +238,8 @@ impl Store {
             channels: open(trees::CHANNEL_STATE)?,
             digests: open(trees::EVENTDIGEST_SEEN)?,
             pending: std::sync::Mutex::new(pending::Pending::default()),
+            applied_seq: std::sync::atomic::AtomicU64::new(0),
+            durable_seq: std::sync::atomic::AtomicU64::new(0),
             staged: std::sync::Mutex::new(Vec::new()),
             feed: feed::Feed::default(),
             files,
@@ -243,6 +250,13 @@ impl Store {
             on_close: CloseSignal(std::sync::Mutex::new(None)),
         });
         data.rebuild_pending()?;
+        // Everything on disk at open is durable.
+        let last = match data.events.last()? {
+            Some((key, _)) => keys::parse_u64(trees::SEQ_EVENT, &key)? + 1,
+            None => 0,
+        };
+        data.applied_seq.store(last, Ordering::SeqCst);
+        data.durable_seq.store(last, Ordering::SeqCst);
         if from_version_1 {
             data.rebuild_delivery_queue()?;
             data.index_existing()?;
