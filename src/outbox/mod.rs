@@ -1,13 +1,15 @@
 //! Outbox: the durable path from accepted events to Bitrix24 calls.
 //!
 //! Design notes
-//! - States: an op is *queued* in `seq_op` from the moment its event is acknowledged until its
-//!   result is final; it is *in flight* only in memory. Recovery is therefore trivial: at start
-//!   every queued op is loaded again (`Outbox::start`), and an op whose result was not recorded
-//!   before a crash is sent again (at-least-once). An op whose result was recorded is gone from
-//!   `seq_op` in the same transaction, so it is never sent again.
-//! - One worker task per portal (`worker.rs`) owns that portal's queue (`queue.rs`) and sends
-//!   one request at a time, paced by the portal's leaky bucket (in `BitrixClient`).
+//! - States: an op is *queued* on disk (its event in `seq_event`, a deletion's item in
+//!   `seqitem_deletionitem`) from the moment its event is acknowledged until its result is
+//!   final; it is *in flight* only in memory. Recovery is therefore simple: at start a worker is
+//!   started for every portal with pending work and reads it back (`Outbox::start`), and an op
+//!   whose result was not recorded before a crash is sent again (at-least-once). An op whose
+//!   result was recorded is gone in the same transaction, so it is never sent again.
+//! - One worker task per portal (`worker.rs`) owns that portal's queue (`queue.rs`): at most
+//!   `max_queued` ops in memory, the rest read back from disk in seq order as it drains. It
+//!   sends one request at a time, paced by the portal's leaky bucket (in `BitrixClient`).
 //! - New ops reach their portal's worker in commit order through the store's feed of committed
 //!   changes (`store/feed.rs`, followed by `Outbox::follow`), which keeps each chat's ops in the
 //!   order the platform's events were accepted; a queued delivery wakes the deliverer the same

@@ -12,9 +12,14 @@
 //!   therefore durable against power loss; concurrent writes share one sync.
 //! - A write or sync that fails with an I/O error poisons the store: every later write is
 //!   refused ([`StoreError::Unavailable`], a `503`) until restart ([`Store::poisoned`]).
-//! - Accepting an event writes its record into `seq_event`. Everything derived from it
-//!   (mapping, reports, replies of finished events) is written when Bitrix24 answers. What is
-//!   pending is also indexed in memory (`pending.rs`), rebuilt from `seq_event` at open.
+//! - Accepting an event writes its record into `seq_event` (a deletion's items each under their
+//!   own key in `seqitem_deletionitem`, in the same transaction). Everything derived from it
+//!   (mapping, reports, replies of finished events) is written when Bitrix24 answers. The
+//!   webhook-ids and queued sends of pending events are also indexed in memory (`pending.rs`),
+//!   rebuilt from `seq_event` at open.
+//! - What each durable group committed is published on a feed (`feed.rs`) the outbox follows.
+//! - Records that only serve the past are indexed by time (`retention.rs`) and pruned through
+//!   that index in bounded chunks.
 //! - Multi-tree changes are single sled transactions (`Tx`), so a crash leaves either all of a
 //!   change or none of it. Long jobs (purge, pruning) are chunks of bounded size, each its own
 //!   write, so other writes run between them.
