@@ -54,6 +54,9 @@ pub struct Options {
     /// An already bound listener to serve on instead of binding `server.listen` (lets a caller
     /// know the port before building, e.g. to put it in `server.public_url`).
     pub listener: Option<TcpListener>,
+    /// Items a portal's worker keeps in memory (default [`crate::outbox::MAX_QUEUED`]; tests
+    /// make it small to exercise reading held work back from disk).
+    pub max_queued: Option<usize>,
 }
 
 /// A built, not yet running gateway.
@@ -123,10 +126,6 @@ impl Application {
         let deliveries = Arc::new(Notify::new());
         let progress = Arc::new(watch::channel(0u64).0);
         let feed = store.subscribe();
-        let recovered = store.pending_refs().map_err(|source| StartError::Storage {
-            path: settings.storage.path.display().to_string(),
-            source,
-        })?;
         let telegram = Arc::new(BotApi::new(metrics.clone()).map_err(StartError::Client)?);
         let registrar = Registrar::new(settings.clone(), store.clone(), telegram.clone());
         let ctx = Arc::new(Context {
@@ -134,6 +133,10 @@ impl Application {
             deliveries: deliveries.clone(),
             progress: progress.clone(),
             cancel: cancel.clone(),
+            max_queued: options
+                .max_queued
+                .unwrap_or(crate::outbox::MAX_QUEUED)
+                .max(1),
             ..Context::new(
                 settings.clone(),
                 store.clone(),
@@ -141,7 +144,7 @@ impl Application {
                 metrics.clone(),
             )
         });
-        let outbox = Outbox::start(ctx, &tracker, recovered, feed);
+        let outbox = Outbox::start(ctx, &tracker, feed);
         let deliverer = Deliverer {
             store: store.clone(),
             settings: settings.clone(),

@@ -1,13 +1,15 @@
 //! Outbox: the durable path from accepted events to Bitrix24 calls.
 //!
 //! Design notes
-//! - States: an op is *queued* in `seq_op` from the moment its event is acknowledged until its
-//!   result is final; it is *in flight* only in memory. Recovery is therefore trivial: at start
-//!   every queued op is loaded again (`Outbox::start`), and an op whose result was not recorded
-//!   before a crash is sent again (at-least-once). An op whose result was recorded is gone from
-//!   `seq_op` in the same transaction, so it is never sent again.
-//! - One worker task per portal (`worker.rs`) owns that portal's queue (`queue.rs`) and sends
-//!   one request at a time, paced by the portal's leaky bucket (in `BitrixClient`).
+//! - States: an op is *queued* on disk (its event in `seq_event`, a deletion's item in
+//!   `seqitem_deletionitem`) from the moment its event is acknowledged until its result is
+//!   final; it is *in flight* only in memory. Recovery is therefore simple: at start a worker is
+//!   started for every portal with pending work and reads it back (`Outbox::start`), and an op
+//!   whose result was not recorded before a crash is sent again (at-least-once). An op whose
+//!   result was recorded is gone in the same transaction, so it is never sent again.
+//! - One worker task per portal (`worker.rs`) owns that portal's queue (`queue.rs`): at most
+//!   `max_queued` ops in memory, the rest read back from disk in seq order as it drains. It
+//!   sends one request at a time, paced by the portal's leaky bucket (in `BitrixClient`).
 //! - New ops reach their portal's worker in commit order through the store's feed of committed
 //!   changes (`store/feed.rs`, followed by `Outbox::follow`), which keeps each chat's ops in the
 //!   order the platform's events were accepted; a queued delivery wakes the deliverer the same
@@ -34,6 +36,9 @@ use crate::store::{OpRef, PortalStatus, Store};
 use queue::{Limits, PortalQueue};
 use worker::{PortalMsg, PortalWorker};
 
+/// Default of [`Context::max_queued`].
+pub const MAX_QUEUED: usize = 10_000;
+
 /// What the workers share.
 pub struct Context {
     pub settings: Arc<Settings>,
@@ -41,6 +46,9 @@ pub struct Context {
     pub client: Arc<BitrixClient>,
     pub connector_id: String,
     pub limits: Limits,
+    /// Items a portal's worker keeps in memory; beyond that they wait on disk (`seq_event`) and
+    /// are read back in seq order as the queue drains, so a long outage costs bounded memory.
+    pub max_queued: usize,
     pub retry: RetrySettings,
     pub metrics: Arc<Metrics>,
     /// Woken whenever a deletion may have completed (a report to deliver).
@@ -71,6 +79,7 @@ impl Context {
                 item_ms: Limits::UNBUDGETED.0,
             },
             retry: settings.retry.clone(),
+            max_queued: MAX_QUEUED,
             settings,
             store,
             client,
@@ -115,13 +124,13 @@ struct Inner {
 }
 
 impl Outbox {
-    /// Start with the ops recovered from storage, then follow the store's feed of committed
-    /// changes (call inside the runtime that runs the workers; subscribe before reading what
-    /// to recover, so nothing committed in between is missed).
+    /// Start a worker for every portal with pending work (each reads its items back from disk,
+    /// a bounded window at a time), then follow the store's feed of committed changes (call
+    /// inside the runtime that runs the workers; subscribe before starting, so nothing
+    /// committed in between is missed).
     pub fn start(
         ctx: Arc<Context>,
         tracker: &TaskTracker,
-        recovered: Vec<OpRef>,
         feed: Option<mpsc::UnboundedReceiver<Committed>>,
     ) -> Outbox {
         let outbox = Outbox {
@@ -133,10 +142,21 @@ impl Outbox {
                 setting_up: Mutex::new(HashSet::new()),
             }),
         };
-        if !recovered.is_empty() {
-            tracing::info!(ops = recovered.len(), "resuming queued Bitrix24 operations");
+        let pending = outbox
+            .inner
+            .ctx
+            .store
+            .pending_portals()
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "cannot read pending work");
+                Default::default()
+            });
+        let items = outbox.inner.ctx.store.pending_item_count().unwrap_or(0);
+        outbox.inner.ctx.metrics.queued_ops.inc_by(items as i64);
+        for portal in pending {
+            tracing::info!(portal, items, "resuming queued Bitrix24 operations");
+            outbox.spawn_worker(&portal, Some(0));
         }
-        outbox.enqueue(recovered);
         if let Some(feed) = feed {
             tracker.spawn(outbox.clone().follow(feed));
         }
@@ -234,27 +254,38 @@ impl Outbox {
     }
 
     fn send(&self, portal: &str, msg: PortalMsg) {
-        let mut workers = lock(&self.inner.workers);
-        if let Some(worker) = workers.get(portal) {
+        if let Some(worker) = lock(&self.inner.workers).get(portal) {
             let _ = worker.send(msg);
             return;
         }
-        let worker = workers.entry(portal.to_string()).or_insert_with(|| {
-            let (tx, rx) = mpsc::unbounded_channel();
-            let worker = PortalWorker {
-                portal: portal.to_string(),
-                queue: PortalQueue::default(),
-                rx,
-                ctx: self.inner.ctx.clone(),
-                installed: false,
-                closed_lines: HashSet::new(),
-            };
-            self.inner
-                .tracker
-                .spawn_on(worker.run(), &self.inner.runtime);
-            tx
-        });
-        let _ = worker.send(msg);
+        self.spawn_worker(portal, None);
+        if let Some(worker) = lock(&self.inner.workers).get(portal) {
+            let _ = worker.send(msg);
+        }
+    }
+
+    /// Start a portal's worker (unless it runs); `spilled`: its items from this seq on are
+    /// on disk only, to be read back.
+    fn spawn_worker(&self, portal: &str, spilled: Option<u64>) {
+        let mut workers = lock(&self.inner.workers);
+        if workers.contains_key(portal) {
+            return;
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let worker = PortalWorker {
+            portal: portal.to_string(),
+            queue: PortalQueue::default(),
+            rx,
+            ctx: self.inner.ctx.clone(),
+            installed: false,
+            closed_lines: HashSet::new(),
+            spilled,
+            loaded_until: 0,
+        };
+        self.inner
+            .tracker
+            .spawn_on(worker.run(), &self.inner.runtime);
+        workers.insert(portal.to_string(), tx);
     }
 }
 

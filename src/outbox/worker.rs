@@ -45,7 +45,18 @@ pub(crate) struct PortalWorker {
     pub installed: bool,
     /// Lines where the connector is off: their items are held.
     pub closed_lines: HashSet<u64>,
+    /// Items of events from this seq on are on disk only (the queue held `max_queued`, or the
+    /// worker started with work on disk): read back in seq order as the queue drains. Every
+    /// pending item of an earlier event is in the queue or in flight, so planning never lets
+    /// an item overtake one of its chat that waits on disk.
+    pub spilled: Option<u64>,
+    /// Events before this seq were read from disk: their items arriving from the feed are
+    /// already here.
+    pub loaded_until: u64,
 }
+
+/// Events read from disk per refill step (each a decode), so one step stays short.
+const REFILL_SCAN: usize = 20_000;
 
 impl PortalWorker {
     pub(crate) async fn run(mut self) {
@@ -59,6 +70,13 @@ impl PortalWorker {
         loop {
             while let Ok(msg) = self.rx.try_recv() {
                 self.handle(msg);
+            }
+            if self.ctx.cancel.is_cancelled() {
+                return;
+            }
+            if self.spilled.is_some() && self.queue.len() < self.ctx.max_queued / 2 + 1 {
+                self.refill().await;
+                continue;
             }
             let next = if self.installed {
                 self.queue.plan(
@@ -112,9 +130,52 @@ impl PortalWorker {
         }
     }
 
+    /// New ops from the feed: queued in memory up to `max_queued`; the rest wait on disk.
+    fn take_new(&mut self, ops: Vec<OpRef>) {
+        for op in ops {
+            if op.seq < self.loaded_until || self.spilled.is_some() {
+                continue;
+            }
+            if self.queue.len() >= self.ctx.max_queued {
+                tracing::info!(portal = %self.portal, queued = self.queue.len(), "queue full: later items wait on disk");
+                self.spilled = Some(op.seq);
+                continue;
+            }
+            self.queue.push(op);
+        }
+    }
+
+    /// Read the next window of this portal's items back from disk (durable events only).
+    async fn refill(&mut self) {
+        let Some(from) = self.spilled else { return };
+        let (store, portal) = (self.ctx.store.clone(), self.portal.clone());
+        let room = self.ctx.max_queued.saturating_sub(self.queue.len());
+        let read = tokio::task::spawn_blocking(move || {
+            store.portal_refs(&portal, from, room, REFILL_SCAN)
+        })
+        .await;
+        match read {
+            Ok(Ok(refill)) => {
+                for op in refill.refs {
+                    self.queue.push(op);
+                }
+                self.loaded_until = self.loaded_until.max(refill.until);
+                self.spilled = refill.next;
+            }
+            Ok(Err(e)) => {
+                tracing::error!(portal = %self.portal, error = %e, "cannot read queued items");
+                tokio::time::sleep(STORAGE_BACKOFF).await;
+            }
+            Err(e) => {
+                tracing::error!(portal = %self.portal, error = %e, "reading queued items failed");
+                tokio::time::sleep(STORAGE_BACKOFF).await;
+            }
+        }
+    }
+
     fn handle(&mut self, msg: PortalMsg) {
         match msg {
-            PortalMsg::Ops(ops) => ops.into_iter().for_each(|op| self.queue.push(op)),
+            PortalMsg::Ops(ops) => self.take_new(ops),
             PortalMsg::Installed => {
                 self.installed = true;
                 self.closed_lines = self.ctx.closed_lines(&self.portal);

@@ -259,6 +259,7 @@ fn write_loop(data: &Data, mut jobs: mpsc::UnboundedReceiver<Job>, stats: &Count
             .commits
             .fetch_add(group.len() as u64, Ordering::Relaxed);
         // Every write of the group was applied before this sync starts, so it covers them all.
+        let applied = data.applied_seq.load(Ordering::SeqCst);
         let synced = if let Some(e) = data.poison.error() {
             Err(e)
         } else if group.iter().any(|c| c.wrote) {
@@ -268,6 +269,9 @@ fn write_loop(data: &Data, mut jobs: mpsc::UnboundedReceiver<Job>, stats: &Count
         } else {
             Ok(())
         };
+        if synced.is_ok() {
+            data.durable_seq.fetch_max(applied, Ordering::SeqCst);
+        }
         for completion in group.drain(..) {
             // Published before the reply: once a write is answered, the outbox has its changes.
             if synced.is_ok() {

@@ -79,3 +79,78 @@ impl Data {
         })
     }
 }
+
+/// What one refill of a portal's in-memory queue found ([`Data::portal_refs`]).
+#[derive(Debug, Default)]
+pub struct Refill {
+    pub refs: Vec<OpRef>,
+    /// Where to go on (None: every durable event before `until` was read).
+    pub next: Option<u64>,
+    /// Events before this seq are covered by this refill (and earlier ones).
+    pub until: u64,
+}
+
+impl Data {
+    /// One past the highest event seq known durable: events before it are on disk for good.
+    pub fn durable_seq(&self) -> u64 {
+        self.durable_seq.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The pending items of one portal's durable events from `from` on, in (seq, item) order:
+    /// at most about `max_refs` of them (whole events), reading at most `max_scan` records.
+    pub fn portal_refs(
+        &self,
+        portal: &str,
+        from: u64,
+        max_refs: usize,
+        max_scan: usize,
+    ) -> Result<Refill, StoreError> {
+        let until = self.durable_seq();
+        let mut refill = Refill {
+            until,
+            ..Refill::default()
+        };
+        if from >= until {
+            return Ok(refill);
+        }
+        for (scanned, entry) in self
+            .events
+            .range(keys::u64_be(from)..keys::u64_be(until))
+            .enumerate()
+        {
+            let (key, value) = entry?;
+            let seq = keys::parse_u64(trees::SEQ_EVENT, &key)?;
+            if scanned == max_scan || refill.refs.len() >= max_refs {
+                refill.next = Some(seq);
+                refill.until = seq;
+                return Ok(refill);
+            }
+            let record: EventRecord = decode(trees::SEQ_EVENT, &value)?;
+            if record.portal == portal {
+                refill.refs.extend(self.event_refs(&record)?);
+            }
+        }
+        Ok(refill)
+    }
+
+    /// How many items are pending (read once at start, for the queue gauge).
+    pub fn pending_item_count(&self) -> Result<usize, StoreError> {
+        Ok(self
+            .pending_events()?
+            .iter()
+            .map(|record| match &record.work {
+                Work::Delete { deletion, .. } => deletion.pending as usize,
+                _ => 1,
+            })
+            .sum())
+    }
+
+    /// The portals with pending events (read once at start).
+    pub fn pending_portals(&self) -> Result<std::collections::BTreeSet<String>, StoreError> {
+        Ok(self
+            .pending_events()?
+            .into_iter()
+            .map(|record| record.portal)
+            .collect())
+    }
+}

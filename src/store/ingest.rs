@@ -80,6 +80,8 @@ impl Data {
             return Ok(IngestOutcome::Replayed(first).into());
         }
         let seq = self.generate_id()?;
+        self.applied_seq
+            .fetch_max(seq + 1, std::sync::atomic::Ordering::SeqCst);
         if let IngestEvent::Created(m) = &req.event
             && self
                 .known_user(&req.portal, req.line, &m.chat.id, &m.message.id)?

@@ -12,9 +12,14 @@
 //!   therefore durable against power loss; concurrent writes share one sync.
 //! - A write or sync that fails with an I/O error poisons the store: every later write is
 //!   refused ([`StoreError::Unavailable`], a `503`) until restart ([`Store::poisoned`]).
-//! - Accepting an event writes its record into `seq_event`. Everything derived from it
-//!   (mapping, reports, replies of finished events) is written when Bitrix24 answers. What is
-//!   pending is also indexed in memory (`pending.rs`), rebuilt from `seq_event` at open.
+//! - Accepting an event writes its record into `seq_event` (a deletion's items each under their
+//!   own key in `seqitem_deletionitem`, in the same transaction). Everything derived from it
+//!   (mapping, reports, replies of finished events) is written when Bitrix24 answers. The
+//!   webhook-ids and queued sends of pending events are also indexed in memory (`pending.rs`),
+//!   rebuilt from `seq_event` at open.
+//! - What each durable group committed is published on a feed (`feed.rs`) the outbox follows.
+//! - Records that only serve the past are indexed by time (`retention.rs`) and pruned through
+//!   that index in bounded chunks.
 //! - Multi-tree changes are single sled transactions (`Tx`), so a crash leaves either all of a
 //!   change or none of it. Long jobs (purge, pruning) are chunks of bounded size, each its own
 //!   write, so other writes run between them.
@@ -104,6 +109,11 @@ pub struct Data {
     pub(crate) digests: Tree,
     /// What is pending, indexed in memory; used only by the writer thread (and at open).
     pub(crate) pending: std::sync::Mutex<pending::Pending>,
+    /// One past the highest event seq applied so far, and one past the highest known durable
+    /// (set after each successful sync): a reader of `seq_event` that must see only durable
+    /// events stops before it.
+    applied_seq: std::sync::atomic::AtomicU64,
+    durable_seq: std::sync::atomic::AtomicU64,
     /// Changes staged by the write being applied (writer thread only).
     staged: std::sync::Mutex<Vec<feed::Committed>>,
     /// Where committed changes are published.
@@ -233,6 +243,8 @@ impl Store {
             channels: open(trees::CHANNEL_STATE)?,
             digests: open(trees::EVENTDIGEST_SEEN)?,
             pending: std::sync::Mutex::new(pending::Pending::default()),
+            applied_seq: std::sync::atomic::AtomicU64::new(0),
+            durable_seq: std::sync::atomic::AtomicU64::new(0),
             staged: std::sync::Mutex::new(Vec::new()),
             feed: feed::Feed::default(),
             files,
@@ -243,6 +255,13 @@ impl Store {
             on_close: CloseSignal(std::sync::Mutex::new(None)),
         });
         data.rebuild_pending()?;
+        // Everything on disk at open is durable.
+        let last = match data.events.last()? {
+            Some((key, _)) => keys::parse_u64(trees::SEQ_EVENT, &key)? + 1,
+            None => 0,
+        };
+        data.applied_seq.store(last, Ordering::SeqCst);
+        data.durable_seq.store(last, Ordering::SeqCst);
         if from_version_1 {
             data.rebuild_delivery_queue()?;
             data.index_existing()?;

@@ -42,6 +42,8 @@ pub struct TestOptions {
     /// Appended to the settings file (e.g. more `[[channels]]`); `{member}` stands for the fake
     /// portal's member_id.
     pub extra_toml: String,
+    /// Items a portal's worker keeps in memory (None: the default).
+    pub max_queued: Option<usize>,
 }
 
 impl Default for TestOptions {
@@ -58,6 +60,7 @@ impl Default for TestOptions {
             extra_oauth_servers: Vec::new(),
             allowed_portals: Vec::new(),
             extra_toml: String::new(),
+            max_queued: None,
         }
     }
 }
@@ -196,6 +199,7 @@ async fn start(
     let settings = Settings::load_from(Some(config.clone()), Vec::new()).expect("test settings");
     let build = openchannel_gateway::startup::Options {
         listener: Some(listener),
+        max_queued: options.max_queued,
         ..Default::default()
     };
     let app = Application::build_with(settings, build)

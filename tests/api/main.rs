@@ -14,6 +14,7 @@ mod events;
 mod form_limits;
 mod forwarding;
 mod health;
+mod held;
 mod install;
 mod placement;
 mod placement_browser;
