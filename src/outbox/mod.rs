@@ -22,7 +22,9 @@ pub mod queue;
 mod worker;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use tokio::sync::{Notify, mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -206,7 +208,7 @@ impl Outbox {
 
     /// A portal installed the app: set it up, then release what was held for it.
     pub fn portal_installed(&self, member_id: &str) {
-        if lock(&self.inner.setting_up).insert(member_id.to_string()) {
+        if self.inner.setting_up.lock().insert(member_id.to_string()) {
             let (ctx, outbox) = (self.inner.ctx.clone(), self.clone());
             self.inner.tracker.spawn_on(
                 setup_portal(ctx, member_id.to_string(), outbox),
@@ -249,17 +251,17 @@ impl Outbox {
     }
 
     fn ready(&self, member_id: &str) {
-        lock(&self.inner.setting_up).remove(member_id);
+        self.inner.setting_up.lock().remove(member_id);
         self.send(member_id, PortalMsg::Installed);
     }
 
     fn send(&self, portal: &str, msg: PortalMsg) {
-        if let Some(worker) = lock(&self.inner.workers).get(portal) {
+        if let Some(worker) = self.inner.workers.lock().get(portal) {
             let _ = worker.send(msg);
             return;
         }
         self.spawn_worker(portal, None);
-        if let Some(worker) = lock(&self.inner.workers).get(portal) {
+        if let Some(worker) = self.inner.workers.lock().get(portal) {
             let _ = worker.send(msg);
         }
     }
@@ -267,7 +269,7 @@ impl Outbox {
     /// Start a portal's worker (unless it runs); `spilled`: its items from this seq on are
     /// on disk only, to be read back.
     fn spawn_worker(&self, portal: &str, spilled: Option<u64>) {
-        let mut workers = lock(&self.inner.workers);
+        let mut workers = self.inner.workers.lock();
         if workers.contains_key(portal) {
             return;
         }
@@ -287,10 +289,6 @@ impl Outbox {
             .spawn_on(worker.run(), &self.inner.runtime);
         workers.insert(portal.to_string(), tx);
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Set a portal up now and record it: the setup itself (idempotent), the channels' states, the
@@ -347,7 +345,7 @@ async fn setup_portal(ctx: Arc<Context>, portal: String, outbox: Outbox) {
             Err(e) if e.holds_portal() => {
                 // Uninstalled meanwhile, or its authorization was revoked: nothing to set up;
                 // a later (verified) install starts again.
-                lock(&outbox.inner.setting_up).remove(&portal);
+                outbox.inner.setting_up.lock().remove(&portal);
                 return;
             }
             Err(e) => {

@@ -20,14 +20,14 @@ pub enum Committed {
 
 /// The sending side, held by the store; set once someone subscribes.
 #[derive(Default)]
-pub(crate) struct Feed(std::sync::Mutex<Option<mpsc::UnboundedSender<Committed>>>);
+pub(crate) struct Feed(parking_lot::Mutex<Option<mpsc::UnboundedSender<Committed>>>);
 
 impl Feed {
     pub(crate) fn publish(&self, changes: Vec<Committed>) {
         if changes.is_empty() {
             return;
         }
-        let feed = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let feed = self.0.lock();
         if let Some(tx) = feed.as_ref() {
             for change in changes {
                 let _ = tx.send(change);
@@ -39,22 +39,19 @@ impl Feed {
 impl Data {
     /// Stage a change of the write being applied (call on the writer thread, inside a write).
     pub(crate) fn stage(&self, change: Committed) {
-        self.staged
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(change);
+        self.staged.lock().push(change);
     }
 
     /// What the write just applied staged.
     pub(crate) fn take_staged(&self) -> Vec<Committed> {
-        std::mem::take(&mut *self.staged.lock().unwrap_or_else(|p| p.into_inner()))
+        std::mem::take(&mut *self.staged.lock())
     }
 }
 
 impl Store {
     /// The feed of committed changes; the first call gets it, later calls get `None`.
     pub fn subscribe(&self) -> Option<mpsc::UnboundedReceiver<Committed>> {
-        let mut feed = self.data.feed.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut feed = self.data.feed.0.lock();
         if feed.is_some() {
             return None;
         }

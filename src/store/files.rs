@@ -12,12 +12,12 @@
 //! - `<dir>` itself when its entries change (`conf` at creation; `snap.<lsn>` snapshots, which
 //!   sled syncs itself but renames into place without syncing the directory).
 
+use parking_lot::Mutex;
 use std::collections::HashSet;
 use std::ffi::OsString;
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 /// sled's file of the log and pages, inside its directory.
 const DB_FILE: &str = "db";
@@ -59,7 +59,7 @@ impl SledFiles {
     /// `fdatasync` sled's files after a sled flush (see the module notes).
     pub(crate) fn sync(&self) -> io::Result<()> {
         self.db.sync_data()?;
-        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        let mut seen = self.seen.lock();
         let blobs_dir = self.dir.join(BLOBS_DIR);
         let blobs = list(&blobs_dir)?;
         if blobs != seen.blobs {

@@ -108,14 +108,14 @@ pub struct Data {
     pub(crate) channels: Tree,
     pub(crate) digests: Tree,
     /// What is pending, indexed in memory; used only by the writer thread (and at open).
-    pub(crate) pending: std::sync::Mutex<pending::Pending>,
+    pub(crate) pending: parking_lot::Mutex<pending::Pending>,
     /// One past the highest event seq applied so far, and one past the highest known durable
     /// (set after each successful sync): a reader of `seq_event` that must see only durable
     /// events stops before it.
     applied_seq: std::sync::atomic::AtomicU64,
     durable_seq: std::sync::atomic::AtomicU64,
     /// Changes staged by the write being applied (writer thread only).
-    staged: std::sync::Mutex<Vec<feed::Committed>>,
+    staged: parking_lot::Mutex<Vec<feed::Committed>>,
     /// Where committed changes are published.
     feed: feed::Feed,
     /// sled's files, `fdatasync`ed after each flush.
@@ -242,10 +242,10 @@ impl Store {
             extmsgs: open(trees::EXTMSG_BITRIXMSG)?,
             channels: open(trees::CHANNEL_STATE)?,
             digests: open(trees::EVENTDIGEST_SEEN)?,
-            pending: std::sync::Mutex::new(pending::Pending::default()),
+            pending: parking_lot::Mutex::new(pending::Pending::default()),
             applied_seq: std::sync::atomic::AtomicU64::new(0),
             durable_seq: std::sync::atomic::AtomicU64::new(0),
-            staged: std::sync::Mutex::new(Vec::new()),
+            staged: parking_lot::Mutex::new(Vec::new()),
             feed: feed::Feed::default(),
             files,
             poison: committer::Poison::default(),

@@ -3,7 +3,7 @@
 //! (acceptance adds, and takes its entry back if its sync fails; the transaction that finishes
 //! an event removes after it commits).
 
-use std::sync::MutexGuard;
+use parking_lot::MutexGuard;
 
 use foldhash::HashMap;
 
@@ -62,7 +62,7 @@ impl Pending {
 
 impl Data {
     pub(crate) fn pending(&self) -> MutexGuard<'_, Pending> {
-        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+        self.pending.lock()
     }
 
     /// Rebuild the index from `seq_event`, and bring `deletionid_seq` in line with it (an

@@ -6,7 +6,9 @@
 //! [`MAX_FLOOD_WAITS`] times, each at most [`MAX_INLINE_WAIT`]).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use secrecy::ExposeSecret;
@@ -255,7 +257,7 @@ impl BotApi {
 
     async fn wait_turn(&self, bot: &TelegramSettings, chat: Option<&str>) {
         let at = {
-            let mut flood = self.flood.lock().unwrap_or_else(|p| p.into_inner());
+            let mut flood = self.flood.lock();
             flood
                 .entry(bot_id(bot))
                 .or_default()
@@ -265,7 +267,7 @@ impl BotApi {
     }
 
     fn back_off(&self, bot: &TelegramSettings, chat: Option<&str>, wait: Duration) {
-        let mut flood = self.flood.lock().unwrap_or_else(|p| p.into_inner());
+        let mut flood = self.flood.lock();
         flood
             .entry(bot_id(bot))
             .or_default()

@@ -7,7 +7,9 @@
 //! and never stops anything else.
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use secrecy::ExposeSecret;
@@ -91,10 +93,7 @@ impl Registrar {
         if channels.is_empty() {
             return;
         }
-        self.wanted
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend(channels);
+        self.wanted.lock().extend(channels);
         self.wake.notify_one();
     }
 
@@ -103,7 +102,7 @@ impl Registrar {
         let mut failures: BTreeMap<String, u32> = BTreeMap::new();
         loop {
             let due: Vec<String> = {
-                let mut wanted = self.wanted.lock().unwrap_or_else(|p| p.into_inner());
+                let mut wanted = self.wanted.lock();
                 wanted.extend(failures.keys().cloned());
                 wanted.drain().collect()
             };
