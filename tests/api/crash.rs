@@ -12,6 +12,51 @@ use serde_json::json;
 
 use crate::helpers::*;
 
+/// A fake portal and platform and a settings file for a gateway run as a separate process.
+pub(crate) struct BinaryWorld {
+    pub portal: FakePortal,
+    pub secret: Secret,
+    pub messenger: FakeMessenger,
+    pub dir: tempfile::TempDir,
+    pub config: std::path::PathBuf,
+}
+
+impl BinaryWorld {
+    /// Start the fakes of `options` and write the gateway's settings.
+    pub(crate) async fn start(options: &TestOptions) -> BinaryWorld {
+        openchannel_gateway::tls::install_provider();
+        let portal = FakePortal::start(options.portal.clone()).await.unwrap();
+        let secret = Secret::generate();
+        let messenger = FakeMessenger::start(secret.clone()).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("gateway.toml");
+        std::fs::write(
+            &config,
+            config_toml(options, &portal, &messenger, &secret, dir.path()),
+        )
+        .unwrap();
+        BinaryWorld {
+            portal,
+            secret,
+            messenger,
+            dir,
+            config,
+        }
+    }
+}
+
+/// POST the portal's ONAPPINSTALL to the gateway at `base`.
+pub(crate) async fn install_on(base: &str, portal: &FakePortal) {
+    let install = reqwest::Client::new()
+        .post(format!("{base}/bitrix/install"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(portal.install_event_body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(install.status(), 200);
+}
+
 /// A child gateway that is killed when dropped, so a failing test leaves no process behind.
 pub(crate) struct Gateway(pub(crate) Child);
 
@@ -86,29 +131,17 @@ async fn kill_9_during_a_deletion_run_loses_nothing_and_resends_nothing_recorded
         install: false,
         ..Default::default()
     };
-    openchannel_gateway::tls::install_provider();
-    let portal = FakePortal::start(portal_config).await.unwrap();
-    let secret = Secret::generate();
-    let messenger = FakeMessenger::start(secret.clone()).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("gateway.toml");
-    std::fs::write(
-        &config,
-        config_toml(&options, &portal, &messenger, &secret, dir.path()),
-    )
-    .unwrap();
+    let BinaryWorld {
+        portal,
+        secret,
+        messenger,
+        dir,
+        config,
+    } = BinaryWorld::start(&options).await;
 
     let (mut child, port) = serve(&config);
     let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
-    let install = http
-        .post(format!("{base}/bitrix/install"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(portal.install_event_body())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(install.status(), 200);
+    install_on(&base, &portal).await;
     let client = MessengerClient::new(&base, "acme", secret.clone());
     for i in 0..100 {
         let reply = client
@@ -250,17 +283,13 @@ async fn kill_9_at_random_points_of_ingest_and_sending_loses_nothing_and_resends
         install: false,
         ..Default::default()
     };
-    openchannel_gateway::tls::install_provider();
-    let portal = FakePortal::start(portal_config).await.unwrap();
-    let secret = Secret::generate();
-    let messenger = FakeMessenger::start(secret.clone()).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("gateway.toml");
-    std::fs::write(
-        &config,
-        config_toml(&options, &portal, &messenger, &secret, dir.path()),
-    )
-    .unwrap();
+    let BinaryWorld {
+        portal,
+        secret,
+        messenger: _messenger,
+        dir,
+        config,
+    } = BinaryWorld::start(&options).await;
     let sends =
         |p: &FakePortal, id: &str| p.messages().iter().filter(|m| m.message_id == id).count();
 
@@ -274,14 +303,7 @@ async fn kill_9_at_random_points_of_ingest_and_sending_loses_nothing_and_resends
         if iteration == 0 {
             // Installed and set up first (setup takes seconds at 5 requests/s): work flows only
             // once it is recorded, which the first message reaching the portal proves.
-            let install = reqwest::Client::new()
-                .post(format!("{base}/bitrix/install"))
-                .header("content-type", "application/x-www-form-urlencoded")
-                .body(portal.install_event_body())
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(install.status(), 200);
+            install_on(&base, &portal).await;
             let client = MessengerClient::new(&base, "acme", secret.clone());
             let first = client
                 .post_event("message.created", created("c0-0", "u", "first", "x"))

@@ -2,40 +2,24 @@
 //! `deletion_id` shows the webhook that brought it, the Bitrix24 request that carried it and the
 //! `deletion.completed` callback (spans carry the id from the route to the callback).
 
-use openchannel_sim::messenger::{FakeMessenger, MessengerClient};
-use openchannel_sim::portal::{FakePortal, FakePortalConfig};
-use openchannel_sim::webhooks::Secret;
+use openchannel_sim::messenger::MessengerClient;
 use serde_json::{Value, json};
 
-use crate::crash::serve_logged;
+use crate::crash::{BinaryWorld, install_on, serve_logged};
 use crate::helpers::*;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_deletions_log_lines_are_found_by_its_id() {
-    let options = TestOptions::default();
-    openchannel_gateway::tls::install_provider();
-    let portal = FakePortal::start(FakePortalConfig::default())
-        .await
-        .unwrap();
-    let secret = Secret::generate();
-    let messenger = FakeMessenger::start(secret.clone()).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("gateway.toml");
-    std::fs::write(
-        &config,
-        config_toml(&options, &portal, &messenger, &secret, dir.path()),
-    )
-    .unwrap();
+    let BinaryWorld {
+        portal,
+        secret,
+        messenger,
+        dir: _dir,
+        config,
+    } = BinaryWorld::start(&TestOptions::default()).await;
     let (_child, port, lines) = serve_logged(&config, true);
     let base = format!("http://127.0.0.1:{port}");
-    let install = reqwest::Client::new()
-        .post(format!("{base}/bitrix/install"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(portal.install_event_body())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(install.status(), 200);
+    install_on(&base, &portal).await;
     let client = MessengerClient::new(&base, "acme", secret.clone());
     for i in 0..3 {
         let reply = client
