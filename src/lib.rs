@@ -17,6 +17,7 @@ pub mod data_dir;
 pub mod domain;
 pub mod http;
 pub mod idle_refresh;
+pub mod ids;
 pub mod log_escape;
 pub mod messenger;
 pub mod metrics;

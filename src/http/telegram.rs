@@ -14,12 +14,13 @@ use serde_json::json;
 
 use super::error::{ApiError, bad_request, not_found, unauthorized};
 use super::{AppState, Channel, body, csrf};
+use crate::domain::Event;
 use crate::domain::now_ms;
-use crate::messenger::inbound::PlatformEvent;
+use crate::ids::{ChannelId, DeletionId, MemberId};
 use crate::metrics::Metrics;
 use crate::settings::TelegramSettings;
 use crate::store::WebhookReply;
-use crate::store::ingest::{IngestEvent, IngestOutcome, IngestRequest};
+use crate::store::ingest::{IngestOutcome, IngestRequest};
 use crate::telegram::api::ApiError as BotError;
 use crate::telegram::media::{self, MediaClaims};
 use crate::telegram::update::{self, MediaFile};
@@ -125,13 +126,14 @@ async fn accept(
     let mut accepted = false;
     let mut first = None;
     for (n, event) in mapped.events.into_iter().enumerate() {
-        let (event, reply) = ingest_event(event);
+        let (deletion_id, reply) = reply_for(&event);
         let request = IngestRequest {
-            channel: channel_id.to_string(),
+            channel: ChannelId::from(channel_id),
             webhook_id: format!("tg:{}#{n}", mapped.update_id),
-            portal: channel.settings.portal.clone(),
+            portal: MemberId::from(channel.settings.portal.as_str()),
             line: channel.settings.line,
             event,
+            deletion_id,
             reply: WebhookReply {
                 status: 200,
                 body: reply,
@@ -156,44 +158,15 @@ async fn accept(
     Ok((kind, outcome, first))
 }
 
-/// The stored form of a platform event, and the reply kept for a repeat.
-fn ingest_event(event: PlatformEvent) -> (IngestEvent, String) {
-    let accepted = r#"{"status":"accepted"}"#.to_string();
+/// A deletion's id (made here), and the reply kept for a repeat.
+fn reply_for(event: &Event) -> (Option<DeletionId>, String) {
     match event {
-        PlatformEvent::Created(m) => (IngestEvent::Created(m), accepted),
-        PlatformEvent::Updated(m) => (IngestEvent::Updated(m), accepted),
-        PlatformEvent::Deleted {
-            chat_id,
-            user_id,
-            message_ids,
-        } => {
-            let bits: u128 = rand::random();
-            let deletion_id = format!("del_{bits:032x}");
+        Event::Deleted { message_ids, .. } => {
+            let deletion_id = DeletionId::generate();
             let reply = json!({ "deletion_id": deletion_id, "items": message_ids.len() });
-            let event = IngestEvent::Deleted {
-                deletion_id,
-                chat_id,
-                user_id,
-                message_ids,
-            };
-            (event, reply.to_string())
+            (Some(deletion_id), reply.to_string())
         }
-        PlatformEvent::Reaction {
-            added,
-            chat_id,
-            user_id,
-            message_id,
-            reaction,
-        } => (
-            IngestEvent::Reaction {
-                added,
-                chat_id,
-                user_id,
-                message_id,
-                reaction,
-            },
-            accepted,
-        ),
+        _ => (None, r#"{"status":"accepted"}"#.to_string()),
     }
 }
 

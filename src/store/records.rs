@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::domain::CustomerMessage;
+use crate::ids::DeletionId;
 
 /// A portal that installed the app (`memberid_portal`). Every address and token here comes from
 /// a trusted authorization server's reply, never from an install request (contract §5).
@@ -285,7 +286,7 @@ pub enum OpKind {
     Update { message: CustomerMessage },
     /// One item of a deletion: `imconnector.delete.messages`.
     Delete {
-        deletion_id: String,
+        deletion_id: DeletionId,
         message_id: String,
         user_id: String,
     },
@@ -426,7 +427,7 @@ impl EventRecord {
 /// One `message.deleted` event: its summary.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeletionRecord {
-    pub id: String,
+    pub id: DeletionId,
     pub channel: String,
     pub created_at_ms: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -490,7 +491,7 @@ pub enum DeliveryPayload {
         data: serde_json::Value,
     },
     DeletionReport {
-        deletion_id: String,
+        deletion_id: DeletionId,
     },
     /// `operator.message.created`; on success the platform's ids are reported back to
     /// Bitrix24 with `imconnector.send.status.delivery`.
