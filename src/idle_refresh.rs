@@ -38,14 +38,19 @@ pub fn due(store: &Store, now_ms: u64) -> Vec<String> {
 }
 
 /// Run until cancelled: check at start, then every [`CHECK_EVERY`].
-pub async fn run(store: Store, client: Arc<BitrixClient>, cancel: CancellationToken) {
+pub async fn run(
+    store: Store,
+    client: Arc<BitrixClient>,
+    clock: crate::clock::Clock,
+    cancel: CancellationToken,
+) {
     let mut timer = tokio::time::interval(CHECK_EVERY);
     loop {
         tokio::select! {
             _ = timer.tick() => {}
             _ = cancel.cancelled() => return,
         }
-        for portal in due(&store, crate::domain::now_ms()) {
+        for portal in due(&store, clock.now_ms()) {
             match client.refresh_now(&portal).await {
                 Ok(()) => tracing::info!(portal, "idle portal's tokens renewed"),
                 Err(e) => tracing::warn!(portal, error = %e, "idle portal's tokens not renewed"),

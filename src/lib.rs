@@ -13,6 +13,7 @@
 //!   with this one).
 pub mod bitrix;
 pub mod cli;
+pub mod clock;
 pub mod data_dir;
 pub mod domain;
 pub mod http;

@@ -13,7 +13,6 @@ use crate::bitrix::auth_scan;
 use crate::bitrix::events::{self, BitrixEvent, EventError, OperatorMessage};
 use crate::bitrix::form;
 use crate::bitrix::operator_files;
-use crate::domain::now_ms;
 use crate::store::operator::{Action, Intake, IntakeOutcome, OperatorKind};
 use crate::store::{PortalRecord, PortalStatus};
 
@@ -44,7 +43,7 @@ pub async fn receive(
         digest: Sha256::digest(&body).to_vec(),
         portal: portal.member_id.clone(),
         action: action.clone(),
-        now_ms: now_ms(),
+        now_ms: state.clock.now_ms(),
     };
     let outcome = state.store.commit(move |d| d.take_event(&intake)).await?;
     if outcome == IntakeOutcome::Duplicate {

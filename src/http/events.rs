@@ -8,7 +8,6 @@ use tracing::Instrument as _;
 use super::error::{ApiError, bad_request, not_found, unauthorized};
 use super::{AppState, body};
 use crate::domain::Event;
-use crate::domain::now_ms;
 use crate::ids::{ChannelId, DeletionId, MemberId};
 use crate::messenger::inbound;
 use crate::metrics::Metrics;
@@ -61,13 +60,13 @@ async fn accept(
         timestamp: header(signature::HEADER_TIMESTAMP),
         signature: header(signature::HEADER_SIGNATURE),
     };
-    signature::verify(&channel.secret, &headers, &body, (state.clock)())
+    signature::verify(&channel.secret, &headers, &body, state.clock.now_secs())
         .map_err(signature_error)?;
     let webhook_id = headers.id.unwrap_or_default().to_string();
     tracing::Span::current().record("webhook_id", webhook_id.as_str());
     let event = inbound::parse(&body).map_err(|e| bad_request(e.code, e.message))?;
     let kind = event.type_name();
-    let now = now_ms();
+    let now = state.clock.now_ms();
     let (deletion_id, reply_body) = match &event {
         Event::Created(_) | Event::Updated(_) => (None, ACCEPTED.to_string()),
         Event::Deleted { message_ids, .. } => {

@@ -62,10 +62,12 @@ pub async fn action(
         expires,
     };
     let key = state.store.placement_key()?;
-    csrf::verify(&key, &claims, &text(&form, "csrf"), (state.clock)()).map_err(|e| match e {
-        CsrfError::Invalid => forbidden("csrf_invalid", e.to_string()),
-        CsrfError::Expired => forbidden("csrf_expired", e.to_string()),
-    })?;
+    csrf::verify(&key, &claims, &text(&form, "csrf"), state.clock.now_secs()).map_err(
+        |e| match e {
+            CsrfError::Invalid => forbidden("csrf_invalid", e.to_string()),
+            CsrfError::Expired => forbidden("csrf_expired", e.to_string()),
+        },
+    )?;
     let portal = state
         .store
         .portal(&member_id)?
@@ -243,7 +245,7 @@ async fn render(
     if channels.is_empty() {
         actions.retain(|a| *a != Action::Activate);
     }
-    let expires = (state.clock)() + csrf::TTL_SECS;
+    let expires = state.clock.now_secs() + csrf::TTL_SECS;
     let forms = actions
         .into_iter()
         .map(|action| {

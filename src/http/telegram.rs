@@ -15,7 +15,6 @@ use serde_json::json;
 use super::error::{ApiError, bad_request, not_found, unauthorized};
 use super::{AppState, Channel, body, csrf};
 use crate::domain::Event;
-use crate::domain::now_ms;
 use crate::ids::{ChannelId, DeletionId, MemberId};
 use crate::metrics::Metrics;
 use crate::settings::TelegramSettings;
@@ -96,7 +95,7 @@ async fn accept(
         ));
     }
     let body = body::read_body(req, payload, &state.settings.server).await?;
-    let now = now_ms();
+    let now = state.clock.now_ms();
     let public = state.settings.public_base().to_string();
     let expires = (now / 1000) as i64 + media::LINK_TTL_SECS;
     let link = |f: &MediaFile| {
@@ -220,7 +219,7 @@ async fn serve(token: &str, state: &AppState) -> (&'static str, HttpResponse) {
     let Some((channel, settings)) = telegram_channel(state, &claims.channel) else {
         return not_found();
     };
-    let now = (now_ms() / 1000) as i64;
+    let now = state.clock.now_secs();
     let Some(claims) = media::verify(&channel.secret, token, now) else {
         return not_found();
     };
