@@ -28,7 +28,7 @@ pub fn due(store: &Store, now_ms: u64) -> Vec<String> {
                     && p.needs_reinstall.is_none()
                     && p.updated_at_ms < cutoff
             })
-            .map(|p| p.member_id)
+            .map(|p| p.member_id.into_string())
             .collect(),
         Err(e) => {
             tracing::warn!(error = %e, "cannot list portals for the idle refresh");

@@ -41,7 +41,7 @@ pub async fn receive(
     tracing::info!(portal = %portal.member_id, event = ?name, handler = ?events::handler_id(&form), "Bitrix24 event");
     let intake = Intake {
         digest: Sha256::digest(&body).to_vec(),
-        portal: portal.member_id.clone(),
+        portal: portal.member_id.to_string(),
         action: action.clone(),
         now_ms: state.clock.now_ms(),
     };

@@ -258,7 +258,7 @@ async fn render(
             ActionForm {
                 action,
                 fields: vec![
-                    ("member_id", portal.member_id.clone()),
+                    ("member_id", portal.member_id.to_string()),
                     ("line", line.to_string()),
                     ("action", action.as_str().to_string()),
                     ("expires", expires.to_string()),
@@ -271,7 +271,7 @@ async fn render(
         connector_name: state.settings.connector.name.clone(),
         connector_id: connector.clone(),
         portal_domain: portal.domain.clone(),
-        member_id: portal.member_id.clone(),
+        member_id: portal.member_id.to_string(),
         line,
         state: line_state,
         channels,

@@ -3,13 +3,13 @@
 use serde::{Deserialize, Serialize};
 
 use crate::domain::CustomerMessage;
-use crate::ids::DeletionId;
+use crate::ids::{DeletionId, MemberId};
 
 /// A portal that installed the app (`memberid_portal`). Every address and token here comes from
 /// a trusted authorization server's reply, never from an install request (contract §5).
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct PortalRecord {
-    pub member_id: String,
+    pub member_id: MemberId,
     /// Portal host, e.g. `acme.bitrix24.com` (the host of `client_endpoint`).
     pub domain: String,
     /// REST base, e.g. `https://acme.bitrix24.com/rest/`.
@@ -61,7 +61,7 @@ impl PortalRecord {
     /// A freshly installed portal, not yet set up.
     pub fn installed(i: Installation, now_ms: u64) -> PortalRecord {
         PortalRecord {
-            member_id: i.member_id,
+            member_id: i.member_id.into(),
             domain: i.domain,
             client_endpoint: i.client_endpoint,
             oauth_server: i.oauth_server,
