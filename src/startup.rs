@@ -121,7 +121,8 @@ impl Application {
         }
         let client = Arc::new(
             BitrixClient::new(settings.bitrix.clone(), store.clone(), metrics.clone())
-                .map_err(|e| StartError::Client(e.to_string()))?,
+                .map_err(|e| StartError::Client(e.to_string()))?
+                .with_clock(clock.clone()),
         );
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
@@ -151,7 +152,9 @@ impl Application {
         let deliverer = Deliverer {
             store: store.clone(),
             settings: settings.clone(),
-            client: OutboundClient::new(telegram.clone()).map_err(StartError::Client)?,
+            client: OutboundClient::new(telegram.clone())
+                .map_err(StartError::Client)?
+                .with_clock(clock.clone()),
             bitrix: client.clone(),
             metrics: metrics.clone(),
             wake: deliveries,

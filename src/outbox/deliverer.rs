@@ -180,6 +180,7 @@ impl Deliverer {
             store: &self.store,
             bitrix: &self.bitrix,
             settings: &self.settings,
+            clock: &self.clock,
         }
     }
 
