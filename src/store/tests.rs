@@ -834,3 +834,21 @@ fn the_store_depends_on_no_other_boundary() {
         }
     }
 }
+
+#[test]
+fn records_holding_typed_ids_keep_their_stored_bytes() {
+    // As written before the ids were typed: the bytes read back and are written again unchanged.
+    let stored = br#"{"id":"del_1","channel":"acme","created_at_ms":5,"total":2,"pending":1}"#;
+    let record: DeletionRecord = super::codec::decode("test", stored).unwrap();
+    assert_eq!(record.id, "del_1");
+    assert_eq!(super::codec::encode(&record), stored.to_vec());
+    let stored = br#"{"kind":"deletion_report","deletion_id":"del_1"}"#;
+    let payload: DeliveryPayload = super::codec::decode("test", stored).unwrap();
+    assert_eq!(
+        payload,
+        DeliveryPayload::DeletionReport {
+            deletion_id: "del_1".into()
+        }
+    );
+    assert_eq!(super::codec::encode(&payload), stored.to_vec());
+}
