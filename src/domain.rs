@@ -60,6 +60,41 @@ pub struct CustomerMessage {
     pub message: MessageBody,
 }
 
+/// A validated platform event, from the parse (`messenger::inbound`, `telegram::update`) to the
+/// store (`store::ingest`). A deletion's id is not part of it: the HTTP layer makes one and
+/// passes it in `IngestRequest::deletion_id`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    Created(CustomerMessage),
+    Updated(CustomerMessage),
+    Deleted {
+        chat_id: String,
+        user_id: Option<String>,
+        message_ids: Vec<String>,
+    },
+    /// `reaction.added` / `reaction.removed` on a message (an operator's, by its external id).
+    Reaction {
+        added: bool,
+        chat_id: String,
+        user_id: String,
+        message_id: String,
+        reaction: String,
+    },
+}
+
+impl Event {
+    /// The event type as on the wire.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Event::Created(_) => "message.created",
+            Event::Updated(_) => "message.updated",
+            Event::Deleted { .. } => "message.deleted",
+            Event::Reaction { added: true, .. } => "reaction.added",
+            Event::Reaction { added: false, .. } => "reaction.removed",
+        }
+    }
+}
+
 /// Milliseconds since the Unix epoch, the gateway's one timestamp unit.
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()

@@ -28,7 +28,7 @@ pub fn due(store: &Store, now_ms: u64) -> Vec<String> {
                     && p.needs_reinstall.is_none()
                     && p.updated_at_ms < cutoff
             })
-            .map(|p| p.member_id)
+            .map(|p| p.member_id.into_string())
             .collect(),
         Err(e) => {
             tracing::warn!(error = %e, "cannot list portals for the idle refresh");
@@ -38,14 +38,19 @@ pub fn due(store: &Store, now_ms: u64) -> Vec<String> {
 }
 
 /// Run until cancelled: check at start, then every [`CHECK_EVERY`].
-pub async fn run(store: Store, client: Arc<BitrixClient>, cancel: CancellationToken) {
+pub async fn run(
+    store: Store,
+    client: Arc<BitrixClient>,
+    clock: crate::clock::Clock,
+    cancel: CancellationToken,
+) {
     let mut timer = tokio::time::interval(CHECK_EVERY);
     loop {
         tokio::select! {
             _ = timer.tick() => {}
             _ = cancel.cancelled() => return,
         }
-        for portal in due(&store, crate::domain::now_ms()) {
+        for portal in due(&store, clock.now_ms()) {
             match client.refresh_now(&portal).await {
                 Ok(()) => tracing::info!(portal, "idle portal's tokens renewed"),
                 Err(e) => tracing::warn!(portal, error = %e, "idle portal's tokens not renewed"),

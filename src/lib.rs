@@ -13,10 +13,12 @@
 //!   with this one).
 pub mod bitrix;
 pub mod cli;
+pub mod clock;
 pub mod data_dir;
 pub mod domain;
 pub mod http;
 pub mod idle_refresh;
+pub mod ids;
 pub mod log_escape;
 pub mod messenger;
 pub mod metrics;

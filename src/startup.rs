@@ -15,7 +15,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::bitrix::BitrixClient;
-use crate::http::{self, AppState, Clock};
+use crate::clock::Clock;
+use crate::http::{self, AppState};
 use crate::messenger::outbound::OutboundClient;
 use crate::metrics::Metrics;
 use crate::outbox::deliverer::Deliverer;
@@ -49,7 +50,7 @@ pub enum StartError {
 /// Options that tests and tools change.
 #[derive(Default)]
 pub struct Options {
-    /// Clock for the webhook timestamp window (default: the system clock).
+    /// The gateway's one clock (default: the system's); tests pass a manual one.
     pub clock: Option<Clock>,
     /// An already bound listener to serve on instead of binding `server.listen` (lets a caller
     /// know the port before building, e.g. to put it in `server.public_url`).
@@ -89,6 +90,7 @@ impl Application {
         mut options: Options,
     ) -> Result<Application, StartError> {
         let settings = Arc::new(settings);
+        let clock = options.clock.take().unwrap_or_default();
         crate::data_dir::secure(&settings.storage.path).map_err(|e| StartError::Storage {
             path: settings.storage.path.display().to_string(),
             source: crate::store::StoreError::Unavailable(format!(
@@ -119,7 +121,8 @@ impl Application {
         }
         let client = Arc::new(
             BitrixClient::new(settings.bitrix.clone(), store.clone(), metrics.clone())
-                .map_err(|e| StartError::Client(e.to_string()))?,
+                .map_err(|e| StartError::Client(e.to_string()))?
+                .with_clock(clock.clone()),
         );
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
@@ -137,6 +140,7 @@ impl Application {
                 .max_queued
                 .unwrap_or(crate::outbox::MAX_QUEUED)
                 .max(1),
+            clock: clock.clone(),
             ..Context::new(
                 settings.clone(),
                 store.clone(),
@@ -148,23 +152,28 @@ impl Application {
         let deliverer = Deliverer {
             store: store.clone(),
             settings: settings.clone(),
-            client: OutboundClient::new(telegram.clone()).map_err(StartError::Client)?,
+            client: OutboundClient::new(telegram.clone())
+                .map_err(StartError::Client)?
+                .with_clock(clock.clone()),
             bitrix: client.clone(),
             metrics: metrics.clone(),
             wake: deliveries,
             progress: progress.clone(),
             cancel: cancel.clone(),
+            clock: clock.clone(),
         };
         tracker.spawn(deliverer.run());
         tracker.spawn(registrar.run(cancel.clone()));
         tracker.spawn(prune_old_records(
             store.clone(),
             settings.storage.retention(),
+            clock.clone(),
             cancel.clone(),
         ));
         tracker.spawn(crate::idle_refresh::run(
             store.clone(),
             client.clone(),
+            clock.clone(),
             cancel.clone(),
         ));
 
@@ -175,7 +184,7 @@ impl Application {
             outbox,
             client,
             metrics,
-            clock: options.clock.take().unwrap_or_else(http::system_clock),
+            clock,
             telegram,
         });
         let addr = settings.server.listen.clone();
@@ -266,14 +275,19 @@ impl Application {
 
 /// Hourly: prune what `storage.retention_days` no longer keeps (through the store's
 /// time-ordered index, in bounded chunks).
-async fn prune_old_records(store: Store, retention: Retention, cancel: CancellationToken) {
+async fn prune_old_records(
+    store: Store,
+    retention: Retention,
+    clock: Clock,
+    cancel: CancellationToken,
+) {
     let mut hourly = tokio::time::interval(std::time::Duration::from_secs(3600));
     loop {
         tokio::select! {
             _ = hourly.tick() => {}
             _ = cancel.cancelled() => return,
         }
-        match store.prune(crate::domain::now_ms(), retention).await {
+        match store.prune(clock.now_ms(), retention).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(removed = n, "records past retention pruned"),
             Err(e) => tracing::warn!(error = %e, "cannot prune old records"),

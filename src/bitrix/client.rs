@@ -17,6 +17,7 @@ use super::envelope::{self, Success};
 use super::pacer::Pacer;
 use super::tokens::PortalTokens;
 use super::{BitrixError, form, labels, oauth};
+use crate::clock::Clock;
 use crate::metrics::Metrics;
 use crate::outbound_http::{PORTAL_REPLY_CAP, read_capped, snippet};
 use crate::settings::BitrixSettings;
@@ -58,6 +59,8 @@ pub struct BitrixClient {
     settings: BitrixSettings,
     metrics: Arc<Metrics>,
     gates: Mutex<HashMap<String, Arc<Gate>>>,
+    /// The gateway's clock: token expiry, suspensions, operating-budget windows.
+    clock: Clock,
 }
 
 /// Per-portal state: the bucket, the refresh lock, what the portal refused.
@@ -96,7 +99,14 @@ impl BitrixClient {
             settings,
             metrics,
             gates: Mutex::new(HashMap::new()),
+            clock: Clock::system(),
         })
+    }
+
+    /// The same client reading time from `clock` (the gateway's one clock).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Call `method` once (plus one retry after a token refresh) and return its `result`.
@@ -127,7 +137,7 @@ impl BitrixClient {
         self.count(method, &outcome);
         match outcome {
             Ok(success) => Ok(success.result),
-            Err(err) => Err(gate.note_error(method, &err)),
+            Err(err) => Err(gate.note_error(method, &err, self.clock.now_secs())),
         }
     }
 
@@ -160,7 +170,7 @@ impl BitrixClient {
             );
             if let Some(at) = not_before {
                 wait = wait.max(Duration::from_secs(
-                    at.saturating_sub(unix_now()).max(0) as u64
+                    at.saturating_sub(self.clock.now_secs()).max(0) as u64,
                 ));
             }
             tracing::info!(portal, method, error = %err, ?wait, "transient failure; retrying");
@@ -219,7 +229,7 @@ impl BitrixClient {
                     .and_then(|e| e.get(&c.key))
                     .and_then(|e| envelope::error_of(e, 0))
                 {
-                    return Err(gate.note_error(&c.method, &err));
+                    return Err(gate.note_error(&c.method, &err, self.clock.now_secs()));
                 }
                 results
                     .and_then(|r| r.get(&c.key))
@@ -268,7 +278,7 @@ impl BitrixClient {
 
     /// Unix seconds until which `method` is over its operating budget on this portal.
     pub fn method_blocked_until(&self, portal: &str, method: &str) -> Option<i64> {
-        let now = unix_now();
+        let now = self.clock.now_secs();
         let gate = self.gate(portal);
         let blocked = gate.blocked.lock();
         blocked.get(method).copied().filter(|&t| t > now)
@@ -301,7 +311,7 @@ impl BitrixClient {
         let mut refreshed = false;
         loop {
             let record = self.installed(portal)?;
-            gate.check_suspended()?;
+            gate.check_suspended(self.clock.now_secs())?;
             gate.pacer.acquire().await;
             let outcome = self.post(&record, method, &params).await;
             self.count(method, &outcome);
@@ -335,11 +345,11 @@ impl BitrixClient {
                                 code,
                                 "portal blocks the app: no request for a day"
                             );
-                            return Err(gate.suspend(&err, unix_now() + HARD_BLOCK_SECS));
+                            return Err(gate.suspend(&err, self.clock.now_secs() + HARD_BLOCK_SECS));
                         }
                         _ => {}
                     }
-                    return Err(gate.note_error(method, &err));
+                    return Err(gate.note_error(method, &err, self.clock.now_secs()));
                 }
             }
         }
@@ -438,7 +448,7 @@ impl BitrixClient {
                 tracing::error!(portal, %server, reason, "authorization revoked: the portal must reinstall the app; its work is held");
                 let marked = self
                     .tokens
-                    .revoke(portal, &current.refresh_token, &reason)
+                    .revoke(portal, &current.refresh_token, &reason, self.clock.now_ms())
                     .await?;
                 if marked {
                     self.metrics.portals_needing_reinstall.inc();
@@ -458,7 +468,7 @@ impl BitrixClient {
             });
         }
         let fresh = RotatedTokens {
-            expires_at: tokens.expires_at(unix_now()),
+            expires_at: tokens.expires_at(self.clock.now_secs()),
             client_endpoint: tokens.portal_endpoint().map(|e| (e.clone(), host_of(&e))),
             access_token: tokens.access_token,
             refresh_token: tokens.refresh_token,
@@ -469,7 +479,7 @@ impl BitrixClient {
             tracing::warn!(portal, from = %current.client_endpoint, to = %endpoint, "the portal moved: its new address is stored");
         }
         self.tokens
-            .rotate(portal, &current.refresh_token, fresh)
+            .rotate(portal, &current.refresh_token, fresh, self.clock.now_ms())
             .await?;
         tracing::info!(portal, "access token refreshed");
         Ok(())
@@ -534,9 +544,9 @@ impl BitrixClient {
 
 impl Gate {
     /// The error that suspended the portal, while it is suspended.
-    fn check_suspended(&self) -> Result<(), BitrixError> {
+    fn check_suspended(&self, now: i64) -> Result<(), BitrixError> {
         match &*self.suspended.lock() {
-            Some((until, err)) if *until > unix_now() => Err(err.clone()),
+            Some((until, err)) if *until > now => Err(err.clone()),
             _ => Ok(()),
         }
     }
@@ -563,7 +573,7 @@ impl Gate {
     }
 
     /// Remember an operating-limit block; fill in the reset time Bitrix24 last announced.
-    fn note_error(&self, method: &str, err: &BitrixError) -> BitrixError {
+    fn note_error(&self, method: &str, err: &BitrixError, now: i64) -> BitrixError {
         let BitrixError::Api {
             status,
             code,
@@ -576,7 +586,6 @@ impl Gate {
         if code != "OPERATION_TIME_LIMIT" {
             return err.clone();
         }
-        let now = unix_now();
         // Bitrix24: retry at the last `operating_reset_at` seen. A nested OPERATION_TIME_LIMIT
         // (inside `batch`) carries no reset of its own: without one learned from earlier
         // `result_time`s, leave the method alone for 1 s, then 2, 4… up to a minute.
@@ -628,9 +637,4 @@ pub fn host_of(url: &str) -> String {
             })
         })
         .unwrap_or_default()
-}
-
-/// Current unix time in seconds.
-pub fn unix_now() -> i64 {
-    (crate::domain::now_ms() / 1000) as i64
 }

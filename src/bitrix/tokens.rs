@@ -13,22 +13,24 @@ pub trait PortalTokens: Send + Sync + 'static {
     /// The portal's record (address, tokens, status), installed or not.
     fn portal(&self, member_id: &str) -> Result<Option<PortalRecord>, BitrixError>;
 
-    /// Record the tokens of a refresh, unless the portal's refresh token is no longer
+    /// Record the tokens of a refresh (at `now_ms`), unless the portal's refresh token is no longer
     /// `used_refresh` (another refresh or an install won meanwhile). Durable when it resolves.
     fn rotate(
         &self,
         member_id: &str,
         used_refresh: &str,
         fresh: RotatedTokens,
+        now_ms: u64,
     ) -> BoxFuture<'static, Result<(), BitrixError>>;
 
-    /// Record that the portal's authorization was revoked (`reason`), unless its refresh token
+    /// Record that the portal's authorization was revoked (`reason`, at `now_ms`), unless its refresh token
     /// is no longer `used_refresh`; true when this call marked it. Durable when it resolves.
     fn revoke(
         &self,
         member_id: &str,
         used_refresh: &str,
         reason: &str,
+        now_ms: u64,
     ) -> BoxFuture<'static, Result<bool, BitrixError>>;
 }
 
@@ -43,6 +45,7 @@ impl PortalTokens for Store {
         member_id: &str,
         used_refresh: &str,
         fresh: RotatedTokens,
+        now_ms: u64,
     ) -> BoxFuture<'static, Result<(), BitrixError>> {
         let (store, member, used) = (
             self.clone(),
@@ -51,7 +54,7 @@ impl PortalTokens for Store {
         );
         Box::pin(async move {
             store
-                .commit(move |d| d.rotate_tokens(&member, &used, &fresh, crate::domain::now_ms()))
+                .commit(move |d| d.rotate_tokens(&member, &used, &fresh, now_ms))
                 .await?;
             Ok(())
         })
@@ -62,6 +65,7 @@ impl PortalTokens for Store {
         member_id: &str,
         used_refresh: &str,
         reason: &str,
+        now_ms: u64,
     ) -> BoxFuture<'static, Result<bool, BitrixError>> {
         let (store, member, used, why) = (
             self.clone(),
@@ -71,9 +75,7 @@ impl PortalTokens for Store {
         );
         Box::pin(async move {
             Ok(store
-                .commit(move |d| {
-                    d.mark_needs_reinstall(&member, &used, &why, crate::domain::now_ms())
-                })
+                .commit(move |d| d.mark_needs_reinstall(&member, &used, &why, now_ms))
                 .await?)
         })
     }

@@ -13,7 +13,6 @@ use crate::bitrix::auth_scan;
 use crate::bitrix::events::{self, BitrixEvent, EventError, OperatorMessage};
 use crate::bitrix::form;
 use crate::bitrix::operator_files;
-use crate::domain::now_ms;
 use crate::store::operator::{Action, Intake, IntakeOutcome, OperatorKind};
 use crate::store::{PortalRecord, PortalStatus};
 
@@ -42,9 +41,9 @@ pub async fn receive(
     tracing::info!(portal = %portal.member_id, event = ?name, handler = ?events::handler_id(&form), "Bitrix24 event");
     let intake = Intake {
         digest: Sha256::digest(&body).to_vec(),
-        portal: portal.member_id.clone(),
+        portal: portal.member_id.to_string(),
         action: action.clone(),
-        now_ms: now_ms(),
+        now_ms: state.clock.now_ms(),
     };
     let outcome = state.store.commit(move |d| d.take_event(&intake)).await?;
     if outcome == IntakeOutcome::Duplicate {

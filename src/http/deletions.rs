@@ -7,6 +7,7 @@ use sha2::{Digest, Sha256};
 
 use super::AppState;
 use super::error::{ApiError, not_found, unauthorized};
+use crate::ids::DeletionId;
 use crate::report::deletion_report;
 
 /// The report of contract §3.
@@ -16,10 +17,11 @@ pub async fn get(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     require_admin(&req, &state)?;
-    let (record, items) = state.store.deletion(&path)?.ok_or_else(|| {
+    let deletion_id = DeletionId::from(path.into_inner());
+    let (record, items) = state.store.deletion(&deletion_id)?.ok_or_else(|| {
         not_found(
             "unknown_deletion",
-            format!("no deletion {:?}", path.as_str()),
+            format!("no deletion {:?}", deletion_id.as_str()),
         )
     })?;
     Ok(HttpResponse::Ok().json(deletion_report(&record, &items)))

@@ -7,12 +7,13 @@ use tracing::Instrument as _;
 
 use super::error::{ApiError, bad_request, not_found, unauthorized};
 use super::{AppState, body};
-use crate::domain::now_ms;
-use crate::messenger::inbound::{self, PlatformEvent};
+use crate::domain::Event;
+use crate::ids::{ChannelId, DeletionId, MemberId};
+use crate::messenger::inbound;
 use crate::metrics::Metrics;
 use crate::signature::{self, ReceivedHeaders, SignatureError};
 use crate::store::WebhookReply;
-use crate::store::ingest::{IngestEvent, IngestOutcome, IngestRequest};
+use crate::store::ingest::{IngestOutcome, IngestRequest};
 
 /// The body of a 202 for anything but a deletion.
 const ACCEPTED: &str = r#"{"status":"accepted"}"#;
@@ -59,68 +60,45 @@ async fn accept(
         timestamp: header(signature::HEADER_TIMESTAMP),
         signature: header(signature::HEADER_SIGNATURE),
     };
-    signature::verify(&channel.secret, &headers, &body, (state.clock)())
+    signature::verify(&channel.secret, &headers, &body, state.clock.now_secs())
         .map_err(signature_error)?;
     let webhook_id = headers.id.unwrap_or_default().to_string();
     tracing::Span::current().record("webhook_id", webhook_id.as_str());
     let event = inbound::parse(&body).map_err(|e| bad_request(e.code, e.message))?;
     let kind = event.type_name();
-    let now = now_ms();
-    let (event, reply_body) = match event {
-        PlatformEvent::Created(m) => (IngestEvent::Created(m), ACCEPTED.to_string()),
-        PlatformEvent::Updated(m) => (IngestEvent::Updated(m), ACCEPTED.to_string()),
-        PlatformEvent::Deleted {
-            chat_id,
-            user_id,
-            message_ids,
-        } => {
-            let deletion_id = new_deletion_id();
+    let now = state.clock.now_ms();
+    let (deletion_id, reply_body) = match &event {
+        Event::Created(_) | Event::Updated(_) => (None, ACCEPTED.to_string()),
+        Event::Deleted { message_ids, .. } => {
+            let deletion_id = DeletionId::generate();
             tracing::Span::current().record("deletion_id", deletion_id.as_str());
             let reply =
                 json!({ "deletion_id": deletion_id, "items": message_ids.len() }).to_string();
-            let event = IngestEvent::Deleted {
-                deletion_id,
-                chat_id,
-                user_id,
-                message_ids,
-            };
-            (event, reply)
+            (Some(deletion_id), reply)
         }
-        PlatformEvent::Reaction {
-            added,
-            chat_id,
-            user_id,
-            message_id,
-            reaction,
-        } => {
+        Event::Reaction { reaction, .. } => {
             if !state.settings.bot.enabled {
                 return Err(bad_request(
                     "bot_disabled",
                     "reactions need the chat-bot, and bot.enabled is false",
                 ));
             }
-            if !crate::bitrix::reactions::is_known(&reaction) {
+            if !crate::bitrix::reactions::is_known(reaction) {
                 return Err(bad_request(
                     "unknown_reaction",
                     format!("{reaction:?} is not a Bitrix24 reaction code"),
                 ));
             }
-            let event = IngestEvent::Reaction {
-                added,
-                chat_id,
-                user_id,
-                message_id,
-                reaction,
-            };
-            (event, ACCEPTED.to_string())
+            (None, ACCEPTED.to_string())
         }
     };
     let request = IngestRequest {
-        channel: channel_id.to_string(),
+        channel: ChannelId::from(channel_id),
         webhook_id,
-        portal: channel.settings.portal.clone(),
+        portal: MemberId::from(channel.settings.portal.as_str()),
         line: channel.settings.line,
         event,
+        deletion_id,
         reply: WebhookReply {
             status: 202,
             body: reply_body,
@@ -156,10 +134,4 @@ fn signature_error(e: SignatureError) -> ApiError {
         SignatureError::NoMatchingSignature => "invalid_signature",
     };
     unauthorized(code, e.to_string())
-}
-
-/// `del_` + 128 random bits in hex.
-fn new_deletion_id() -> String {
-    let bits: u128 = rand::random();
-    format!("del_{bits:032x}")
 }

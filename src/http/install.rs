@@ -18,7 +18,6 @@ use super::{AppState, body, csrf};
 use crate::bitrix::client::host_of;
 use crate::bitrix::oauth::Tokens;
 use crate::bitrix::{BitrixError, form};
-use crate::domain::now_ms;
 use crate::metrics::Metrics;
 use crate::store::{Installation, PortalRecord, PortalStatus};
 
@@ -65,7 +64,8 @@ pub async fn install(
         }
     };
     Metrics::inc1(&state.metrics.installs, "outcome", "verified");
-    let record = record(&claim, verified, existing.as_ref());
+    let now = state.clock.now_ms();
+    let record = record(&claim, verified, existing.as_ref(), now);
     let member_id = record.member_id.clone();
     tracing::info!(portal = %member_id, domain = ?record.domain, server = %record.oauth_server, page = claim.page, "install verified");
     let was_revoked = existing.is_some_and(|p| p.needs_reinstall.is_some());
@@ -210,8 +210,12 @@ async fn verify(state: &AppState, claim: &Claim) -> Result<Verified, Refusal> {
 }
 
 /// The portal record of a verified install: address and tokens from the authorization server.
-fn record(claim: &Claim, verified: Verified, existing: Option<&PortalRecord>) -> PortalRecord {
-    let now = now_ms();
+fn record(
+    claim: &Claim,
+    verified: Verified,
+    existing: Option<&PortalRecord>,
+    now: u64,
+) -> PortalRecord {
     let Verified {
         server,
         tokens,

@@ -27,13 +27,7 @@ use crate::settings::{ChannelSettings, Settings};
 use crate::signature::WebhookSecret;
 use crate::store::Store;
 
-/// Current unix time in seconds; injectable for tests of the signature window.
-pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
-
-/// The real clock.
-pub fn system_clock() -> Clock {
-    Arc::new(|| (crate::domain::now_ms() / 1000) as i64)
-}
+pub use crate::clock::Clock;
 
 /// A configured channel with its parsed secret.
 pub struct Channel {
@@ -49,6 +43,7 @@ pub struct AppState {
     pub outbox: Outbox,
     pub client: Arc<BitrixClient>,
     pub metrics: Arc<Metrics>,
+    /// The gateway's clock: signature windows, CSRF expiry, acceptance times.
     pub clock: Clock,
     /// The Bot API client of Telegram channels (media links).
     pub telegram: Arc<crate::telegram::api::BotApi>,

@@ -62,10 +62,12 @@ pub async fn action(
         expires,
     };
     let key = state.store.placement_key()?;
-    csrf::verify(&key, &claims, &text(&form, "csrf"), (state.clock)()).map_err(|e| match e {
-        CsrfError::Invalid => forbidden("csrf_invalid", e.to_string()),
-        CsrfError::Expired => forbidden("csrf_expired", e.to_string()),
-    })?;
+    csrf::verify(&key, &claims, &text(&form, "csrf"), state.clock.now_secs()).map_err(
+        |e| match e {
+            CsrfError::Invalid => forbidden("csrf_invalid", e.to_string()),
+            CsrfError::Expired => forbidden("csrf_expired", e.to_string()),
+        },
+    )?;
     let portal = state
         .store
         .portal(&member_id)?
@@ -243,7 +245,7 @@ async fn render(
     if channels.is_empty() {
         actions.retain(|a| *a != Action::Activate);
     }
-    let expires = (state.clock)() + csrf::TTL_SECS;
+    let expires = state.clock.now_secs() + csrf::TTL_SECS;
     let forms = actions
         .into_iter()
         .map(|action| {
@@ -256,7 +258,7 @@ async fn render(
             ActionForm {
                 action,
                 fields: vec![
-                    ("member_id", portal.member_id.clone()),
+                    ("member_id", portal.member_id.to_string()),
                     ("line", line.to_string()),
                     ("action", action.as_str().to_string()),
                     ("expires", expires.to_string()),
@@ -269,7 +271,7 @@ async fn render(
         connector_name: state.settings.connector.name.clone(),
         connector_id: connector.clone(),
         portal_domain: portal.domain.clone(),
-        member_id: portal.member_id.clone(),
+        member_id: portal.member_id.to_string(),
         line,
         state: line_state,
         channels,

@@ -14,12 +14,12 @@ use serde_json::json;
 
 use super::error::{ApiError, bad_request, not_found, unauthorized};
 use super::{AppState, Channel, body, csrf};
-use crate::domain::now_ms;
-use crate::messenger::inbound::PlatformEvent;
+use crate::domain::Event;
+use crate::ids::{ChannelId, DeletionId, MemberId};
 use crate::metrics::Metrics;
 use crate::settings::TelegramSettings;
 use crate::store::WebhookReply;
-use crate::store::ingest::{IngestEvent, IngestOutcome, IngestRequest};
+use crate::store::ingest::{IngestOutcome, IngestRequest};
 use crate::telegram::api::ApiError as BotError;
 use crate::telegram::media::{self, MediaClaims};
 use crate::telegram::update::{self, MediaFile};
@@ -95,7 +95,7 @@ async fn accept(
         ));
     }
     let body = body::read_body(req, payload, &state.settings.server).await?;
-    let now = now_ms();
+    let now = state.clock.now_ms();
     let public = state.settings.public_base().to_string();
     let expires = (now / 1000) as i64 + media::LINK_TTL_SECS;
     let link = |f: &MediaFile| {
@@ -125,13 +125,14 @@ async fn accept(
     let mut accepted = false;
     let mut first = None;
     for (n, event) in mapped.events.into_iter().enumerate() {
-        let (event, reply) = ingest_event(event);
+        let (deletion_id, reply) = reply_for(&event);
         let request = IngestRequest {
-            channel: channel_id.to_string(),
+            channel: ChannelId::from(channel_id),
             webhook_id: format!("tg:{}#{n}", mapped.update_id),
-            portal: channel.settings.portal.clone(),
+            portal: MemberId::from(channel.settings.portal.as_str()),
             line: channel.settings.line,
             event,
+            deletion_id,
             reply: WebhookReply {
                 status: 200,
                 body: reply,
@@ -156,44 +157,15 @@ async fn accept(
     Ok((kind, outcome, first))
 }
 
-/// The stored form of a platform event, and the reply kept for a repeat.
-fn ingest_event(event: PlatformEvent) -> (IngestEvent, String) {
-    let accepted = r#"{"status":"accepted"}"#.to_string();
+/// A deletion's id (made here), and the reply kept for a repeat.
+fn reply_for(event: &Event) -> (Option<DeletionId>, String) {
     match event {
-        PlatformEvent::Created(m) => (IngestEvent::Created(m), accepted),
-        PlatformEvent::Updated(m) => (IngestEvent::Updated(m), accepted),
-        PlatformEvent::Deleted {
-            chat_id,
-            user_id,
-            message_ids,
-        } => {
-            let bits: u128 = rand::random();
-            let deletion_id = format!("del_{bits:032x}");
+        Event::Deleted { message_ids, .. } => {
+            let deletion_id = DeletionId::generate();
             let reply = json!({ "deletion_id": deletion_id, "items": message_ids.len() });
-            let event = IngestEvent::Deleted {
-                deletion_id,
-                chat_id,
-                user_id,
-                message_ids,
-            };
-            (event, reply.to_string())
+            (Some(deletion_id), reply.to_string())
         }
-        PlatformEvent::Reaction {
-            added,
-            chat_id,
-            user_id,
-            message_id,
-            reaction,
-        } => (
-            IngestEvent::Reaction {
-                added,
-                chat_id,
-                user_id,
-                message_id,
-                reaction,
-            },
-            accepted,
-        ),
+        _ => (None, r#"{"status":"accepted"}"#.to_string()),
     }
 }
 
@@ -247,7 +219,7 @@ async fn serve(token: &str, state: &AppState) -> (&'static str, HttpResponse) {
     let Some((channel, settings)) = telegram_channel(state, &claims.channel) else {
         return not_found();
     };
-    let now = (now_ms() / 1000) as i64;
+    let now = state.clock.now_secs();
     let Some(claims) = media::verify(&channel.secret, token, now) else {
         return not_found();
     };

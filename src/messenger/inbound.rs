@@ -8,45 +8,12 @@
 use serde::{Deserialize, Deserializer, de};
 use serde_json::value::RawValue;
 
-use crate::domain::{ChatRef, CustomerMessage, FileRef, MessageBody, UserRef};
+use crate::domain::{ChatRef, CustomerMessage, Event, FileRef, MessageBody, UserRef};
 
 /// Most messages in one `message.deleted` event.
 pub const MAX_DELETE_ITEMS: usize = 1000;
 /// Longest accepted external ID.
 const MAX_ID_LEN: usize = 256;
-
-/// A validated platform event.
-#[derive(Debug, Clone, PartialEq)]
-pub enum PlatformEvent {
-    Created(CustomerMessage),
-    Updated(CustomerMessage),
-    Deleted {
-        chat_id: String,
-        user_id: Option<String>,
-        message_ids: Vec<String>,
-    },
-    /// `reaction.added` / `reaction.removed` on a message (an operator's, by its external id).
-    Reaction {
-        added: bool,
-        chat_id: String,
-        user_id: String,
-        message_id: String,
-        reaction: String,
-    },
-}
-
-impl PlatformEvent {
-    /// The event type as on the wire.
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            PlatformEvent::Created(_) => "message.created",
-            PlatformEvent::Updated(_) => "message.updated",
-            PlatformEvent::Deleted { .. } => "message.deleted",
-            PlatformEvent::Reaction { added: true, .. } => "reaction.added",
-            PlatformEvent::Reaction { added: false, .. } => "reaction.removed",
-        }
-    }
-}
 
 /// Why an event was refused: a stable snake_case code and a human message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -201,18 +168,14 @@ struct ReactionData {
 }
 
 /// Parse and validate a raw (already authenticated) body.
-pub fn parse(body: &[u8]) -> Result<PlatformEvent, InvalidEvent> {
+pub fn parse(body: &[u8]) -> Result<Event, InvalidEvent> {
     let envelope: Envelope = serde_json::from_slice(body)
         .map_err(|e| invalid("invalid_json", format!("body is not a JSON object: {e}")))?;
     let kind = envelope.kind.ok_or_else(|| missing("type"))?;
     let data = envelope.data.ok_or_else(|| missing("data"))?;
     match kind.as_ref() {
-        "message.created" => typed(data)
-            .and_then(customer_message)
-            .map(PlatformEvent::Created),
-        "message.updated" => typed(data)
-            .and_then(customer_message)
-            .map(PlatformEvent::Updated),
+        "message.created" => typed(data).and_then(customer_message).map(Event::Created),
+        "message.updated" => typed(data).and_then(customer_message).map(Event::Updated),
         "message.deleted" => typed(data).and_then(deleted),
         "reaction.added" => typed(data).and_then(|r| reaction(r, true)),
         "reaction.removed" => typed(data).and_then(|r| reaction(r, false)),
@@ -285,7 +248,7 @@ fn customer_message(data: MessageData) -> Result<CustomerMessage, InvalidEvent> 
     })
 }
 
-fn deleted(data: DeletedData) -> Result<PlatformEvent, InvalidEvent> {
+fn deleted(data: DeletedData) -> Result<Event, InvalidEvent> {
     if data.messages.is_empty() {
         return Err(invalid(
             "invalid_field",
@@ -301,18 +264,18 @@ fn deleted(data: DeletedData) -> Result<PlatformEvent, InvalidEvent> {
             ),
         ));
     }
-    Ok(PlatformEvent::Deleted {
+    Ok(Event::Deleted {
         chat_id: data.chat.id.0,
         user_id: data.user.and_then(|u| u.id).map(|id| id.0),
         message_ids: data.messages.into_iter().map(|m| m.id.0).collect(),
     })
 }
 
-fn reaction(data: ReactionData, added: bool) -> Result<PlatformEvent, InvalidEvent> {
+fn reaction(data: ReactionData, added: bool) -> Result<Event, InvalidEvent> {
     if data.reaction.is_empty() {
         return Err(missing("data.reaction"));
     }
-    Ok(PlatformEvent::Reaction {
+    Ok(Event::Reaction {
         added,
         chat_id: data.chat.id.0,
         user_id: data.user.id.0,

@@ -85,6 +85,8 @@ pub struct OutboundClient {
     http: reqwest::Client,
     /// Operators' events of Telegram channels go to the Bot API.
     telegram: Arc<BotApi>,
+    /// The gateway's clock: the signature's timestamp.
+    clock: crate::clock::Clock,
 }
 
 impl OutboundClient {
@@ -92,7 +94,17 @@ impl OutboundClient {
     pub fn new(telegram: Arc<BotApi>) -> Result<OutboundClient, String> {
         let http = crate::outbound_http::client(DELIVERY_TIMEOUT, DELIVERY_TIMEOUT)
             .map_err(|e| e.to_string())?;
-        Ok(OutboundClient { http, telegram })
+        Ok(OutboundClient {
+            http,
+            telegram,
+            clock: crate::clock::Clock::system(),
+        })
+    }
+
+    /// The same client reading time from `clock` (the gateway's one clock).
+    pub fn with_clock(mut self, clock: crate::clock::Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Deliver one event to the channel's platform: operators' events of a Telegram channel to
@@ -137,7 +149,7 @@ impl OutboundClient {
     ) -> Result<Answer, String> {
         let body = serde_json::to_vec(&json!({ "type": event_type, "data": data }))
             .map_err(|e| e.to_string())?;
-        let timestamp = (crate::domain::now_ms() / 1000) as i64;
+        let timestamp = self.clock.now_secs();
         let headers = signature::sign_headers(secret, webhook_id, timestamp, &body);
         let reply = self
             .http

@@ -21,7 +21,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::bitrix::messages::delivery_status_item;
 use crate::bitrix::{BitrixClient, Class, classify};
-use crate::domain::now_ms;
+use crate::clock::Clock;
 use crate::messenger::outbound::{self, Answer, OutboundClient};
 use crate::metrics::Metrics;
 use crate::outbox::notices::{NOTICE_AFTER_ATTEMPTS, Notices};
@@ -42,6 +42,8 @@ pub struct Deliverer {
     pub wake: Arc<Notify>,
     pub progress: Arc<watch::Sender<u64>>,
     pub cancel: CancellationToken,
+    /// The gateway's clock (due times, `max_age_secs`, what deliveries are stamped with).
+    pub clock: Clock,
 }
 
 /// How an attempt ended.
@@ -98,7 +100,7 @@ impl Deliverer {
             let until = match self.store.next_delivery(&channel) {
                 Err(e) => {
                     tracing::error!(channel, error = %e, "cannot read the delivery queue");
-                    Some(now_ms() + STORAGE_RETRY.as_millis() as u64)
+                    Some(self.clock.now_ms() + STORAGE_RETRY.as_millis() as u64)
                 }
                 Ok(None) => None,
                 Ok(Some((seq, due))) => {
@@ -106,7 +108,7 @@ impl Deliverer {
                         Some((held, at)) if held == seq => due.max(at),
                         _ => due,
                     };
-                    if due <= now_ms() {
+                    if due <= self.clock.now_ms() {
                         hold = None;
                         let step = tokio::select! {
                             step = self.head(&channel, seq) => step,
@@ -125,7 +127,10 @@ impl Deliverer {
             let timer = async {
                 match until {
                     Some(at) => {
-                        tokio::time::sleep(Duration::from_millis(at.saturating_sub(now_ms()))).await
+                        tokio::time::sleep(Duration::from_millis(
+                            at.saturating_sub(self.clock.now_ms()),
+                        ))
+                        .await
                     }
                     None => std::future::pending().await,
                 }
@@ -159,13 +164,13 @@ impl Deliverer {
                     Ok(()) => Step::Done,
                     Err(e) => {
                         tracing::error!(error = %e, "cannot drop a stale delivery queue entry");
-                        Step::RetryAt(now_ms() + STORAGE_RETRY.as_millis() as u64)
+                        Step::RetryAt(self.clock.now_ms() + STORAGE_RETRY.as_millis() as u64)
                     }
                 }
             }
             Err(e) => {
                 tracing::error!(seq, error = %e, "cannot read a delivery");
-                Step::RetryAt(now_ms() + STORAGE_RETRY.as_millis() as u64)
+                Step::RetryAt(self.clock.now_ms() + STORAGE_RETRY.as_millis() as u64)
             }
         }
     }
@@ -175,6 +180,7 @@ impl Deliverer {
             store: &self.store,
             bitrix: &self.bitrix,
             settings: &self.settings,
+            clock: &self.clock,
         }
     }
 
@@ -251,19 +257,20 @@ impl Deliverer {
         };
         let ids = outbound::answered_ids(&answer.body, *im_message_id);
         let (member, im) = (portal.clone(), *im_message_id);
+        let clock = self.clock.clone();
         if let Err(e) = self
             .store
-            .commit(move |d| d.operator_delivered(&member, im, &ids, now_ms()))
+            .commit(move |d| d.operator_delivered(&member, im, &ids, clock.now_ms()))
             .await
         {
             tracing::error!(error = %e, "cannot record the platform's ids; will deliver again");
-            return Step::RetryAt(now_ms() + STORAGE_RETRY.as_millis() as u64);
+            return Step::RetryAt(self.clock.now_ms() + STORAGE_RETRY.as_millis() as u64);
         }
         // Delivered after all: a notice saying otherwise goes.
         if let Ok(Some(record)) = self.store.operator(portal, im) {
             self.notices().resolved(portal, &record).await;
         }
-        delivery.delivered_at_ms = Some(now_ms());
+        delivery.delivered_at_ms = Some(self.clock.now_ms());
         let record = delivery.clone();
         if let Err(e) = self.store.commit(move |d| d.delivery_update(&record)).await {
             tracing::error!(error = %e, "cannot record a delivery");
@@ -287,7 +294,7 @@ impl Deliverer {
         let params = json!({
             "CONNECTOR": self.settings.connector.id,
             "LINE": record.line,
-            "MESSAGES": [delivery_status_item(record.im_chat_id, record.im_message_id, &record.external_ids, (now_ms() / 1000) as i64, &record.chat_id)],
+            "MESSAGES": [delivery_status_item(record.im_chat_id, record.im_message_id, &record.external_ids, (self.clock.now_ms() / 1000) as i64, &record.chat_id)],
         });
         match self
             .bitrix
@@ -301,8 +308,8 @@ impl Deliverer {
             }
             Err(e) => {
                 delivery.attempts += 1;
-                delivery.due_at_ms =
-                    now_ms() + self.settings.retry.delay(delivery.attempts).as_millis() as u64;
+                delivery.due_at_ms = self.clock.now_ms()
+                    + self.settings.retry.delay(delivery.attempts).as_millis() as u64;
                 delivery.last_error = Some(e.to_string());
                 let (at, record) = (delivery.due_at_ms, delivery.clone());
                 if let Err(e) = self.store.commit(move |d| d.delivery_update(&record)).await {
@@ -322,7 +329,7 @@ impl Deliverer {
 
     async fn retry(&self, mut delivery: Delivery, reason: String) -> Step {
         delivery.attempts += 1;
-        let age_ms = now_ms().saturating_sub(delivery.created_at_ms);
+        let age_ms = self.clock.now_ms().saturating_sub(delivery.created_at_ms);
         if is_operator(&delivery) && age_ms >= self.settings.retry.max_age_secs.saturating_mul(1000)
         {
             let reason = format!("gave up after {} attempts: {reason}", delivery.attempts);
@@ -344,7 +351,8 @@ impl Deliverer {
         {
             self.notices().failing(portal, &record, &reason).await;
         }
-        let retry_at = now_ms() + self.settings.retry.delay(delivery.attempts).as_millis() as u64;
+        let retry_at =
+            self.clock.now_ms() + self.settings.retry.delay(delivery.attempts).as_millis() as u64;
         tracing::warn!(channel = %delivery.channel, event = %delivery.event_type, attempts = delivery.attempts, error = %reason, "delivery to the platform failed; will retry");
         delivery.due_at_ms = retry_at;
         delivery.last_error = Some(reason);
@@ -377,11 +385,12 @@ impl Deliverer {
         };
         let failed_operator = operator.clone();
         let why = reason.clone();
+        let clock = self.clock.clone();
         let committed = self
             .store
             .commit(move |d| {
                 if let Some((portal, im)) = &failed_operator {
-                    d.operator_failed(portal, *im, &why, now_ms())?;
+                    d.operator_failed(portal, *im, &why, clock.now_ms())?;
                 }
                 d.delivery_update(&record)
             })

@@ -31,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::bitrix::BitrixClient;
+use crate::clock::Clock;
 use crate::metrics::Metrics;
 use crate::settings::{RetrySettings, Settings};
 use crate::store::feed::Committed;
@@ -60,6 +61,8 @@ pub struct Context {
     pub cancel: CancellationToken,
     /// Telegram webhook registration, asked again whenever a portal's setup runs.
     pub telegram: Option<Arc<crate::telegram::webhook::Registrar>>,
+    /// The gateway's clock (due times, retry windows, what results are stamped with).
+    pub clock: Clock,
 }
 
 impl Context {
@@ -90,6 +93,7 @@ impl Context {
             progress: Arc::new(watch::channel(0).0),
             cancel: CancellationToken::new(),
             telegram: None,
+            clock: Clock::system(),
         }
     }
 
@@ -305,9 +309,10 @@ pub async fn setup_now(
     };
     let report = crate::setup::run(&ctx.client, &ctx.settings, portal).await?;
     let (member, lines, bot_id) = (portal.to_string(), report.lines.clone(), report.bot_id);
+    let clock = ctx.clock.clone();
     ctx.store
         .commit(move |d| {
-            let now = crate::domain::now_ms();
+            let now = clock.now_ms();
             d.set_bot(&member, bot_id)?;
             for line in &lines {
                 let state = crate::store::ChannelState {

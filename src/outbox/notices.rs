@@ -7,7 +7,7 @@
 use serde_json::json;
 
 use crate::bitrix::BitrixClient;
-use crate::domain::now_ms;
+use crate::clock::Clock;
 use crate::settings::Settings;
 use crate::store::{Notice, OperatorRecord, Store};
 
@@ -19,6 +19,7 @@ pub struct Notices<'a> {
     pub store: &'a Store,
     pub bitrix: &'a BitrixClient,
     pub settings: &'a Settings,
+    pub clock: &'a Clock,
 }
 
 impl Notices<'_> {
@@ -40,7 +41,7 @@ impl Notices<'_> {
             Some(notice) if notice.final_failure => {}
             Some(notice) => {
                 let Some(bot) = self.bot(portal) else { return };
-                let params = json!({ "BOT_ID": bot, "MESSAGE_ID": notice.id, "MESSAGE": quote(record, &text), "SKIP_CONNECTOR": "Y" });
+                let params = json!({ "BOT_ID": bot, "MESSAGE_ID": notice.id, "MESSAGE": quote(record, &text, self.clock.now_ms()), "SKIP_CONNECTOR": "Y" });
                 match self
                     .bitrix
                     .call(portal, "imbot.message.update", params)
@@ -88,7 +89,7 @@ impl Notices<'_> {
         let params = json!({
             "BOT_ID": bot,
             "DIALOG_ID": format!("chat{}", record.im_chat_id),
-            "MESSAGE": quote(record, &text),
+            "MESSAGE": quote(record, &text, self.clock.now_ms()),
             "SKIP_CONNECTOR": "Y",
             "URL_PREVIEW": "N",
         });
@@ -137,7 +138,7 @@ impl Notices<'_> {
 }
 
 /// The notice text, with the start of the operator's message for context.
-fn quote(record: &OperatorRecord, text: &str) -> String {
+fn quote(record: &OperatorRecord, text: &str, now_ms: u64) -> String {
     let excerpt: String = record.text.chars().take(80).collect();
     let ellipsis = if record.text.chars().count() > 80 {
         "…"
@@ -146,6 +147,6 @@ fn quote(record: &OperatorRecord, text: &str) -> String {
     };
     format!(
         "{text}\n[i]{excerpt}{ellipsis}[/i] (sent {})",
-        crate::domain::rfc3339(record.created_at_ms.min(now_ms()))
+        crate::domain::rfc3339(record.created_at_ms.min(now_ms))
     )
 }

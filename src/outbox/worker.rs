@@ -14,7 +14,6 @@ use tracing::Instrument as _;
 use super::Context;
 use super::execute::Executor;
 use super::queue::{Call, Limits, Method, Plan, PortalQueue};
-use crate::domain::now_ms;
 use crate::metrics::Metrics;
 use crate::store::ops::{OpOutcome, OpResult};
 use crate::store::{EventRecord, Op, OpKind, OpRef};
@@ -80,7 +79,7 @@ impl PortalWorker {
             }
             let next = if self.installed {
                 self.queue.plan(
-                    now_ms(),
+                    self.ctx.clock.now_ms(),
                     self.limits(),
                     |m| self.blocked_until(m),
                     |l| !self.closed_lines.contains(&l),
@@ -91,7 +90,8 @@ impl PortalWorker {
             match next {
                 Plan::Wait(at) => {
                     if let Some(at) = at {
-                        let wait = Duration::from_millis(at.saturating_sub(now_ms()));
+                        let wait =
+                            Duration::from_millis(at.saturating_sub(self.ctx.clock.now_ms()));
                         timer.as_mut().reset(tokio::time::Instant::now() + wait);
                     }
                     tokio::select! {
@@ -113,7 +113,7 @@ impl PortalWorker {
                         self.handle(msg);
                     }
                     if let Plan::Send(calls) = self.queue.plan(
-                        now_ms(),
+                        self.ctx.clock.now_ms(),
                         self.limits(),
                         |m| self.blocked_until(m),
                         |l| !self.closed_lines.contains(&l),
@@ -305,10 +305,11 @@ impl PortalWorker {
                 "failed",
             );
         }
+        let clock = self.ctx.clock.clone();
         match self
             .ctx
             .store
-            .commit(move |d| d.apply_results(&unsendable, now_ms()))
+            .commit(move |d| d.apply_results(&unsendable, clock.now_ms()))
             .await
         {
             Ok(()) => {
@@ -346,10 +347,11 @@ impl PortalWorker {
                 outcome: OpOutcome::Retry,
             })
             .collect();
+        let clock = self.ctx.clock.clone();
         if let Err(e) = self
             .ctx
             .store
-            .commit(move |d| d.apply_results(&started, now_ms()))
+            .commit(move |d| d.apply_results(&started, clock.now_ms()))
             .await
         {
             tracing::error!(portal = %self.portal, error = %e, "cannot record an attempt; not sending");
@@ -370,7 +372,7 @@ impl PortalWorker {
             retry: &self.ctx.retry,
             metrics: &self.ctx.metrics,
         };
-        let executed = executor.execute(calls, now_ms).await;
+        let executed = executor.execute(calls, || self.ctx.clock.now_ms()).await;
         if executed.not_installed {
             tracing::warn!(portal = %self.portal, "portal has no installed app: holding its events");
             self.installed = false;
@@ -382,10 +384,11 @@ impl PortalWorker {
             .count();
         summarise(&results, executed.unsent.len());
         let recorded = results.clone();
+        let clock = self.ctx.clock.clone();
         let applied = self
             .ctx
             .store
-            .commit(move |d| d.apply_results(&recorded, now_ms()))
+            .commit(move |d| d.apply_results(&recorded, clock.now_ms()))
             .await;
         match applied {
             Ok(()) => {

@@ -183,7 +183,7 @@ pub(super) async fn play(
     out.line(format!(
         "Telegram -> gateway  deleted_business_messages [101, 102, 103, 99] (one update; 99 was written before the bot was connected)  <- {status}, deletion {deletion}"
     ));
-    let store_done = |s: &crate::store::Store| matches!(s.deletion(&deletion), Ok(Some((d, _))) if d.pending == 0);
+    let store_done = |s: &crate::store::Store| matches!(s.deletion(&deletion.as_str().into()), Ok(Some((d, _))) if d.pending == 0);
     world
         .wait_store("the deletion report", WAIT, store_done)
         .await?;

@@ -190,7 +190,7 @@ impl World {
         crate::store::DeletionRecord,
         Vec<crate::store::DeletionItem>,
     )> {
-        self.store.as_ref()?.deletion(id).ok().flatten()
+        self.store.as_ref()?.deletion(&id.into()).ok().flatten()
     }
 
     /// Stop the gateway (storage closed), then the fakes; the temp dir goes last.

@@ -4,12 +4,13 @@
 
 use super::codec::decode;
 use super::{Data, DeletionItem, DeletionRecord, DeletionReport, StoreError, Work, keys, trees};
+use crate::ids::DeletionId;
 
 impl Data {
     /// A deletion and its items in index order.
     pub fn deletion(
         &self,
-        deletion_id: &str,
+        deletion_id: &DeletionId,
     ) -> Result<Option<(DeletionRecord, Vec<DeletionItem>)>, StoreError> {
         // Lock-free for the caller (an HTTP worker): sled reads, no index shared with the writer.
         let pending = self

@@ -12,39 +12,23 @@ use super::{
     Data, DeletionItem, DeletionRecord, DeletionReport, EventRecord, ItemState, MessageRecord,
     OpRef, StoreError, WebhookReply, Work, deliveries, keys, trees,
 };
-use crate::domain::CustomerMessage;
+use crate::domain::Event;
+use crate::ids::{ChannelId, DeletionId, MemberId};
 
 /// An authenticated, validated platform event, ready to be stored.
 #[derive(Debug, Clone)]
 pub struct IngestRequest {
-    pub channel: String,
+    pub channel: ChannelId,
     pub webhook_id: String,
-    pub portal: String,
+    pub portal: MemberId,
     pub line: u64,
-    pub event: IngestEvent,
+    pub event: Event,
+    /// The id of an [`Event::Deleted`], made by the HTTP layer, which replies with it (`None` for
+    /// other events; a deletion without one gets a fresh id nobody was told).
+    pub deletion_id: Option<DeletionId>,
     /// The reply to give now and to replay for a retry of the same webhook-id.
     pub reply: WebhookReply,
     pub now_ms: u64,
-}
-
-/// The event kinds that lead to Bitrix24 work.
-#[derive(Debug, Clone)]
-pub enum IngestEvent {
-    Created(CustomerMessage),
-    Updated(CustomerMessage),
-    Deleted {
-        deletion_id: String,
-        chat_id: String,
-        user_id: Option<String>,
-        message_ids: Vec<String>,
-    },
-    Reaction {
-        added: bool,
-        chat_id: String,
-        user_id: String,
-        message_id: String,
-        reaction: String,
-    },
 }
 
 /// Result of [`Data::ingest`].
@@ -82,7 +66,7 @@ impl Data {
         let seq = self.generate_id()?;
         self.applied_seq
             .fetch_max(seq + 1, std::sync::atomic::Ordering::SeqCst);
-        if let IngestEvent::Created(m) = &req.event
+        if let Event::Created(m) = &req.event
             && self
                 .known_user(&req.portal, req.line, &m.chat.id, &m.message.id)?
                 .is_some()
@@ -95,13 +79,9 @@ impl Data {
         let reply = req.reply.clone();
         let mut items = Vec::new();
         let (chat_id, work) = match req.event {
-            IngestEvent::Created(message) => {
-                (message.chat.id.clone(), Work::Send { message, state })
-            }
-            IngestEvent::Updated(message) => {
-                (message.chat.id.clone(), Work::Update { message, state })
-            }
-            IngestEvent::Reaction {
+            Event::Created(message) => (message.chat.id.clone(), Work::Send { message, state }),
+            Event::Updated(message) => (message.chat.id.clone(), Work::Update { message, state }),
+            Event::Reaction {
                 added,
                 chat_id,
                 message_id,
@@ -116,8 +96,7 @@ impl Data {
                 };
                 (chat_id, work)
             }
-            IngestEvent::Deleted {
-                deletion_id,
+            Event::Deleted {
                 chat_id,
                 user_id,
                 message_ids,
@@ -129,6 +108,9 @@ impl Data {
                     chat_id: &chat_id,
                     now_ms: req.now_ms,
                 };
+                // The HTTP layer always names it (its reply carries it); one made here could not
+                // be reported to anyone.
+                let deletion_id = req.deletion_id.clone().unwrap_or_else(DeletionId::generate);
                 let (work, all) = self.deletion_work(&target, deletion_id, user_id, message_ids)?;
                 items = all;
                 (chat_id, work)
@@ -136,10 +118,10 @@ impl Data {
         };
         let record = EventRecord {
             seq,
-            channel: req.channel,
+            channel: req.channel.into_string(),
             webhook_id: req.webhook_id,
             reply: req.reply,
-            portal: req.portal,
+            portal: req.portal.into_string(),
             line: req.line,
             chat_id,
             accepted_at_ms: req.now_ms,
@@ -230,7 +212,7 @@ impl Data {
     fn deletion_work(
         &self,
         target: &Target<'_>,
-        deletion_id: String,
+        deletion_id: DeletionId,
         user_id: Option<String>,
         message_ids: Vec<String>,
     ) -> Result<(Work, Vec<DeletionItem>), StoreError> {

@@ -96,9 +96,10 @@ fn frames(bytes: &[u8]) -> Vec<&[u8]> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::Store;
     use super::super::tests::{message, request};
-    use super::super::{Store, ingest::IngestEvent};
     use super::*;
+    use crate::domain::Event;
 
     fn frame(payload: &[u8]) -> Vec<u8> {
         let mut out = (payload.len() as u32).to_le_bytes().to_vec();
@@ -108,19 +109,16 @@ mod tests {
     }
 
     fn record(seq: u64, webhook_id: &str, message_id: &str) -> Vec<u8> {
-        let req = request(
-            webhook_id,
-            IngestEvent::Created(message("c", "u", message_id)),
-        );
-        let IngestEvent::Created(m) = req.event else {
+        let req = request(webhook_id, Event::Created(message("c", "u", message_id)));
+        let Event::Created(m) = req.event else {
             unreachable!()
         };
         super::super::codec::encode(&EventRecord {
             seq,
-            channel: req.channel,
+            channel: req.channel.into_string(),
             webhook_id: req.webhook_id,
             reply: req.reply,
-            portal: req.portal,
+            portal: req.portal.into_string(),
             line: req.line,
             chat_id: "c".into(),
             accepted_at_ms: req.now_ms,
@@ -161,7 +159,7 @@ mod tests {
             .collect();
         assert_eq!(seqs, vec![10, 11]);
         assert!(!journal.exists());
-        let replay = request("w10", IngestEvent::Created(message("c", "u", "m10")));
+        let replay = request("w10", Event::Created(message("c", "u", "m10")));
         assert!(matches!(
             store.commit(move |d| d.ingest(&replay)).await.unwrap(),
             super::super::ingest::IngestOutcome::Replayed(_)

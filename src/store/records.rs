@@ -3,12 +3,13 @@
 use serde::{Deserialize, Serialize};
 
 use crate::domain::CustomerMessage;
+use crate::ids::{DeletionId, MemberId};
 
 /// A portal that installed the app (`memberid_portal`). Every address and token here comes from
 /// a trusted authorization server's reply, never from an install request (contract §5).
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct PortalRecord {
-    pub member_id: String,
+    pub member_id: MemberId,
     /// Portal host, e.g. `acme.bitrix24.com` (the host of `client_endpoint`).
     pub domain: String,
     /// REST base, e.g. `https://acme.bitrix24.com/rest/`.
@@ -60,7 +61,7 @@ impl PortalRecord {
     /// A freshly installed portal, not yet set up.
     pub fn installed(i: Installation, now_ms: u64) -> PortalRecord {
         PortalRecord {
-            member_id: i.member_id,
+            member_id: i.member_id.into(),
             domain: i.domain,
             client_endpoint: i.client_endpoint,
             oauth_server: i.oauth_server,
@@ -285,7 +286,7 @@ pub enum OpKind {
     Update { message: CustomerMessage },
     /// One item of a deletion: `imconnector.delete.messages`.
     Delete {
-        deletion_id: String,
+        deletion_id: DeletionId,
         message_id: String,
         user_id: String,
     },
@@ -426,7 +427,7 @@ impl EventRecord {
 /// One `message.deleted` event: its summary.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeletionRecord {
-    pub id: String,
+    pub id: DeletionId,
     pub channel: String,
     pub created_at_ms: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -490,7 +491,7 @@ pub enum DeliveryPayload {
         data: serde_json::Value,
     },
     DeletionReport {
-        deletion_id: String,
+        deletion_id: DeletionId,
     },
     /// `operator.message.created`; on success the platform's ids are reported back to
     /// Bitrix24 with `imconnector.send.status.delivery`.

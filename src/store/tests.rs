@@ -1,7 +1,7 @@
-use super::ingest::{IngestEvent, IngestOutcome, IngestRequest, UNKNOWN_MESSAGE};
+use super::ingest::{IngestOutcome, IngestRequest, UNKNOWN_MESSAGE};
 use super::ops::{OpOutcome, OpResult};
 use super::*;
-use crate::domain::{ChatRef, CustomerMessage, MessageBody, UserRef};
+use crate::domain::{ChatRef, CustomerMessage, Event, MessageBody, UserRef};
 
 pub(super) fn open() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -34,19 +34,28 @@ pub(super) fn message(chat: &str, user: &str, id: &str) -> CustomerMessage {
     }
 }
 
-pub(super) fn request(webhook_id: &str, event: IngestEvent) -> IngestRequest {
+pub(super) fn request(webhook_id: &str, event: Event) -> IngestRequest {
     IngestRequest {
         channel: "acme".into(),
         webhook_id: webhook_id.into(),
         portal: "p1".into(),
         line: 7,
         event,
+        deletion_id: None,
         reply: WebhookReply {
             status: 202,
             body: format!("{{\"id\":\"{webhook_id}\"}}"),
             at_ms: 1,
         },
         now_ms: 1000,
+    }
+}
+
+/// A `message.deleted` request with the id the HTTP layer would have made.
+pub(super) fn deletion_request(webhook_id: &str, deletion_id: &str, event: Event) -> IngestRequest {
+    IngestRequest {
+        deletion_id: Some(deletion_id.into()),
+        ..request(webhook_id, event)
     }
 }
 
@@ -74,14 +83,14 @@ async fn a_repeated_webhook_id_replays_the_first_reply_and_queues_nothing() {
         &store,
         ingest(
             &store,
-            request("w1", IngestEvent::Created(message("c", "u", "m1"))),
+            request("w1", Event::Created(message("c", "u", "m1"))),
         )
         .await,
     );
     assert_eq!(first.len(), 1);
     match ingest(
         &store,
-        request("w1", IngestEvent::Created(message("c", "u", "m2"))),
+        request("w1", Event::Created(message("c", "u", "m2"))),
     )
     .await
     {
@@ -98,7 +107,7 @@ async fn a_second_created_event_for_a_known_message_id_is_not_sent_twice() {
         &store,
         ingest(
             &store,
-            request("w1", IngestEvent::Created(message("c", "u", "m1"))),
+            request("w1", Event::Created(message("c", "u", "m1"))),
         )
         .await,
     );
@@ -106,7 +115,7 @@ async fn a_second_created_event_for_a_known_message_id_is_not_sent_twice() {
         &store,
         ingest(
             &store,
-            request("w2", IngestEvent::Created(message("c", "u", "m1"))),
+            request("w2", Event::Created(message("c", "u", "m1"))),
         )
         .await,
     );
@@ -125,7 +134,7 @@ async fn deletion_items_resolve_users_from_the_mapping_or_fail_at_once() {
         &store,
         ingest(
             &store,
-            request("w1", IngestEvent::Created(message("c", "u9", "known"))),
+            request("w1", Event::Created(message("c", "u9", "known"))),
         )
         .await,
     );
@@ -133,10 +142,10 @@ async fn deletion_items_resolve_users_from_the_mapping_or_fail_at_once() {
         &store,
         ingest(
             &store,
-            request(
+            deletion_request(
                 "w2",
-                IngestEvent::Deleted {
-                    deletion_id: "d1".into(),
+                "d1",
+                Event::Deleted {
                     chat_id: "c".into(),
                     user_id: None,
                     message_ids: vec!["known".into(), "unknown".into()],
@@ -147,7 +156,7 @@ async fn deletion_items_resolve_users_from_the_mapping_or_fail_at_once() {
     );
     assert_eq!(ops.len(), 1);
     assert!(matches!(&ops[0].kind, OpKind::Delete { user_id, .. } if user_id == "u9"));
-    let (record, items) = store.deletion("d1").unwrap().expect("deletion");
+    let (record, items) = store.deletion(&"d1".into()).unwrap().expect("deletion");
     assert_eq!((record.total, record.pending), (2, 1));
     assert_eq!(items[0].success, None);
     assert_eq!(items[1].success, Some(false));
@@ -162,7 +171,7 @@ async fn results_are_recorded_once_and_complete_the_deletion_with_a_report() {
         &store,
         ingest(
             &store,
-            request("w1", IngestEvent::Created(message("c", "u", "m"))),
+            request("w1", Event::Created(message("c", "u", "m"))),
         )
         .await,
     );
@@ -170,10 +179,10 @@ async fn results_are_recorded_once_and_complete_the_deletion_with_a_report() {
         &store,
         ingest(
             &store,
-            request(
+            deletion_request(
                 "w2",
-                IngestEvent::Deleted {
-                    deletion_id: "d1".into(),
+                "d1",
+                Event::Deleted {
                     chat_id: "c".into(),
                     user_id: None,
                     message_ids: vec!["m".into()],
@@ -242,7 +251,7 @@ async fn results_are_recorded_once_and_complete_the_deletion_with_a_report() {
         .await
         .unwrap();
 
-    let (record, items) = store.deletion("d1").unwrap().unwrap();
+    let (record, items) = store.deletion(&"d1".into()).unwrap().unwrap();
     assert!(
         store.pending_deletions.is_empty(),
         "a finished deletion leaves the pending index"
@@ -275,7 +284,7 @@ async fn a_retry_keeps_the_op_with_its_new_attempt_count() {
         &store,
         ingest(
             &store,
-            request("w1", IngestEvent::Created(message("c", "u", "m"))),
+            request("w1", Event::Created(message("c", "u", "m"))),
         )
         .await,
     );
@@ -305,7 +314,7 @@ async fn concurrent_commits_share_fsyncs() {
         tasks.push(tokio::spawn(async move {
             let req = request(
                 &format!("w{i}"),
-                IngestEvent::Created(message("c", "u", &format!("m{i}"))),
+                Event::Created(message("c", "u", &format!("m{i}"))),
             );
             store.commit(move |d| d.ingest(&req)).await.expect("commit");
         }));
@@ -331,7 +340,7 @@ async fn committed_data_survives_reopening_and_a_foreign_schema_is_refused() {
             &store,
             ingest(
                 &store,
-                request("w1", IngestEvent::Created(message("c", "u", "m"))),
+                request("w1", Event::Created(message("c", "u", "m"))),
             )
             .await,
         );
@@ -361,7 +370,7 @@ async fn a_failed_sync_poisons_the_store_and_what_it_covered_is_never_acknowledg
     let mut feed = store
         .subscribe()
         .expect("the first subscriber gets the feed");
-    let first = request("w1", IngestEvent::Created(message("c", "u", "m1")));
+    let first = request("w1", Event::Created(message("c", "u", "m1")));
     store.ingest(first).await.expect("durable");
     // Published before the reply, so it is already there.
     match feed.try_recv() {
@@ -372,7 +381,7 @@ async fn a_failed_sync_poisons_the_store_and_what_it_covered_is_never_acknowledg
     assert_eq!(store.poisoned(), None);
 
     store.inject_sync_failure();
-    let second = request("w2", IngestEvent::Created(message("c", "u", "m2")));
+    let second = request("w2", Event::Created(message("c", "u", "m2")));
     let refused = store.ingest(second.clone()).await;
     assert!(
         matches!(refused, Err(StoreError::Unavailable(_))),
@@ -419,10 +428,7 @@ async fn readiness_forces_no_sync() {
 
 /// A send accepted and answered by Bitrix24 at `at_ms`: its reply and mapping are written then.
 async fn sent_at(store: &Store, webhook_id: &str, message_id: &str, at_ms: u64) {
-    let mut req = request(
-        webhook_id,
-        IngestEvent::Created(message("c", "u", message_id)),
-    );
+    let mut req = request(webhook_id, Event::Created(message("c", "u", message_id)));
     req.reply.at_ms = at_ms;
     req.now_ms = at_ms;
     let ops = accepted_ops(store, ingest(store, req).await);
@@ -448,10 +454,10 @@ async fn retention_prunes_what_is_older_than_its_cutoff_through_the_time_index()
     sent_at(&store, "w-old", "m-old", day).await;
     sent_at(&store, "w-new", "m-new", 9 * day).await;
     // A deletion of an unknown message completes at once: its report is written at acceptance.
-    let mut deletion = request(
+    let mut deletion = deletion_request(
         "w-del",
-        IngestEvent::Deleted {
-            deletion_id: "d-old".into(),
+        "d-old",
+        Event::Deleted {
             chat_id: "c".into(),
             user_id: None,
             message_ids: vec!["unknown".into()],
@@ -472,7 +478,7 @@ async fn retention_prunes_what_is_older_than_its_cutoff_through_the_time_index()
     assert_eq!(removed, 4, "reply, mapping, reply and report of day 1");
     assert!(message("m-old").is_none());
     assert!(reply("w-old").is_none() && reply("w-del").is_none());
-    assert!(store.deletion("d-old").unwrap().is_none());
+    assert!(store.deletion(&"d-old".into()).unwrap().is_none());
     assert!(message("m-new").is_some());
     assert!(reply("w-new").is_some());
     assert_eq!(
@@ -550,10 +556,10 @@ async fn the_pending_deletion_index_is_reconciled_with_seq_event_at_open() {
     let dir = tempfile::tempdir().unwrap();
     {
         let store = Store::open(dir.path()).unwrap();
-        let req = request(
+        let req = deletion_request(
             "w1",
-            IngestEvent::Deleted {
-                deletion_id: "d1".into(),
+            "d1",
+            Event::Deleted {
                 chat_id: "c".into(),
                 user_id: Some("u".into()),
                 message_ids: vec!["m".into()],
@@ -573,7 +579,7 @@ async fn the_pending_deletion_index_is_reconciled_with_seq_event_at_open() {
     }
     let store = Store::open(dir.path()).unwrap();
     assert!(store.pending_deletions.get(b"gone").unwrap().is_none());
-    let (record, _) = store.deletion("d1").unwrap().expect("found again");
+    let (record, _) = store.deletion(&"d1".into()).unwrap().expect("found again");
     assert_eq!(record.pending, 1);
 }
 
@@ -583,10 +589,10 @@ async fn a_result_of_one_deletion_item_rewrites_that_item_not_the_whole_deletion
     let ids: Vec<String> = (0..1000).map(|i| format!("m{i}")).collect();
     let outcome = ingest(
         &store,
-        request(
+        deletion_request(
             "w1",
-            IngestEvent::Deleted {
-                deletion_id: "big".into(),
+            "big",
+            Event::Deleted {
                 chat_id: "c".into(),
                 user_id: Some("u".into()),
                 message_ids: ids,
@@ -630,7 +636,7 @@ async fn a_result_of_one_deletion_item_rewrites_that_item_not_the_whole_deletion
         store.item_op(&event, 501).unwrap().unwrap().message_id(),
         "m501"
     );
-    let (record, items) = store.deletion("big").unwrap().unwrap();
+    let (record, items) = store.deletion(&"big".into()).unwrap().unwrap();
     assert_eq!((record.pending, items.len()), (999, 1000));
     assert_eq!(store.pending_ops().unwrap().len(), 999);
 
@@ -653,7 +659,7 @@ async fn a_result_of_one_deletion_item_rewrites_that_item_not_the_whole_deletion
         store.items.is_empty(),
         "a finished deletion's items are gone"
     );
-    let (record, items) = store.deletion("big").unwrap().unwrap();
+    let (record, items) = store.deletion(&"big".into()).unwrap().unwrap();
     assert_eq!((record.pending, items.len()), (0, 1000));
     assert_eq!(items[500].success, Some(true));
     assert_eq!(items[0].success, Some(false));
@@ -770,7 +776,7 @@ async fn the_feed_publishes_what_each_group_committed_in_commit_order() {
         .map(|i| {
             let store = store.clone();
             tokio::spawn(async move {
-                let event = IngestEvent::Created(message("c", "u", &format!("m{i}")));
+                let event = Event::Created(message("c", "u", &format!("m{i}")));
                 store
                     .ingest(request(&format!("w{i}"), event))
                     .await
@@ -782,13 +788,15 @@ async fn the_feed_publishes_what_each_group_committed_in_commit_order() {
         w.await.unwrap();
     }
     // A deletion that completes at once queues its report: a delivery on its channel.
-    let unknown = IngestEvent::Deleted {
-        deletion_id: "d".into(),
+    let unknown = Event::Deleted {
         chat_id: "c".into(),
         user_id: None,
         message_ids: vec!["nope".into()],
     };
-    store.ingest(request("wd", unknown)).await.unwrap();
+    store
+        .ingest(deletion_request("wd", "d", unknown))
+        .await
+        .unwrap();
 
     let mut seqs = Vec::new();
     let mut deliveries = Vec::new();
@@ -825,4 +833,22 @@ fn the_store_depends_on_no_other_boundary() {
             );
         }
     }
+}
+
+#[test]
+fn records_holding_typed_ids_keep_their_stored_bytes() {
+    // As written before the ids were typed: the bytes read back and are written again unchanged.
+    let stored = br#"{"id":"del_1","channel":"acme","created_at_ms":5,"total":2,"pending":1}"#;
+    let record: DeletionRecord = super::codec::decode("test", stored).unwrap();
+    assert_eq!(record.id, "del_1");
+    assert_eq!(super::codec::encode(&record), stored.to_vec());
+    let stored = br#"{"kind":"deletion_report","deletion_id":"del_1"}"#;
+    let payload: DeliveryPayload = super::codec::decode("test", stored).unwrap();
+    assert_eq!(
+        payload,
+        DeliveryPayload::DeletionReport {
+            deletion_id: "del_1".into()
+        }
+    );
+    assert_eq!(super::codec::encode(&payload), stored.to_vec());
 }

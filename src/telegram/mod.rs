@@ -2,7 +2,7 @@
 //! itself.
 //!
 //! - `update`: a Telegram `Update` becomes the platform events of contract §2
-//!   ([`crate::messenger::inbound::PlatformEvent`]) at this one boundary; from there it takes the
+//!   ([`crate::domain::Event`]) at this one boundary; from there it takes the
 //!   same durable, ordered path as a generic event (`store::ingest`, the outbox).
 //! - `ids`: the external ids of contract §6 (business chats keyed by their connection).
 //! - `media`: signed, expiring `{public_url}/media/<token>` links for customers' files.

@@ -19,8 +19,8 @@ use serde_json::Value;
 
 use super::ids::ChatKey;
 use super::reactions;
+use crate::domain::Event;
 use crate::domain::{ChatRef, CustomerMessage, FileRef, MessageBody, UserRef};
-use crate::messenger::inbound::PlatformEvent;
 
 /// The update types, as a fixed label set for metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,7 +79,7 @@ pub struct Mapped {
     pub update_id: i64,
     pub kind: Kind,
     /// In order; empty when the update is ignored.
-    pub events: Vec<PlatformEvent>,
+    pub events: Vec<Event>,
     /// Why nothing is forwarded (for the log), when `events` is empty.
     pub ignored: Option<&'static str>,
 }
@@ -256,8 +256,8 @@ pub fn map(
             let message: Message = serde_json::from_value(payload.clone()).map_err(parse_error)?;
             let edited = matches!(kind, Kind::EditedMessage | Kind::EditedBusinessMessage);
             match customer_message(message, link) {
-                Ok(m) if edited => vec![PlatformEvent::Updated(m)],
-                Ok(m) => vec![PlatformEvent::Created(m)],
+                Ok(m) if edited => vec![Event::Updated(m)],
+                Ok(m) => vec![Event::Created(m)],
                 Err(why) => return Ok(ignored(update_id, kind, why)),
             }
         }
@@ -271,7 +271,7 @@ pub fn map(
                 chat_id: deleted.chat.id,
                 business_connection_id: Some(deleted.business_connection_id),
             };
-            vec![PlatformEvent::Deleted {
+            vec![Event::Deleted {
                 chat_id: chat.external(),
                 user_id: None,
                 message_ids: deleted
@@ -476,7 +476,7 @@ fn safe_stem(id: &str) -> String {
 }
 
 /// `reaction.removed` for each mapped emoji that left, then `reaction.added` for each that came.
-fn reaction_events(r: MessageReactionUpdated) -> Vec<PlatformEvent> {
+fn reaction_events(r: MessageReactionUpdated) -> Vec<Event> {
     let user = match (&r.user, &r.actor_chat) {
         (Some(u), _) => u.id,
         (None, Some(c)) => c.id,
@@ -500,7 +500,7 @@ fn reaction_events(r: MessageReactionUpdated) -> Vec<PlatformEvent> {
         chat_id: r.chat.id,
         business_connection_id: None,
     };
-    let event = |added: bool, code: &str| PlatformEvent::Reaction {
+    let event = |added: bool, code: &str| Event::Reaction {
         added,
         chat_id: chat.external(),
         user_id: user.to_string(),

@@ -191,7 +191,7 @@ async fn no_auth_found_suspends_the_portal_for_a_day() {
         requests,
         "no request while suspended"
     );
-    let now = openchannel_gateway::bitrix::client::unix_now();
+    let now = openchannel_gateway::clock::Clock::system().now_secs();
     for err in [first, second] {
         match openchannel_gateway::bitrix::classify(&err) {
             openchannel_gateway::bitrix::Class::Transient {

@@ -189,7 +189,7 @@ async fn kill_9_during_a_deletion_run_loses_nothing_and_resends_nothing_recorded
         let mut ok = Vec::new();
         for id in &deletions {
             let (record, items) = store
-                .deletion(id)
+                .deletion(&id.as_str().into())
                 .unwrap()
                 .expect("accepted deletion survived");
             assert_eq!(record.total, 50);

@@ -1,5 +1,6 @@
 //! The replies of contract §2 for `POST /v1/channels/{channel}/events`.
 
+use openchannel_gateway::clock::Clock;
 use openchannel_sim::messenger::{MessengerClient, RawHeaders};
 use openchannel_sim::webhooks::SignedHeaders;
 use serde_json::json;
@@ -195,6 +196,54 @@ async fn signature_problems_get_401_and_change_nothing() {
     // The untouched request still passes: the window and signature checks were the reason.
     let reply = app.client.post_raw(body, good).await.unwrap();
     assert_eq!(reply.status(), 202);
+}
+
+#[tokio::test]
+async fn the_signature_window_and_acceptance_times_follow_the_gateways_clock() {
+    // The gateway's clock stands in 2020, far from the wall clock, and moves only when told.
+    const T0_MS: u64 = 1_600_000_000_000;
+    let t0 = (T0_MS / 1000) as i64;
+    let (clock, hand) = Clock::manual(T0_MS);
+    let app = spawn_with(TestOptions {
+        clock: Some(clock),
+        ..TestOptions::default()
+    })
+    .await;
+    let event = |m: &str| {
+        serde_json::to_vec(&json!({"type": "message.created", "data": created("c", "u", m, "t")}))
+            .unwrap()
+    };
+    let post = |body: Vec<u8>, headers: SignedHeaders| {
+        let client = &app.client;
+        async move { status_json(client.post_raw(body, headers).await.unwrap()).await }
+    };
+    // Signed by the wall clock: outside the window of the gateway's time.
+    let wall = app.client.sign("msg_wall", &event("m0"));
+    let (status, json) = post(event("m0"), wall).await;
+    assert_eq!(
+        (status, json["error"]["code"].as_str()),
+        (401, Some("timestamp_out_of_window")),
+        "{json}"
+    );
+    // Signed at the gateway's time: accepted, and the message is stamped with that time.
+    let (status, _) = post(event("m1"), resign(&app.secret, "msg_1", t0, &event("m1"))).await;
+    assert_eq!(status, 202);
+    let member = app.portal.member_id();
+    let record = |m: &str| app.store().message_record(&member, LINE, "c", m).unwrap();
+    app.wait_for("m1 sent", |_| record("m1").is_some()).await;
+    assert_eq!(record("m1").unwrap().created_at_ms, T0_MS);
+    // 400 s later by the gateway's clock, a signature of t0 is stale; one of the new time is not.
+    hand.advance(std::time::Duration::from_secs(400));
+    let (status, json) = post(event("m2"), resign(&app.secret, "msg_2", t0, &event("m2"))).await;
+    assert_eq!(
+        (status, json["error"]["code"].as_str()),
+        (401, Some("timestamp_out_of_window")),
+        "{json}"
+    );
+    let later = resign(&app.secret, "msg_3", t0 + 400, &event("m2"));
+    assert_eq!(post(event("m2"), later).await.0, 202);
+    app.wait_for("m2 sent", |_| record("m2").is_some()).await;
+    assert_eq!(record("m2").unwrap().created_at_ms, T0_MS + 400_000);
 }
 
 fn resign(

@@ -44,6 +44,8 @@ pub struct TestOptions {
     pub extra_toml: String,
     /// Items a portal's worker keeps in memory (None: the default).
     pub max_queued: Option<usize>,
+    /// The gateway's clock (None: the system's).
+    pub clock: Option<openchannel_gateway::clock::Clock>,
 }
 
 impl Default for TestOptions {
@@ -61,6 +63,7 @@ impl Default for TestOptions {
             allowed_portals: Vec::new(),
             extra_toml: String::new(),
             max_queued: None,
+            clock: None,
         }
     }
 }
@@ -200,7 +203,7 @@ async fn start(
     let build = openchannel_gateway::startup::Options {
         listener: Some(listener),
         max_queued: options.max_queued,
-        ..Default::default()
+        clock: options.clock.clone(),
     };
     let app = Application::build_with(settings, build)
         .await

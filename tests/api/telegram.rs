@@ -376,7 +376,7 @@ async fn a_batch_of_business_deletions_reaches_bitrix24_in_one_call_with_a_per_i
         .expect("deletion id")
         .to_string();
     app.wait_for("deletion completed", |s| {
-        s.deletion(&deletion)
+        s.deletion(&deletion.as_str().into())
             .unwrap()
             .is_some_and(|(d, _)| d.pending == 0)
     })

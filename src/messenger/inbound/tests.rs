@@ -2,7 +2,7 @@ use serde_json::json;
 
 use super::*;
 
-fn parse_json(v: serde_json::Value) -> Result<PlatformEvent, InvalidEvent> {
+fn parse_json(v: serde_json::Value) -> Result<Event, InvalidEvent> {
     parse(&serde_json::to_vec(&v).unwrap())
 }
 
@@ -23,9 +23,7 @@ fn a_full_created_event_becomes_a_customer_message() {
                     "files": [{"url": "https://x/spec.pdf", "name": "spec.pdf"}, {"url": "https://x/a/b.png"}]}
     }}))
     .unwrap();
-    let PlatformEvent::Created(m) = event else {
-        panic!()
-    };
+    let Event::Created(m) = event else { panic!() };
     assert_eq!(m.chat.id, "channel-123");
     assert_eq!(m.user.email.as_deref(), Some("i@x"));
     assert_eq!(m.message.date, Some(1_773_265_993));
@@ -41,9 +39,7 @@ fn integer_ids_are_converted_exactly_without_floating_point() {
         "chat": {"id": 9_007_199_254_740_993u64}, "user": {"id": -5},
         "message": {"id": 18_446_744_073_709_551_615u64, "text": "x"}}}))
     .unwrap();
-    let PlatformEvent::Updated(m) = event else {
-        panic!()
-    };
+    let Event::Updated(m) = event else { panic!() };
     assert_eq!(m.chat.id, "9007199254740993");
     assert_eq!(m.user.id, "-5");
     assert_eq!(m.message.id, "18446744073709551615");
@@ -64,7 +60,7 @@ fn a_deleted_event_lists_its_message_ids_and_an_optional_user() {
     .unwrap();
     assert_eq!(
         event,
-        PlatformEvent::Deleted {
+        Event::Deleted {
             chat_id: "c".into(),
             user_id: None,
             message_ids: vec!["m1".into(), "2".into()]
@@ -73,7 +69,7 @@ fn a_deleted_event_lists_its_message_ids_and_an_optional_user() {
     let with_user = parse_json(json!({"type": "message.deleted", "data": {
         "chat": {"id": "c"}, "user": {"id": "u"}, "messages": [{"id": "m1"}]}}))
     .unwrap();
-    assert!(matches!(with_user, PlatformEvent::Deleted { user_id: Some(u), .. } if u == "u"));
+    assert!(matches!(with_user, Event::Deleted { user_id: Some(u), .. } if u == "u"));
 }
 
 #[test]
@@ -149,7 +145,7 @@ fn reactions_are_read_with_their_code() {
     .unwrap();
     assert_eq!(
         event,
-        PlatformEvent::Reaction {
+        Event::Reaction {
             added: true,
             chat_id: "c".into(),
             user_id: "u".into(),
@@ -220,7 +216,7 @@ fn a_refusal_names_the_field_by_its_path() {
     // Dates may come as a string of digits; escaped type names are read too.
     let ok = parse(br#"{"type":"message\u002ecreated","data":{"chat":{"id":"c"},"user":{"id":"u"},"message":{"id":"m","text":"t","date":"1700000000"}}}"#).unwrap();
     match ok {
-        PlatformEvent::Created(m) => assert_eq!(m.message.date, Some(1_700_000_000)),
+        Event::Created(m) => assert_eq!(m.message.date, Some(1_700_000_000)),
         other => panic!("{other:?}"),
     }
 }

@@ -24,7 +24,7 @@ fn a_message_becomes_message_created_with_the_contract_ids_and_the_user() {
         "chat": {"id": 200, "type": "private", "first_name": "Ann", "last_name": "Lee"},
         "from": customer(), "text": "hello"}}));
     assert_eq!((m.update_id, m.kind), (10, Kind::Message));
-    let [PlatformEvent::Created(c)] = m.events.as_slice() else {
+    let [Event::Created(c)] = m.events.as_slice() else {
         panic!("{m:?}")
     };
     assert_eq!(c.chat.id, "200");
@@ -44,7 +44,7 @@ fn large_ids_are_kept_exactly() {
         "message_id": 9_007_199_254_740_993_i64,
         "chat": {"id": -1_001_234_567_890_123_i64, "type": "supergroup", "title": "Shop"},
         "from": {"id": 4_503_599_627_370_497_i64, "is_bot": false, "first_name": "X"}, "text": "t"}}));
-    let [PlatformEvent::Created(c)] = m.events.as_slice() else {
+    let [Event::Created(c)] = m.events.as_slice() else {
         panic!("{m:?}")
     };
     assert_eq!(c.message.id, "-1001234567890123:9007199254740993");
@@ -59,7 +59,7 @@ fn a_business_message_is_keyed_by_its_connection_and_edits_become_updates() {
         "from": customer(), "text": "v1"});
     let m = run(json!({"update_id": 11, "business_message": msg}));
     assert_eq!(m.kind, Kind::BusinessMessage);
-    let [PlatformEvent::Created(c)] = m.events.as_slice() else {
+    let [Event::Created(c)] = m.events.as_slice() else {
         panic!("{m:?}")
     };
     assert_eq!(c.chat.id, "b:bc-1:200");
@@ -69,14 +69,14 @@ fn a_business_message_is_keyed_by_its_connection_and_edits_become_updates() {
     edited["text"] = json!("v2");
     edited["edit_date"] = json!(1_773_266_000);
     let m = run(json!({"update_id": 12, "edited_business_message": edited}));
-    let [PlatformEvent::Updated(u)] = m.events.as_slice() else {
+    let [Event::Updated(u)] = m.events.as_slice() else {
         panic!("{m:?}")
     };
     assert_eq!(u.message.id, "b:bc-1:200:7");
     assert_eq!(u.message.text.as_deref(), Some("v2"));
     let m = run(json!({"update_id": 13, "edited_message": {"message_id": 3,
         "chat": {"id": 200, "type": "private"}, "from": customer(), "text": "e"}}));
-    assert!(matches!(m.events.as_slice(), [PlatformEvent::Updated(u)] if u.message.id == "200:3"));
+    assert!(matches!(m.events.as_slice(), [Event::Updated(u)] if u.message.id == "200:3"));
 }
 
 #[test]
@@ -106,7 +106,7 @@ fn files_become_media_links_with_names_and_types() {
         {"file_id": "large", "file_unique_id": "l1", "width": 1280, "height": 960, "file_size": 90000},
         {"file_id": "mid", "file_unique_id": "m1", "width": 320, "height": 240, "file_size": 9000}
     ]}}));
-    let [PlatformEvent::Created(c)] = m.events.as_slice() else {
+    let [Event::Created(c)] = m.events.as_slice() else {
         panic!("{m:?}")
     };
     assert_eq!(c.message.text.as_deref(), Some("look"));
@@ -122,7 +122,7 @@ fn files_become_media_links_with_names_and_types() {
         "document": {"file_id": "doc", "file_unique_id": "d1", "file_name": "invoice.pdf", "mime_type": "application/pdf"},
         "voice": {"file_id": "voi", "file_unique_id": "v1", "mime_type": "audio/ogg"},
         "sticker": {"file_id": "stk", "file_unique_id": "k1", "is_animated": true}}}));
-    let [PlatformEvent::Created(c)] = m.events.as_slice() else {
+    let [Event::Created(c)] = m.events.as_slice() else {
         panic!("{m:?}")
     };
     let names: Vec<_> = c.message.files.iter().map(|f| f.url.as_str()).collect();
@@ -144,7 +144,7 @@ fn a_batch_of_business_deletions_is_one_message_deleted() {
         "message_ids": [7, 8, 9]}}));
     assert_eq!(
         m.events,
-        vec![PlatformEvent::Deleted {
+        vec![Event::Deleted {
             chat_id: "b:bc-1:200".into(),
             user_id: None,
             message_ids: vec![
@@ -163,7 +163,7 @@ fn reactions_become_the_difference_of_old_and_new_in_bitrix_codes() {
         "chat": {"id": 200, "type": "private"}, "message_id": 31, "user": customer(), "date": 1,
         "old_reaction": [emoji("👍"), emoji("🐳"), emoji("🔥")],
         "new_reaction": [emoji("🔥"), emoji("❤"), {"type": "custom_emoji", "custom_emoji_id": "5"}]}}));
-    let r = |added: bool, code: &str| PlatformEvent::Reaction {
+    let r = |added: bool, code: &str| Event::Reaction {
         added,
         chat_id: "200".into(),
         user_id: "200".into(),
@@ -201,7 +201,7 @@ fn unknown_updates_are_ignored_with_a_fixed_label_and_garbage_is_refused() {
 fn a_message_with_nothing_to_show_still_reaches_the_operator() {
     let m = run(json!({"update_id": 24, "message": {"message_id": 6,
         "chat": {"id": 200, "type": "private"}, "from": customer(), "poll": {"id": "x"}}}));
-    let [PlatformEvent::Created(c)] = m.events.as_slice() else {
+    let [Event::Created(c)] = m.events.as_slice() else {
         panic!("{m:?}")
     };
     assert!(
@@ -214,7 +214,7 @@ fn a_message_with_nothing_to_show_still_reaches_the_operator() {
     let m = run(json!({"update_id": 25, "message": {"message_id": 7,
         "chat": {"id": 200, "type": "private"}, "from": customer(),
         "location": {"latitude": 52.5, "longitude": 13.4}}}));
-    let [PlatformEvent::Created(c)] = m.events.as_slice() else {
+    let [Event::Created(c)] = m.events.as_slice() else {
         panic!("{m:?}")
     };
     assert!(
