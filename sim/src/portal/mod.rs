@@ -125,6 +125,7 @@ pub fn loopback_client() -> reqwest::Client {
     reqwest::Client::builder()
         .tls_backend_preconfigured(tls)
         .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
         // Fresh connections each time: the client is used from several runtimes (actix workers, tests).
         .pool_max_idle_per_host(0)
         .build()
