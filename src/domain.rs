@@ -3,10 +3,12 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::ids::{ChatId, MessageId, UserId};
+
 /// The external chat a message belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChatRef {
-    pub id: String,
+    pub id: ChatId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -16,7 +18,7 @@ pub struct ChatRef {
 /// The external user (customer) who wrote a message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserRef {
-    pub id: String,
+    pub id: UserId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -42,7 +44,7 @@ pub struct FileRef {
 /// The content of a customer message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MessageBody {
-    pub id: String,
+    pub id: MessageId,
     /// Unix seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub date: Option<i64>,
@@ -68,16 +70,16 @@ pub enum Event {
     Created(CustomerMessage),
     Updated(CustomerMessage),
     Deleted {
-        chat_id: String,
-        user_id: Option<String>,
-        message_ids: Vec<String>,
+        chat_id: ChatId,
+        user_id: Option<UserId>,
+        message_ids: Vec<MessageId>,
     },
     /// `reaction.added` / `reaction.removed` on a message (an operator's, by its external id).
     Reaction {
         added: bool,
-        chat_id: String,
-        user_id: String,
-        message_id: String,
+        chat_id: ChatId,
+        user_id: UserId,
+        message_id: MessageId,
         reaction: String,
     },
 }

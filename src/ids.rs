@@ -116,6 +116,19 @@ string_id!(
     DeletionId
 );
 
+string_id!(
+    /// An external chat (`chat.id` of contract §2; for Telegram, see `telegram::ids`).
+    ChatId
+);
+string_id!(
+    /// An external user, the customer (`user.id` of contract §2).
+    UserId
+);
+string_id!(
+    /// An external message (`message.id` of contract §2), unique within its chat.
+    MessageId
+);
+
 impl DeletionId {
     /// A fresh id: `del_` + 128 random bits in hex.
     pub fn generate() -> Self {

@@ -226,12 +226,12 @@ fn customer_message(data: MessageData) -> Result<CustomerMessage, InvalidEvent> 
     }
     Ok(CustomerMessage {
         chat: ChatRef {
-            id: data.chat.id.0,
+            id: data.chat.id.0.into(),
             name: data.chat.name,
             url: data.chat.url,
         },
         user: UserRef {
-            id: data.user.id.0,
+            id: data.user.id.0.into(),
             name: data.user.name,
             last_name: data.user.last_name,
             picture: data.user.picture,
@@ -240,7 +240,7 @@ fn customer_message(data: MessageData) -> Result<CustomerMessage, InvalidEvent> 
             phone: data.user.phone,
         },
         message: MessageBody {
-            id: data.message.id.0,
+            id: data.message.id.0.into(),
             date: data.message.date,
             text,
             files,
@@ -265,9 +265,9 @@ fn deleted(data: DeletedData) -> Result<Event, InvalidEvent> {
         ));
     }
     Ok(Event::Deleted {
-        chat_id: data.chat.id.0,
-        user_id: data.user.and_then(|u| u.id).map(|id| id.0),
-        message_ids: data.messages.into_iter().map(|m| m.id.0).collect(),
+        chat_id: data.chat.id.0.into(),
+        user_id: data.user.and_then(|u| u.id).map(|id| id.0.into()),
+        message_ids: data.messages.into_iter().map(|m| m.id.0.into()).collect(),
     })
 }
 
@@ -277,9 +277,9 @@ fn reaction(data: ReactionData, added: bool) -> Result<Event, InvalidEvent> {
     }
     Ok(Event::Reaction {
         added,
-        chat_id: data.chat.id.0,
-        user_id: data.user.id.0,
-        message_id: data.message.id.0,
+        chat_id: data.chat.id.0.into(),
+        user_id: data.user.id.0.into(),
+        message_id: data.message.id.0.into(),
         reaction: data.reaction,
     })
 }

@@ -449,7 +449,7 @@ fn match_items(ops: &[Op], items: Vec<ItemResult>) -> Vec<Option<ItemResult>> {
             let queue = by_id.get_mut(op.message_id())?;
             let at = queue
                 .iter()
-                .position(|i| i.chat_id.as_deref().is_none_or(|c| c == op.chat_id))?;
+                .position(|i| i.chat_id.as_deref().is_none_or(|c| op.chat_id == c))?;
             queue.remove(at)
         })
         .collect()

@@ -13,7 +13,7 @@ use super::{
     OpRef, StoreError, WebhookReply, Work, deliveries, keys, trees,
 };
 use crate::domain::Event;
-use crate::ids::{ChannelId, DeletionId, MemberId};
+use crate::ids::{ChannelId, ChatId, DeletionId, MemberId, MessageId, UserId};
 
 /// An authenticated, validated platform event, ready to be stored.
 #[derive(Debug, Clone)]
@@ -196,7 +196,7 @@ impl Data {
         line: u64,
         chat: &str,
         message: &str,
-    ) -> Result<Option<String>, StoreError> {
+    ) -> Result<Option<UserId>, StoreError> {
         let key = keys::message(portal, line, chat, message);
         if let Some(user) = self.pending().sends.get(&key) {
             return Ok(Some(user.clone()));
@@ -213,8 +213,8 @@ impl Data {
         &self,
         target: &Target<'_>,
         deletion_id: DeletionId,
-        user_id: Option<String>,
-        message_ids: Vec<String>,
+        user_id: Option<UserId>,
+        message_ids: Vec<MessageId>,
     ) -> Result<(Work, Vec<DeletionItem>), StoreError> {
         let mut items = Vec::with_capacity(message_ids.len());
         for message_id in message_ids {
@@ -225,7 +225,7 @@ impl Data {
             let unknown = user.is_none();
             items.push(DeletionItem {
                 message_id,
-                chat_id: target.chat_id.to_string(),
+                chat_id: target.chat_id.clone(),
                 user_id: user,
                 success: unknown.then_some(false),
                 errors: if unknown {
@@ -285,7 +285,7 @@ struct Target<'a> {
     channel: &'a str,
     portal: &'a str,
     line: u64,
-    chat_id: &'a str,
+    chat_id: &'a ChatId,
     now_ms: u64,
 }
 

@@ -9,6 +9,7 @@ use foldhash::HashMap;
 
 use super::codec::encode;
 use super::{Data, EventRecord, StoreError, Work, keys};
+use crate::ids::UserId;
 
 /// The index.
 #[derive(Debug, Default)]
@@ -16,7 +17,7 @@ pub(crate) struct Pending {
     /// channel → webhook-id → seq (nested, so that a lookup borrows its keys).
     webhooks: HashMap<String, HashMap<String, u64>>,
     /// `message_state` key of a queued send → its external user id.
-    pub sends: HashMap<Vec<u8>, String>,
+    pub sends: HashMap<Vec<u8>, UserId>,
 }
 
 impl Pending {

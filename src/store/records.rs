@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::domain::CustomerMessage;
-use crate::ids::{DeletionId, MemberId};
+use crate::ids::{ChatId, DeletionId, MemberId, MessageId, UserId};
 
 /// A portal that installed the app (`memberid_portal`). Every address and token here comes from
 /// a trusted authorization server's reply, never from an install request (contract §5).
@@ -147,7 +147,7 @@ pub struct UserLink {
 pub struct MessageRecord {
     pub channel: String,
     /// The external user id the message was sent with (needed by update and delete).
-    pub user_id: String,
+    pub user_id: UserId,
     pub state: MessageState,
     pub created_at_ms: u64,
     pub updated_at_ms: u64,
@@ -180,7 +180,7 @@ pub struct EventRecord {
     pub reply: WebhookReply,
     pub portal: String,
     pub line: u64,
-    pub chat_id: String,
+    pub chat_id: ChatId,
     pub accepted_at_ms: u64,
     pub work: Work,
 }
@@ -211,7 +211,7 @@ pub enum Work {
     Reaction {
         added: bool,
         /// The platform's id of the message (resolved to Bitrix24's when sent).
-        message_id: String,
+        message_id: MessageId,
         reaction: String,
         state: ItemState,
     },
@@ -238,7 +238,7 @@ pub struct Op {
     pub channel: String,
     pub portal: String,
     pub line: u64,
-    pub chat_id: String,
+    pub chat_id: ChatId,
     pub kind: OpKind,
     pub attempts: u32,
     pub accepted_at_ms: u64,
@@ -287,13 +287,13 @@ pub enum OpKind {
     /// One item of a deletion: `imconnector.delete.messages`.
     Delete {
         deletion_id: DeletionId,
-        message_id: String,
-        user_id: String,
+        message_id: MessageId,
+        user_id: UserId,
     },
     /// The bot's reaction on the message the platform knows as `message_id`.
     Reaction {
         added: bool,
-        message_id: String,
+        message_id: MessageId,
         reaction: String,
         /// (bot id, Bitrix24 message id), resolved just before sending.
         target: Option<(u64, u64)>,
@@ -440,11 +440,11 @@ pub struct DeletionRecord {
 /// One message of a deletion.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeletionItem {
-    pub message_id: String,
-    pub chat_id: String,
+    pub message_id: MessageId,
+    pub chat_id: ChatId,
     /// The external user the delete is sent for (None: unknown, the item failed at once).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user_id: Option<String>,
+    pub user_id: Option<UserId>,
     /// None while pending.
     pub success: Option<bool>,
     pub errors: Vec<String>,

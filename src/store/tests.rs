@@ -2,6 +2,7 @@ use super::ingest::{IngestOutcome, IngestRequest, UNKNOWN_MESSAGE};
 use super::ops::{OpOutcome, OpResult};
 use super::*;
 use crate::domain::{ChatRef, CustomerMessage, Event, MessageBody, UserRef};
+use crate::ids::MessageId;
 
 pub(super) fn open() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -586,7 +587,7 @@ async fn the_pending_deletion_index_is_reconciled_with_seq_event_at_open() {
 #[tokio::test]
 async fn a_result_of_one_deletion_item_rewrites_that_item_not_the_whole_deletion() {
     let (_dir, store) = open();
-    let ids: Vec<String> = (0..1000).map(|i| format!("m{i}")).collect();
+    let ids: Vec<MessageId> = (0..1000).map(|i| format!("m{i}").into()).collect();
     let outcome = ingest(
         &store,
         deletion_request(
@@ -851,4 +852,43 @@ fn records_holding_typed_ids_keep_their_stored_bytes() {
         }
     );
     assert_eq!(super::codec::encode(&payload), stored.to_vec());
+}
+
+#[test]
+fn records_holding_typed_external_ids_keep_their_stored_bytes() {
+    // As written before the chat, user and message ids were typed: read back and written again
+    // unchanged.
+    fn same<T: serde::Serialize + serde::de::DeserializeOwned>(stored: &[u8]) -> T {
+        let record: T = super::codec::decode("test", stored).unwrap();
+        assert_eq!(
+            String::from_utf8(super::codec::encode(&record)).unwrap(),
+            String::from_utf8(stored.to_vec()).unwrap()
+        );
+        record
+    }
+    let send: EventRecord = same(
+        br#"{"seq":7,"channel":"acme","webhook_id":"w1","reply":{"status":202,"body":"{}","at_ms":5},"portal":"p1","line":3,"chat_id":"b:conn:42","accepted_at_ms":5,"work":{"op":"send","message":{"chat":{"id":"b:conn:42","name":"Ann"},"user":{"id":"42"},"message":{"id":"b:conn:42:9","date":1,"text":"hi"}},"state":{"attempts":0,"due_at_ms":5}}}"#,
+    );
+    assert_eq!(send.chat_id, "b:conn:42");
+    let Work::Send { message, .. } = &send.work else {
+        panic!("{:?}", send.work)
+    };
+    assert_eq!(message.chat.id, send.chat_id);
+    assert_eq!(
+        (message.user.id.as_str(), message.message.id.as_str()),
+        ("42", "b:conn:42:9")
+    );
+    let reaction: EventRecord = same(
+        br#"{"seq":8,"channel":"acme","webhook_id":"w2","reply":{"status":202,"body":"{}","at_ms":5},"portal":"p1","line":3,"chat_id":"c1","accepted_at_ms":5,"work":{"op":"reaction","added":true,"message_id":"m1","reaction":"like","state":{"attempts":1,"due_at_ms":9,"last_error":"x"}}}"#,
+    );
+    assert!(matches!(&reaction.work, Work::Reaction { message_id, .. } if message_id == "m1"));
+    let item: DeletionItem = same(
+        br#"{"message_id":"m1","chat_id":"c1","user_id":"u1","success":null,"errors":[],"attempts":0,"due_at_ms":5}"#,
+    );
+    assert_eq!((item.message_id, item.chat_id), ("m1".into(), "c1".into()));
+    assert_eq!(item.user_id.as_deref(), Some("u1"));
+    let message: MessageRecord = same(
+        br#"{"channel":"acme","user_id":"u1","state":"sent","created_at_ms":1,"updated_at_ms":2}"#,
+    );
+    assert_eq!(message.user_id, "u1");
 }

@@ -2,6 +2,8 @@
 //! for a business chat (a business chat's id may equal an ordinary bot chat's, so the connection
 //! is part of the key); message `"<chat id as above>:<message_id>"`; user `"<from.id>"`.
 
+use crate::ids::{ChatId, MessageId};
+
 /// A Telegram chat as the gateway keys it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChatKey {
@@ -12,16 +14,16 @@ pub struct ChatKey {
 
 impl ChatKey {
     /// The external chat id.
-    pub fn external(&self) -> String {
-        match &self.business_connection_id {
+    pub fn external(&self) -> ChatId {
+        ChatId::new(match &self.business_connection_id {
             Some(conn) => format!("b:{conn}:{}", self.chat_id),
             None => self.chat_id.to_string(),
-        }
+        })
     }
 
     /// The external id of a message of this chat.
-    pub fn message(&self, message_id: i64) -> String {
-        format!("{}:{message_id}", self.external())
+    pub fn message(&self, message_id: i64) -> MessageId {
+        MessageId::new(format!("{}:{message_id}", self.external()))
     }
 
     /// Parse an external chat id.

@@ -21,6 +21,7 @@ use super::ids::ChatKey;
 use super::reactions;
 use crate::domain::Event;
 use crate::domain::{ChatRef, CustomerMessage, FileRef, MessageBody, UserRef};
+use crate::ids::UserId;
 
 /// The update types, as a fixed label set for metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -390,7 +391,7 @@ fn customer_message(
             url: None,
         },
         user: UserRef {
-            id: from.id.to_string(),
+            id: UserId::new(from.id.to_string()),
             name: from.first_name.clone(),
             last_name: from.last_name.clone(),
             picture: None,
@@ -503,7 +504,7 @@ fn reaction_events(r: MessageReactionUpdated) -> Vec<Event> {
     let event = |added: bool, code: &str| Event::Reaction {
         added,
         chat_id: chat.external(),
-        user_id: user.to_string(),
+        user_id: UserId::new(user.to_string()),
         message_id: chat.message(r.message_id),
         reaction: code.to_string(),
     };

@@ -198,7 +198,7 @@ async fn kill_9_during_a_deletion_run_loses_nothing_and_resends_nothing_recorded
                 items
                     .into_iter()
                     .filter(|i| i.success == Some(true))
-                    .map(|i| i.message_id),
+                    .map(|i| i.message_id.into_string()),
             );
         }
         ok
