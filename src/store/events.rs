@@ -150,7 +150,7 @@ impl Data {
         Ok(self
             .pending_events()?
             .into_iter()
-            .map(|record| record.portal)
+            .map(|record| record.portal.into_string())
             .collect())
     }
 }

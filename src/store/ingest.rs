@@ -118,10 +118,10 @@ impl Data {
         };
         let record = EventRecord {
             seq,
-            channel: req.channel.into_string(),
+            channel: req.channel,
             webhook_id: req.webhook_id,
             reply: req.reply,
-            portal: req.portal.into_string(),
+            portal: req.portal,
             line: req.line,
             chat_id,
             accepted_at_ms: req.now_ms,

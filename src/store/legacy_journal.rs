@@ -115,10 +115,10 @@ mod tests {
         };
         super::super::codec::encode(&EventRecord {
             seq,
-            channel: req.channel.into_string(),
+            channel: req.channel,
             webhook_id: req.webhook_id,
             reply: req.reply,
-            portal: req.portal.into_string(),
+            portal: req.portal,
             line: req.line,
             chat_id: "c".into(),
             accepted_at_ms: req.now_ms,

@@ -164,7 +164,7 @@ fn apply_to_event(
             let mut m = match (existing, is_send) {
                 (Some(m), _) => m,
                 (None, true) => MessageRecord {
-                    channel: record.channel.clone(),
+                    channel: record.channel.to_string(),
                     user_id: message.user.id.clone(),
                     state: MessageState::Sent,
                     created_at_ms: record.accepted_at_ms,

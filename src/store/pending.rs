@@ -28,11 +28,11 @@ impl Pending {
 
     pub(crate) fn add(&mut self, rec: &EventRecord) {
         // Look the channel up first: cloning its name is needed only for its first event.
-        if !self.webhooks.contains_key(&rec.channel) {
+        if !self.webhooks.contains_key(rec.channel.as_str()) {
             self.webhooks
-                .insert(rec.channel.clone(), HashMap::default());
+                .insert(rec.channel.to_string(), HashMap::default());
         }
-        if let Some(ids) = self.webhooks.get_mut(&rec.channel) {
+        if let Some(ids) = self.webhooks.get_mut(rec.channel.as_str()) {
             ids.insert(rec.webhook_id.clone(), rec.seq);
         }
         match &rec.work {
@@ -45,10 +45,10 @@ impl Pending {
     }
 
     pub(crate) fn remove(&mut self, rec: &EventRecord) {
-        if let Some(ids) = self.webhooks.get_mut(&rec.channel) {
+        if let Some(ids) = self.webhooks.get_mut(rec.channel.as_str()) {
             ids.remove(&rec.webhook_id);
             if ids.is_empty() {
-                self.webhooks.remove(&rec.channel);
+                self.webhooks.remove(rec.channel.as_str());
             }
         }
         match &rec.work {

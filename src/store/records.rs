@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::domain::CustomerMessage;
-use crate::ids::{ChatId, DeletionId, MemberId, MessageId, UserId};
+use crate::ids::{ChannelId, ChatId, DeletionId, MemberId, MessageId, UserId};
 
 /// A portal that installed the app (`memberid_portal`). Every address and token here comes from
 /// a trusted authorization server's reply, never from an install request (contract §5).
@@ -174,11 +174,11 @@ pub enum MessageState {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EventRecord {
     pub seq: u64,
-    pub channel: String,
+    pub channel: ChannelId,
     pub webhook_id: String,
     /// The reply given, replayed for a retry of the same webhook-id.
     pub reply: WebhookReply,
-    pub portal: String,
+    pub portal: MemberId,
     pub line: u64,
     pub chat_id: ChatId,
     pub accepted_at_ms: u64,
@@ -235,8 +235,8 @@ pub struct Op {
     pub seq: u64,
     /// Index of the item within its event (0 for sends and updates).
     pub item: u32,
-    pub channel: String,
-    pub portal: String,
+    pub channel: ChannelId,
+    pub portal: MemberId,
     pub line: u64,
     pub chat_id: ChatId,
     pub kind: OpKind,

@@ -2,7 +2,7 @@ use super::ingest::{IngestOutcome, IngestRequest, UNKNOWN_MESSAGE};
 use super::ops::{OpOutcome, OpResult};
 use super::*;
 use crate::domain::{ChatRef, CustomerMessage, Event, MessageBody, UserRef};
-use crate::ids::MessageId;
+use crate::ids::{ChannelId, MemberId, MessageId};
 
 pub(super) fn open() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -870,6 +870,8 @@ fn records_holding_typed_external_ids_keep_their_stored_bytes() {
         br#"{"seq":7,"channel":"acme","webhook_id":"w1","reply":{"status":202,"body":"{}","at_ms":5},"portal":"p1","line":3,"chat_id":"b:conn:42","accepted_at_ms":5,"work":{"op":"send","message":{"chat":{"id":"b:conn:42","name":"Ann"},"user":{"id":"42"},"message":{"id":"b:conn:42:9","date":1,"text":"hi"}},"state":{"attempts":0,"due_at_ms":5}}}"#,
     );
     assert_eq!(send.chat_id, "b:conn:42");
+    let (channel, portal): (&ChannelId, &MemberId) = (&send.channel, &send.portal);
+    assert_eq!((channel.as_str(), portal.as_str()), ("acme", "p1"));
     let Work::Send { message, .. } = &send.work else {
         panic!("{:?}", send.work)
     };
