@@ -57,6 +57,21 @@ pub(crate) async fn install_on(base: &str, portal: &FakePortal) {
     assert_eq!(install.status(), 200);
 }
 
+/// A gateway sending `method` in direct calls of at most 10 items at 5 requests/s (the portal
+/// refuses it inside `batch`), not yet installed: a run takes seconds, so a kill lands mid-way.
+fn slow_direct_calls(method: &str) -> TestOptions {
+    TestOptions {
+        portal: FakePortalConfig {
+            batch_denied_methods: vec![method.into()],
+            ..Default::default()
+        },
+        bucket: (5.0, 2),
+        max_batch: 10,
+        install: false,
+        ..Default::default()
+    }
+}
+
 /// A child gateway that is killed when dropped, so a failing test leaves no process behind.
 pub(crate) struct Gateway(pub(crate) Child);
 
@@ -120,17 +135,7 @@ pub(crate) fn serve_logged(config: &std::path::Path, json: bool) -> (Gateway, u1
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_9_during_a_deletion_run_loses_nothing_and_resends_nothing_recorded() {
     // Direct calls of 10 items at 5 requests/s: the run takes seconds, so the kill lands mid-way.
-    let portal_config = FakePortalConfig {
-        batch_denied_methods: vec!["imconnector.delete.messages".into()],
-        ..Default::default()
-    };
-    let options = TestOptions {
-        portal: portal_config.clone(),
-        bucket: (5.0, 2),
-        max_batch: 10,
-        install: false,
-        ..Default::default()
-    };
+    let options = slow_direct_calls("imconnector.delete.messages");
     let BinaryWorld {
         portal,
         secret,
@@ -272,17 +277,7 @@ async fn kill_9_at_random_points_of_ingest_and_sending_loses_nothing_and_resends
 {
     // Direct send calls of up to 10 items at 5 requests/s: sending lags ingest, so a kill lands
     // while events are being accepted and while sends are in flight.
-    let portal_config = FakePortalConfig {
-        batch_denied_methods: vec!["imconnector.send.messages".into()],
-        ..Default::default()
-    };
-    let options = TestOptions {
-        portal: portal_config.clone(),
-        bucket: (5.0, 2),
-        max_batch: 10,
-        install: false,
-        ..Default::default()
-    };
+    let options = slow_direct_calls("imconnector.send.messages");
     let BinaryWorld {
         portal,
         secret,
