@@ -5,7 +5,9 @@
 //! `write_bytes`) idle and at one event every 10 s (`SCALE_IDLE_SECS`, default 60, each).
 //!
 //! `cargo bench --bench scale` (env: SCALE_MESSAGES, SCALE_CLIENTS, SCALE_IDLE_SECS,
-//! SCALE_CACHE_MB for `storage.cache_mb`, SCALE_CHILD_ENV=NAME=VALUE for the gateway process).
+//! SCALE_CACHE_MB for `storage.cache_mb`, SCALE_CHILD_ENV="NAME=VALUE …" for the gateway process,
+//! SCALE_WRAPPER=program to run the gateway under, e.g. `heaptrack`; SCALE_KEEP=1 keeps the data
+//! directory for inspection).
 
 mod common;
 
@@ -43,16 +45,29 @@ impl Drop for Gateway {
 
 /// Start the release binary; returns it with its port once it logged it.
 fn serve(config: &std::path::Path) -> (Gateway, u16) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_openchannel-gateway"))
+    // SCALE_WRAPPER runs the gateway under a profiler (e.g. `heaptrack`).
+    let wrapper = std::env::var("SCALE_WRAPPER").ok();
+    let mut command = match &wrapper {
+        Some(w) => {
+            let mut c = Command::new(w);
+            c.arg(env!("CARGO_BIN_EXE_openchannel-gateway"));
+            c
+        }
+        None => Command::new(env!("CARGO_BIN_EXE_openchannel-gateway")),
+    };
+    let mut child = command
         .args(["serve", "--config"])
         .arg(config)
         .env("RUST_LOG", "warn,openchannel_gateway::startup=info")
         .envs(
             std::env::var("SCALE_CHILD_ENV")
                 .ok()
-                .and_then(|kv| {
-                    kv.split_once('=')
-                        .map(|(k, v)| vec![(k.to_string(), v.to_string())])
+                .map(|pairs| {
+                    pairs
+                        .split_whitespace()
+                        .filter_map(|kv| kv.split_once('='))
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect::<Vec<_>>()
                 })
                 .unwrap_or_default(),
         )
@@ -226,6 +241,9 @@ async fn main() {
     let messenger = FakeMessenger::start(secret.clone()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
+    if std::env::var("SCALE_KEEP").is_ok() {
+        println!("data directory kept: {}", data.display());
+    }
     let mut toml = format!(
         "[server]\nlisten = \"127.0.0.1:0\"\n[storage]\npath = \"{}\"\ncache_mb = {}\n[bitrix]\nclient_id = \"{}\"\nclient_secret = \"{}\"\noauth_servers = [\"{}\"]\nrate_per_second = 100000.0\nburst = 100000\n",
         data.display(),
@@ -345,4 +363,7 @@ async fn main() {
         trickle as f64 / 1024.0 / (t.elapsed().as_secs_f64() / 60.0)
     );
     drop(child);
+    if std::env::var("SCALE_KEEP").is_ok() {
+        let _ = dir.keep();
+    }
 }

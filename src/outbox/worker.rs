@@ -334,8 +334,10 @@ impl PortalWorker {
 
     /// Record the attempt, send, record what Bitrix24 answered (inside the request's span).
     async fn send_calls(&mut self, mut calls: Vec<Call<Op>>) {
-        // Write-ahead: the attempt is on disk before the request leaves, so after a crash an
-        // item that may have reached Bitrix24 says so (attempts ≥ 1).
+        // The attempt is counted before the request leaves, without a sync of its own: it
+        // becomes durable with the sync of the results that follow (one sync per request at a
+        // trickle, not two). A crash in between forgets it, and the item is sent again as if
+        // for the first time; a crash loop still ends at the retry age limit.
         for op in calls.iter_mut().flat_map(|c| c.ops.iter_mut()) {
             op.attempts += 1;
         }
@@ -351,7 +353,7 @@ impl PortalWorker {
         if let Err(e) = self
             .ctx
             .store
-            .commit(move |d| d.apply_results(&started, clock.now_ms()))
+            .commit_unsynced(move |d| d.apply_results(&started, clock.now_ms()))
             .await
         {
             tracing::error!(portal = %self.portal, error = %e, "cannot record an attempt; not sending");

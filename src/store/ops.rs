@@ -190,18 +190,30 @@ fn apply_to_event(
                 session,
             } = &r.outcome
             {
-                let user = UserLink {
-                    bitrix_user_id: uid.clone(),
-                    updated_at_ms: now_ms,
-                };
-                tx_put(tx.users, &keys::user(&portal, &message.user.id), &user)?;
-                if let Some((chat_id, session_id)) = session {
-                    let link = ChatLink {
-                        bitrix_chat_id: chat_id.clone(),
-                        session_id: session_id.clone(),
+                // Links are rewritten only when Bitrix24 names something new: most messages of
+                // a chat repeat what is stored, and a write per message would cost disk.
+                let ukey = keys::user(&portal, &message.user.id);
+                let known: Option<UserLink> = tx_get(tx.users, trees::USER_LINK, &ukey)?;
+                if known.is_none_or(|u| u.bitrix_user_id != *uid) {
+                    let user = UserLink {
+                        bitrix_user_id: uid.clone(),
                         updated_at_ms: now_ms,
                     };
-                    tx_put(tx.chats, &keys::chat(&portal, line, &chat), &link)?;
+                    tx_put(tx.users, &ukey, &user)?;
+                }
+                if let Some((chat_id, session_id)) = session {
+                    let ckey = keys::chat(&portal, line, &chat);
+                    let known: Option<ChatLink> = tx_get(tx.chats, trees::CHAT_LINK, &ckey)?;
+                    if known
+                        .is_none_or(|c| c.bitrix_chat_id != *chat_id || c.session_id != *session_id)
+                    {
+                        let link = ChatLink {
+                            bitrix_chat_id: chat_id.clone(),
+                            session_id: session_id.clone(),
+                            updated_at_ms: now_ms,
+                        };
+                        tx_put(tx.chats, &ckey, &link)?;
+                    }
                 }
             }
             Ok(Change::Finished)

@@ -132,6 +132,8 @@ pub struct WebhookReply {
 pub struct ChatLink {
     pub bitrix_chat_id: String,
     pub session_id: String,
+    /// When Bitrix24 last named a different chat or session (an unchanged answer is not
+    /// written again).
     pub updated_at_ms: u64,
 }
 
@@ -139,6 +141,7 @@ pub struct ChatLink {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserLink {
     pub bitrix_user_id: String,
+    /// When Bitrix24 last named a different user id (an unchanged answer is not written again).
     pub updated_at_ms: u64,
 }
 

@@ -427,6 +427,43 @@ async fn readiness_forces_no_sync() {
     assert_eq!(store.commit_stats().flushes, before);
 }
 
+#[tokio::test]
+async fn an_unsynced_write_waits_for_the_next_sync_and_is_durable_after_it() {
+    let (dir, store) = open();
+    let ops = accepted_ops(
+        &store,
+        ingest(
+            &store,
+            request("w1", Event::Created(message("c", "u", "m1"))),
+        )
+        .await,
+    );
+    let mut op = ops[0].clone();
+    op.attempts = 1;
+    let before = store.commit_stats().flushes;
+    let started = vec![OpResult {
+        op,
+        outcome: OpOutcome::Retry,
+    }];
+    store
+        .commit_unsynced(move |d| d.apply_results(&started, 2_000))
+        .await
+        .unwrap();
+    assert_eq!(store.commit_stats().flushes, before, "no sync of its own");
+    // The next synced write covers it.
+    ingest(
+        &store,
+        request("w2", Event::Created(message("c", "u", "m2"))),
+    )
+    .await;
+    assert_eq!(store.commit_stats().flushes, before + 1);
+    drop(store);
+    let store = Store::open(dir.path()).unwrap();
+    let pending = store.pending_ops().unwrap();
+    let m1 = pending.iter().find(|o| o.seq == ops[0].seq).unwrap();
+    assert_eq!(m1.attempts, 1);
+}
+
 /// A send accepted and answered by Bitrix24 at `at_ms`: its reply and mapping are written then.
 async fn sent_at(store: &Store, webhook_id: &str, message_id: &str, at_ms: u64) {
     let mut req = request(webhook_id, Event::Created(message("c", "u", message_id)));
@@ -444,6 +481,57 @@ async fn sent_at(store: &Store, webhook_id: &str, message_id: &str, at_ms: u64) 
         .commit(move |d| d.apply_results(&done, at_ms))
         .await
         .unwrap();
+}
+
+/// A send of `message_id` in chat "c" by user "u", answered at `at_ms` with Bitrix24's user,
+/// chat and session ids.
+async fn sent_with_links(store: &Store, message_id: &str, at_ms: u64, ids: (&str, &str, &str)) {
+    let req = request(
+        &format!("w-{message_id}"),
+        Event::Created(message("c", "u", message_id)),
+    );
+    let ops = accepted_ops(store, ingest(store, req).await);
+    let done = vec![OpResult {
+        op: ops[0].clone(),
+        outcome: OpOutcome::Done {
+            bitrix_user_id: Some(ids.0.into()),
+            session: Some((ids.1.into(), ids.2.into())),
+        },
+    }];
+    store
+        .commit(move |d| d.apply_results(&done, at_ms))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn user_and_chat_links_are_rewritten_only_when_bitrix24_names_something_new() {
+    let (_dir, store) = open();
+    sent_with_links(&store, "m1", 5_000, ("585", "1767", "323")).await;
+    sent_with_links(&store, "m2", 6_000, ("585", "1767", "323")).await;
+    let user = store.user_link("p1", "u").unwrap().unwrap();
+    let chat = store.chat_link("p1", 7, "c").unwrap().unwrap();
+    assert_eq!(
+        (user.bitrix_user_id.as_str(), user.updated_at_ms),
+        ("585", 5_000)
+    );
+    assert_eq!(
+        (chat.session_id.as_str(), chat.updated_at_ms),
+        ("323", 5_000)
+    );
+
+    // A new session (and, in principle, a new user id) is written.
+    sent_with_links(&store, "m3", 7_000, ("586", "1767", "324")).await;
+    let user = store.user_link("p1", "u").unwrap().unwrap();
+    let chat = store.chat_link("p1", 7, "c").unwrap().unwrap();
+    assert_eq!(
+        (user.bitrix_user_id.as_str(), user.updated_at_ms),
+        ("586", 7_000)
+    );
+    assert_eq!(
+        (chat.session_id.as_str(), chat.updated_at_ms),
+        ("324", 7_000)
+    );
 }
 
 #[tokio::test]
