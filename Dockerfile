@@ -1,5 +1,9 @@
 # Multi-stage build: compile in the Rust image, run in a slim Debian image as a non-root user.
 FROM rust:1.95-slim-bookworm AS build
+# jemalloc (the allocator, src/main.rs) is built from C sources with make.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends make \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
