@@ -292,10 +292,7 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Data) -> Result<T, StoreError> + Send + 'static,
     {
-        self.refuse_if_poisoned()?;
-        self.committer
-            .run(move |d| apply(d).map(Applied::from), true)
-            .await
+        self.commit_with(apply, true).await
     }
 
     /// Apply a write on the writer thread and answer once it is applied, without a sync of its
@@ -307,9 +304,17 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Data) -> Result<T, StoreError> + Send + 'static,
     {
+        self.commit_with(apply, false).await
+    }
+
+    async fn commit_with<T, F>(&self, apply: F, sync: bool) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Data) -> Result<T, StoreError> + Send + 'static,
+    {
         self.refuse_if_poisoned()?;
         self.committer
-            .run(move |d| apply(d).map(Applied::from), false)
+            .run(move |d| apply(d).map(Applied::from), sync)
             .await
     }
 

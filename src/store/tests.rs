@@ -64,6 +64,12 @@ pub(super) async fn ingest(store: &Store, req: IngestRequest) -> IngestOutcome {
     store.commit(move |d| d.ingest(&req)).await.expect("ingest")
 }
 
+/// The ops of a send of `message_id` in chat "c" by user "u", accepted under `webhook_id`.
+pub(super) async fn accepted_send(store: &Store, webhook_id: &str, message_id: &str) -> Vec<Op> {
+    let req = request(webhook_id, Event::Created(message("c", "u", message_id)));
+    accepted_ops(store, ingest(store, req).await)
+}
+
 pub(super) fn accepted_ops(store: &Store, outcome: IngestOutcome) -> Vec<Op> {
     match outcome {
         IngestOutcome::Accepted { ops, .. } => ops
@@ -80,14 +86,7 @@ pub(super) fn accepted_ops(store: &Store, outcome: IngestOutcome) -> Vec<Op> {
 #[tokio::test]
 async fn a_repeated_webhook_id_replays_the_first_reply_and_queues_nothing() {
     let (_dir, store) = open();
-    let first = accepted_ops(
-        &store,
-        ingest(
-            &store,
-            request("w1", Event::Created(message("c", "u", "m1"))),
-        )
-        .await,
-    );
+    let first = accepted_send(&store, "w1", "m1").await;
     assert_eq!(first.len(), 1);
     match ingest(
         &store,
@@ -104,22 +103,8 @@ async fn a_repeated_webhook_id_replays_the_first_reply_and_queues_nothing() {
 #[tokio::test]
 async fn a_second_created_event_for_a_known_message_id_is_not_sent_twice() {
     let (_dir, store) = open();
-    accepted_ops(
-        &store,
-        ingest(
-            &store,
-            request("w1", Event::Created(message("c", "u", "m1"))),
-        )
-        .await,
-    );
-    let again = accepted_ops(
-        &store,
-        ingest(
-            &store,
-            request("w2", Event::Created(message("c", "u", "m1"))),
-        )
-        .await,
-    );
+    accepted_send(&store, "w1", "m1").await;
+    let again = accepted_send(&store, "w2", "m1").await;
     assert!(again.is_empty());
     assert_eq!(
         store.pending_ops().unwrap().len(),
@@ -168,14 +153,7 @@ async fn deletion_items_resolve_users_from_the_mapping_or_fail_at_once() {
 #[tokio::test]
 async fn results_are_recorded_once_and_complete_the_deletion_with_a_report() {
     let (_dir, store) = open();
-    let send = accepted_ops(
-        &store,
-        ingest(
-            &store,
-            request("w1", Event::Created(message("c", "u", "m"))),
-        )
-        .await,
-    );
+    let send = accepted_send(&store, "w1", "m").await;
     let del = accepted_ops(
         &store,
         ingest(
@@ -281,14 +259,7 @@ async fn results_are_recorded_once_and_complete_the_deletion_with_a_report() {
 #[tokio::test]
 async fn a_retry_keeps_the_op_with_its_new_attempt_count() {
     let (_dir, store) = open();
-    let ops = accepted_ops(
-        &store,
-        ingest(
-            &store,
-            request("w1", Event::Created(message("c", "u", "m"))),
-        )
-        .await,
-    );
+    let ops = accepted_send(&store, "w1", "m").await;
     let mut op = ops[0].clone();
     op.attempts = 3;
     op.due_at_ms = 99_000;
@@ -430,14 +401,7 @@ async fn readiness_forces_no_sync() {
 #[tokio::test]
 async fn an_unsynced_write_waits_for_the_next_sync_and_is_durable_after_it() {
     let (dir, store) = open();
-    let ops = accepted_ops(
-        &store,
-        ingest(
-            &store,
-            request("w1", Event::Created(message("c", "u", "m1"))),
-        )
-        .await,
-    );
+    let ops = accepted_send(&store, "w1", "m1").await;
     let mut op = ops[0].clone();
     op.attempts = 1;
     let before = store.commit_stats().flushes;
@@ -486,11 +450,7 @@ async fn sent_at(store: &Store, webhook_id: &str, message_id: &str, at_ms: u64) 
 /// A send of `message_id` in chat "c" by user "u", answered at `at_ms` with Bitrix24's user,
 /// chat and session ids.
 async fn sent_with_links(store: &Store, message_id: &str, at_ms: u64, ids: (&str, &str, &str)) {
-    let req = request(
-        &format!("w-{message_id}"),
-        Event::Created(message("c", "u", message_id)),
-    );
-    let ops = accepted_ops(store, ingest(store, req).await);
+    let ops = accepted_send(store, &format!("w-{message_id}"), message_id).await;
     let done = vec![OpResult {
         op: ops[0].clone(),
         outcome: OpOutcome::Done {
@@ -504,34 +464,29 @@ async fn sent_with_links(store: &Store, message_id: &str, at_ms: u64, ids: (&str
         .unwrap();
 }
 
+/// User "u"'s Bitrix24 id and since when, chat "c"'s session and since when.
+fn links(store: &Store) -> (String, u64, String, u64) {
+    let user = store.user_link("p1", "u").unwrap().unwrap();
+    let chat = store.chat_link("p1", 7, "c").unwrap().unwrap();
+    (
+        user.bitrix_user_id,
+        user.updated_at_ms,
+        chat.session_id,
+        chat.updated_at_ms,
+    )
+}
+
 #[tokio::test]
 async fn user_and_chat_links_are_rewritten_only_when_bitrix24_names_something_new() {
     let (_dir, store) = open();
     sent_with_links(&store, "m1", 5_000, ("585", "1767", "323")).await;
     sent_with_links(&store, "m2", 6_000, ("585", "1767", "323")).await;
-    let user = store.user_link("p1", "u").unwrap().unwrap();
-    let chat = store.chat_link("p1", 7, "c").unwrap().unwrap();
-    assert_eq!(
-        (user.bitrix_user_id.as_str(), user.updated_at_ms),
-        ("585", 5_000)
-    );
-    assert_eq!(
-        (chat.session_id.as_str(), chat.updated_at_ms),
-        ("323", 5_000)
-    );
+    // Bitrix24 answered the same ids for m2: the links still date from m1.
+    assert_eq!(links(&store), ("585".into(), 5_000, "323".into(), 5_000));
 
     // A new session (and, in principle, a new user id) is written.
     sent_with_links(&store, "m3", 7_000, ("586", "1767", "324")).await;
-    let user = store.user_link("p1", "u").unwrap().unwrap();
-    let chat = store.chat_link("p1", 7, "c").unwrap().unwrap();
-    assert_eq!(
-        (user.bitrix_user_id.as_str(), user.updated_at_ms),
-        ("586", 7_000)
-    );
-    assert_eq!(
-        (chat.session_id.as_str(), chat.updated_at_ms),
-        ("324", 7_000)
-    );
+    assert_eq!(links(&store), ("586".into(), 7_000, "324".into(), 7_000));
 }
 
 #[tokio::test]
