@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use actix_web::dev::ServerHandle;
 use actix_web::{App, HttpServer, web};
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -19,7 +19,7 @@ use crate::clock::Clock;
 use crate::http::{self, AppState};
 use crate::messenger::outbound::OutboundClient;
 use crate::metrics::Metrics;
-use crate::outbox::deliverer::Deliverer;
+use crate::outbox::deliverer::{Deliverer, DeliveryWakes};
 use crate::outbox::{Context, Outbox};
 use crate::settings::Settings;
 use crate::store::Store;
@@ -126,7 +126,7 @@ impl Application {
         );
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
-        let deliveries = Arc::new(Notify::new());
+        let deliveries = Arc::new(DeliveryWakes::default());
         let progress = Arc::new(watch::channel(0u64).0);
         let feed = store.subscribe();
         let telegram = Arc::new(BotApi::new(metrics.clone()).map_err(StartError::Client)?);

@@ -9,7 +9,7 @@
 //! (a 4xx other than 408/425/429) or when they keep failing for `retry.max_age_secs`; reports and
 //! line events are retried until they are taken.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::Instrument as _;
@@ -32,6 +32,26 @@ use crate::store::{Delivery, DeliveryPayload, OperatorRecord, Store};
 /// Pause after a storage error before looking again.
 const STORAGE_RETRY: Duration = Duration::from_secs(1);
 
+/// Which channels have new deliveries: the feed's follower marks them and the deliverer wakes
+/// only their tasks (holds at most one entry per channel between two wakes).
+#[derive(Default)]
+pub struct DeliveryWakes {
+    channels: parking_lot::Mutex<HashSet<String>>,
+    notify: Notify,
+}
+
+impl DeliveryWakes {
+    /// A delivery was queued on `channel`.
+    pub fn wake(&self, channel: String) {
+        self.channels.lock().insert(channel);
+        self.notify.notify_one();
+    }
+
+    fn take(&self) -> HashSet<String> {
+        std::mem::take(&mut *self.channels.lock())
+    }
+}
+
 /// The delivery loop.
 pub struct Deliverer {
     pub store: Store,
@@ -39,7 +59,7 @@ pub struct Deliverer {
     pub client: OutboundClient,
     pub bitrix: Arc<BitrixClient>,
     pub metrics: Arc<Metrics>,
-    pub wake: Arc<Notify>,
+    pub wake: Arc<DeliveryWakes>,
     pub progress: Arc<watch::Sender<u64>>,
     pub cancel: CancellationToken,
     /// The gateway's clock (due times, `max_age_secs`, what deliveries are stamped with).
@@ -73,17 +93,27 @@ impl Deliverer {
             Err(e) => tracing::error!(error = %e, "cannot list the channels with deliveries"),
         }
         let mut wakes: HashMap<String, Arc<Notify>> = HashMap::new();
-        for channel in channels {
-            if wakes.contains_key(&channel) {
-                continue;
-            }
+        let spawn = |wakes: &mut HashMap<String, Arc<Notify>>, channel: String| {
             let wake = Arc::new(Notify::new());
             tasks.spawn(this.clone().channel_loop(channel.clone(), wake.clone()));
             wakes.insert(channel, wake);
+        };
+        for channel in channels {
+            if !wakes.contains_key(&channel) {
+                spawn(&mut wakes, channel);
+            }
         }
         loop {
             tokio::select! {
-                _ = this.wake.notified() => wakes.values().for_each(|w| w.notify_one()),
+                _ = this.wake.notify.notified() => {
+                    // Only the channels that got a delivery; one not seen yet gets its task.
+                    for channel in this.wake.take() {
+                        match wakes.get(&channel) {
+                            Some(wake) => wake.notify_one(),
+                            None => spawn(&mut wakes, channel),
+                        }
+                    }
+                }
                 _ = this.cancel.cancelled() => break,
             }
         }
@@ -465,3 +495,6 @@ fn is_operator(delivery: &Delivery) -> bool {
             | DeliveryPayload::OperatorDeleted { .. }
     )
 }
+
+#[cfg(test)]
+mod tests;

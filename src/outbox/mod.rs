@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -54,8 +54,8 @@ pub struct Context {
     pub max_queued: usize,
     pub retry: RetrySettings,
     pub metrics: Arc<Metrics>,
-    /// Woken whenever a deletion may have completed (a report to deliver).
-    pub deliveries: Arc<Notify>,
+    /// Told which channel has a new delivery (a report, an operator's message).
+    pub deliveries: Arc<deliverer::DeliveryWakes>,
     /// Bumped whenever results or deliveries are recorded (observability for tools and tests).
     pub progress: Arc<watch::Sender<u64>>,
     pub cancel: CancellationToken,
@@ -89,7 +89,7 @@ impl Context {
             store,
             client,
             metrics,
-            deliveries: Arc::new(Notify::new()),
+            deliveries: Arc::default(),
             progress: Arc::new(watch::channel(0).0),
             cancel: CancellationToken::new(),
             telegram: None,
@@ -186,7 +186,7 @@ impl Outbox {
             match change {
                 None => return,
                 Some(Committed::Ops(ops)) => self.enqueue(ops),
-                Some(Committed::Delivery { .. }) => self.inner.ctx.deliveries.notify_one(),
+                Some(Committed::Delivery { channel }) => self.inner.ctx.deliveries.wake(channel),
             }
         }
     }
