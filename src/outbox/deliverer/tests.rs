@@ -11,5 +11,8 @@ async fn a_wake_names_only_the_channels_that_got_a_delivery_once_each() {
     let mut named: Vec<String> = wakes.take().into_iter().collect();
     named.sort();
     assert_eq!(named, ["line1", "line2"]);
-    assert!(wakes.take().is_empty(), "taken channels are not named again");
+    assert!(
+        wakes.take().is_empty(),
+        "taken channels are not named again"
+    );
 }
