@@ -46,14 +46,12 @@ fn gateway_toml(
         dir.join("data").display(),
         portal.oauth_base()
     );
-    for line in 1..=LINES {
-        toml.push_str(&format!(
-            "[[channels]]\nid = \"line{line}\"\nportal = \"{}\"\nline = {line}\nsecret = \"{}\"\noutbound_url = \"{}\"\n",
-            portal.member_id(),
-            secret.to_whsec(),
-            messenger.url()
-        ));
-    }
+    toml.push_str(&common::channels_toml(
+        &portal.member_id(),
+        LINES,
+        &secret.to_whsec(),
+        &messenger.url(),
+    ));
     toml
 }
 

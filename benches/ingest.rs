@@ -13,6 +13,8 @@
 
 mod common;
 
+use common::env_num;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -20,7 +22,6 @@ use std::time::{Duration, Instant};
 use actix_web::{App, HttpResponse, HttpServer, web};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
 use openchannel_gateway::signature::{self, WebhookSecret};
 use serde_json::json;
 
@@ -35,13 +36,6 @@ struct Run {
     accepted: usize,
     elapsed: Duration,
     latencies: Vec<Duration>,
-}
-
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }
 
 /// Pre-sign requests so that client-side HMAC work is not part of either measurement.
@@ -93,13 +87,7 @@ async fn drive(
             tokio::spawn(async move {
                 let mut latencies = Vec::new();
                 let mut accepted = 0;
-                let stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
-                stream.set_nodelay(true).unwrap();
-                let (mut sender, conn) =
-                    hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                        .await
-                        .unwrap();
-                tokio::spawn(conn);
+                let mut sender = common::connect(&addr).await;
                 while Instant::now() < deadline {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(r) = requests.get(i) else { break };

@@ -11,6 +11,8 @@
 
 mod common;
 
+use common::env_num;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -19,20 +21,12 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
 use openchannel_sim::messenger::FakeMessenger;
 use openchannel_sim::portal::{FakePortal, FakePortalConfig};
 use openchannel_sim::webhooks::{Secret, SignedHeaders};
 use serde_json::json;
 
 const LINES: u64 = 4;
-
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 struct Gateway(Child);
 
@@ -166,13 +160,7 @@ async fn ingest(port: u16, secret: &Secret, from: usize, to: usize, clients: usi
             let (next, secret) = (next.clone(), secret.clone());
             tokio::spawn(async move {
                 let addr = format!("127.0.0.1:{port}");
-                let stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
-                stream.set_nodelay(true).unwrap();
-                let (mut sender, conn) =
-                    hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                        .await
-                        .unwrap();
-                tokio::spawn(conn);
+                let mut sender = common::connect(&addr).await;
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     if i >= to {
@@ -252,14 +240,12 @@ async fn main() {
         FakePortalConfig::default().client_secret,
         portal.oauth_base()
     );
-    for line in 1..=LINES {
-        toml.push_str(&format!(
-            "[[channels]]\nid = \"line{line}\"\nportal = \"{}\"\nline = {line}\nsecret = \"{}\"\noutbound_url = \"{}\"\n",
-            portal.member_id(),
-            secret.to_whsec(),
-            messenger.url()
-        ));
-    }
+    toml.push_str(&common::channels_toml(
+        &portal.member_id(),
+        LINES,
+        &secret.to_whsec(),
+        &messenger.url(),
+    ));
     let config = dir.path().join("gateway.toml");
     std::fs::write(&config, &toml).unwrap();
 
