@@ -348,35 +348,36 @@ async fn main() {
         "{clients} concurrent clients, {rounds} rounds of {secs} s per server, loopback, 2 server workers each"
     );
     let offset = Arc::new(AtomicUsize::new(0));
-    let _ = drive(
-        noop_url.clone(),
-        requests.clone(),
-        offset.clone(),
-        clients,
-        Duration::from_secs(1),
-        202,
-    )
-    .await;
-    let _ = drive(
-        durable_url.clone(),
-        requests.clone(),
-        offset.clone(),
-        clients,
-        Duration::from_secs(1),
-        202,
-    )
-    .await;
-    let _ = drive(
-        gw_url.clone(),
-        requests.clone(),
-        offset.clone(),
-        clients,
-        Duration::from_secs(1),
-        202,
-    )
-    .await;
+    // Warm-up: a second of each side.
+    for url in [&noop_url, &durable_url, &gw_url] {
+        let _ = drive(
+            url.clone(),
+            requests.clone(),
+            offset.clone(),
+            clients,
+            Duration::from_secs(1),
+            202,
+        )
+        .await;
+    }
     let (mut ratios, mut durable_ratios) = (Vec::new(), Vec::new());
     let (mut noop_all, mut gw_all, mut durable_all) = (Vec::new(), Vec::new(), Vec::new());
+    // One side of a round: drive it, print its rate and its CPU and bytes per request; its rate.
+    let measure = async |label: &str, url: &String, duration: Duration| {
+        let cpu = (cpu_by_thread(), bytes_written());
+        let run = drive(
+            url.clone(),
+            requests.clone(),
+            offset.clone(),
+            clients,
+            duration,
+            202,
+        )
+        .await;
+        let rate = report(label, &run);
+        cpu_report(&cpu, run.accepted);
+        rate
+    };
     for round in 1..=rounds {
         println!("round {round}");
         // BENCH_ONLY=gateway, =durable or =noop shortens the other runs to 0.1 s (for profiling one).
@@ -389,42 +390,9 @@ async fn main() {
             }
         };
         let (noop_dur, gw_dur, durable_dur) = (short("noop"), short("gateway"), short("durable"));
-        let cpu = (cpu_by_thread(), bytes_written());
-        let noop_run = drive(
-            noop_url.clone(),
-            requests.clone(),
-            offset.clone(),
-            clients,
-            noop_dur,
-            202,
-        )
-        .await;
-        let noop_rate = report("  no-op actix handler", &noop_run);
-        cpu_report(&cpu, noop_run.accepted);
-        let cpu = (cpu_by_thread(), bytes_written());
-        let durable_run = drive(
-            durable_url.clone(),
-            requests.clone(),
-            offset.clone(),
-            clients,
-            durable_dur,
-            202,
-        )
-        .await;
-        let durable_rate = report("  durable reference", &durable_run);
-        cpu_report(&cpu, durable_run.accepted);
-        let cpu = (cpu_by_thread(), bytes_written());
-        let gw_run = drive(
-            gw_url.clone(),
-            requests.clone(),
-            offset.clone(),
-            clients,
-            gw_dur,
-            202,
-        )
-        .await;
-        let gw_rate = report("  gateway (durable 202)", &gw_run);
-        cpu_report(&cpu, gw_run.accepted);
+        let noop_rate = measure("  no-op actix handler", &noop_url, noop_dur).await;
+        let durable_rate = measure("  durable reference", &durable_url, durable_dur).await;
+        let gw_rate = measure("  gateway (durable 202)", &gw_url, gw_dur).await;
         ratios.push(gw_rate / noop_rate);
         durable_ratios.push(gw_rate / durable_rate);
         println!(
