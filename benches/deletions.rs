@@ -73,15 +73,7 @@ async fn main() {
         &gateway_toml(dir.path(), &portal, &messenger, &secret),
     )
     .await;
-    let http = reqwest::Client::new();
-    let install = http
-        .post(format!("{}/bitrix/install", gateway.base))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(portal.install_event_body())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(install.status(), 200);
+    common::install(&gateway.base, &portal).await;
     let member = portal.member_id();
     let store = gateway.app_store.clone();
     wait(Duration::from_secs(60), || {

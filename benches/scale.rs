@@ -252,14 +252,7 @@ async fn main() {
     let (child, port) = serve(&config);
     let pid = child.0.id();
     let http = reqwest::Client::new();
-    let install = http
-        .post(format!("http://127.0.0.1:{port}/bitrix/install"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(portal.install_event_body())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(install.status(), 200);
+    common::install(&format!("http://127.0.0.1:{port}"), &portal).await;
     // The first message proves the setup is recorded (work flows only then).
     ingest(port, &secret, 0, 1, 1).await;
     wait_delivered(&portal, 1).await;
