@@ -51,7 +51,11 @@ pub async fn run(settings: Settings, operation: Operation, portal: &str) -> Exit
         );
         return ExitCode::from(1);
     }
-    let store = match Store::open_with(&settings.storage.path, settings.storage.cache_mb << 20) {
+    let store = match Store::open_retaining(
+        &settings.storage.path,
+        settings.storage.cache_mb << 20,
+        settings.storage.retention_days > 0,
+    ) {
         Ok(store) => store,
         Err(e) => {
             eprintln!(

@@ -161,7 +161,9 @@ impl Data {
                     queue.remove(queued.as_slice())?;
                     // Kept for operators to see until retention prunes it.
                     let at = delivery.due_at_ms.max(delivery.created_at_ms);
-                    retain.insert(retention::index_key(Kind::FailedDelivery, at, &key), &[])?;
+                    if self.indexed {
+                        retain.insert(retention::index_key(Kind::FailedDelivery, at, &key), &[])?;
+                    }
                 } else {
                     queue.insert(queued.as_slice(), &keys::u64_be(delivery.due_at_ms))?;
                 }

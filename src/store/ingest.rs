@@ -1,8 +1,9 @@
-//! Accepting a platform event. The common case is one sled write: the event record into
-//! `seq_event` (the webhook-id check reads the in-memory index of pending events and
-//! `webhookid_reply`). Acceptance runs on the writer thread, so the check and the write cannot
-//! interleave with another acceptance; the in-memory index entry it adds is taken back if the
-//! group's sync fails.
+//! Accepting a platform event: the event record into `seq_event`, then its reply into
+//! `webhookid_reply` (what the webhook-id check reads) and, for a send, its message into
+//! `message_state` as queued (what a later deletion or a repeated `message.created` reads).
+//! Nothing of pending work is held in memory. Acceptance runs on the writer thread, so the
+//! check and the writes cannot interleave with another acceptance; if the group's sync fails
+//! the store is poisoned and no later write (nor replay) is answered.
 
 use super::codec::{decode, encode, tx_put};
 use super::committer::Applied;
@@ -10,7 +11,7 @@ use super::feed::Committed;
 use super::retention::{Kind, tx_index};
 use super::{
     Data, DeletionItem, DeletionRecord, DeletionReport, EventRecord, ItemState, MessageRecord,
-    OpRef, StoreError, WebhookReply, Work, deliveries, keys, trees,
+    MessageState, OpRef, StoreError, WebhookReply, Work, deliveries, keys, trees,
 };
 use crate::domain::Event;
 use crate::ids::{ChannelId, ChatId, DeletionId, MemberId, MessageId, UserId};
@@ -157,32 +158,80 @@ impl Data {
             self.events.insert(keys::u64_be(seq), encode(&record))?;
             record.item_ref(0, None).into_iter().collect()
         };
-        self.pending().add(&record);
+        // After the record: a crash between the writes leaves a record without them, which
+        // `rebuild_pending` completes at open (never a reply without its work).
+        self.record_pending(&record)?;
         self.stage(Committed::Ops(ops.clone()));
         Ok(Applied {
             value: IngestOutcome::Accepted { reply, ops },
             undo: Some(Box::new(move |data: &Data| {
-                data.pending().remove(&record);
-                if let Work::Delete { deletion, .. } = &record.work {
-                    // Best effort: the store is poisoned, this only hides it from reads.
-                    let _ = data.pending_deletions.remove(deletion.id.as_bytes());
-                }
+                // Best effort: the store is poisoned, this only hides it from reads.
+                let _ = data.forget_pending(&record);
             })),
         })
     }
 
+    /// The reply of a pending event and, for a send, its message as queued: written at
+    /// acceptance so that lookups read the disk, not an in-memory index. Each is indexed for
+    /// retention once, when it is created (`retention.rs` re-indexes a record written since).
+    pub(crate) fn record_pending(&self, record: &EventRecord) -> Result<(), StoreError> {
+        let reply_key = keys::webhook(&record.channel, &record.webhook_id);
+        if !self.webhooks.contains_key(&reply_key)? {
+            self.webhooks.insert(&reply_key, encode(&record.reply))?;
+            self.index(Kind::Reply, record.reply.at_ms, &reply_key)?;
+        }
+        if let Work::Send { message, .. } = &record.work {
+            let key = keys::message(
+                &record.portal,
+                record.line,
+                &record.chat_id,
+                &message.message.id,
+            );
+            if !self.messages.contains_key(&key)? {
+                let queued = MessageRecord {
+                    channel: record.channel.to_string(),
+                    user_id: message.user.id.clone(),
+                    state: MessageState::Queued,
+                    created_at_ms: record.accepted_at_ms,
+                    updated_at_ms: record.accepted_at_ms,
+                    error: None,
+                };
+                self.messages.insert(&key, encode(&queued))?;
+                self.index(Kind::Message, record.accepted_at_ms, &key)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Take back what [`Data::record_pending`] and acceptance wrote for an event that never
+    /// became durable.
+    fn forget_pending(&self, record: &EventRecord) -> Result<(), StoreError> {
+        self.webhooks
+            .remove(keys::webhook(&record.channel, &record.webhook_id))?;
+        match &record.work {
+            Work::Send { message, .. } => {
+                let key = keys::message(
+                    &record.portal,
+                    record.line,
+                    &record.chat_id,
+                    &message.message.id,
+                );
+                self.messages.remove(key)?;
+            }
+            Work::Delete { deletion, .. } => {
+                self.pending_deletions.remove(deletion.id.as_bytes())?;
+            }
+            Work::Update { .. } | Work::Reaction { .. } => {}
+        }
+        Ok(())
+    }
+
     /// The reply given to this webhook-id before, pending or finished.
-    fn first_reply(
+    pub(crate) fn first_reply(
         &self,
         channel: &str,
         webhook_id: &str,
     ) -> Result<Option<WebhookReply>, StoreError> {
-        let pending = self.pending().webhook(channel, webhook_id);
-        if let Some(seq) = pending
-            && let Some(record) = self.event(seq)?
-        {
-            return Ok(Some(record.reply));
-        }
         self.webhooks
             .get(keys::webhook(channel, webhook_id))?
             .map(|v| decode(trees::WEBHOOKID_REPLY, &v))
@@ -198,9 +247,6 @@ impl Data {
         message: &str,
     ) -> Result<Option<UserId>, StoreError> {
         let key = keys::message(portal, line, chat, message);
-        if let Some(user) = self.pending().sends.get(&key) {
-            return Ok(Some(user.clone()));
-        }
         Ok(self
             .messages
             .get(&key)?

@@ -13,10 +13,11 @@
 //! - A write or sync that fails with an I/O error poisons the store: every later write is
 //!   refused ([`StoreError::Unavailable`], a `503`) until restart ([`Store::poisoned`]).
 //! - Accepting an event writes its record into `seq_event` (a deletion's items each under their
-//!   own key in `seqitem_deletionitem`, in the same transaction). Everything derived from it
-//!   (mapping, reports, replies of finished events) is written when Bitrix24 answers. The
-//!   webhook-ids and queued sends of pending events are also indexed in memory (`pending.rs`),
-//!   rebuilt from `seq_event` at open.
+//!   own key in `seqitem_deletionitem`, in the same transaction), then its reply into
+//!   `webhookid_reply` and, for a send, its message into `message_state` as queued: every
+//!   lookup of pending work reads the disk, nothing of it is held in memory (`pending.rs`
+//!   completes these at open after a crash between the writes). The mapping, reports and
+//!   results are written when Bitrix24 answers.
 //! - What each durable group committed is published on a feed (`feed.rs`) the outbox follows.
 //! - Records that only serve the past are indexed by time (`retention.rs`) and pruned through
 //!   that index in bounded chunks.
@@ -105,6 +106,8 @@ pub struct Data {
     pub(crate) messages: Tree,
     pub(crate) deletions: Tree,
     pub(crate) pending_deletions: Tree,
+    /// Whether records are indexed for retention (`false` when nothing is ever pruned).
+    pub(crate) indexed: bool,
     pub(crate) deliveries: Tree,
     /// `channelseq_due`.
     pub(crate) queue: Tree,
@@ -114,8 +117,6 @@ pub struct Data {
     pub(crate) extmsgs: Tree,
     pub(crate) channels: Tree,
     pub(crate) digests: Tree,
-    /// What is pending, indexed in memory; used only by the writer thread (and at open).
-    pub(crate) pending: parking_lot::Mutex<pending::Pending>,
     /// One past the highest event seq applied so far, and one past the highest known durable
     /// (set after each successful sync): a reader of `seq_event` that must see only durable
     /// events stops before it.
@@ -196,8 +197,20 @@ impl Store {
         Self::open_with(path, DEFAULT_CACHE_BYTES)
     }
 
-    /// [`Store::open`] with a page cache of `cache_bytes` (`storage.cache_mb`).
+    /// [`Store::open`] with a page cache of `cache_bytes` (`storage.cache_mb`), indexing
+    /// records for retention.
     pub fn open_with(path: &Path, cache_bytes: u64) -> Result<Store, StoreError> {
+        Self::open_retaining(path, cache_bytes, true)
+    }
+
+    /// [`Store::open_with`]; `indexed` false (`storage.retention_days = 0`: nothing is ever
+    /// pruned) writes no retention index entries. A directory used that way is marked, and the
+    /// next open with `indexed` true indexes every record it holds, once.
+    pub fn open_retaining(
+        path: &Path,
+        cache_bytes: u64,
+        indexed: bool,
+    ) -> Result<Store, StoreError> {
         std::fs::create_dir_all(path).map_err(|e| StoreError::Sled(e.into()))?;
         let db = open_db(path, cache_bytes)?;
         let meta = db.open_tree(trees::META)?;
@@ -249,9 +262,9 @@ impl Store {
             extmsgs: open(trees::EXTMSG_BITRIXMSG)?,
             channels: open(trees::CHANNEL_STATE)?,
             digests: open(trees::EVENTDIGEST_SEEN)?,
-            pending: parking_lot::Mutex::new(pending::Pending::default()),
             applied_seq: std::sync::atomic::AtomicU64::new(0),
             durable_seq: std::sync::atomic::AtomicU64::new(0),
+            indexed,
             staged: parking_lot::Mutex::new(Vec::new()),
             feed: feed::Feed::default(),
             files,
@@ -271,7 +284,15 @@ impl Store {
         data.durable_seq.store(last, Ordering::SeqCst);
         if from_version_1 {
             data.rebuild_delivery_queue()?;
+        }
+        let unindexed = data.meta.contains_key(trees::META_UNINDEXED)?;
+        if indexed && (from_version_1 || unindexed) {
             data.index_existing()?;
+            data.meta.remove(trees::META_UNINDEXED)?;
+            data.sync()?;
+        } else if !indexed && !unindexed {
+            data.meta.insert(trees::META_UNINDEXED, &[])?;
+            data.sync()?;
         }
         if data.meta.get("schema_version")?.as_deref()
             != Some(&trees::SCHEMA_VERSION.to_be_bytes()[..])

@@ -199,8 +199,8 @@ impl Data {
                 let ext = keys::message(portal, record.line, &record.chat_id, id);
                 tx.extmsgs.insert(ext, &keys::u64_be(im_message_id))?;
             }
-            tx_put(tx.operators, &key, &record)?;
-            tx_index(tx, Kind::Operator, now_ms, &key)
+            // Indexed when created: retention re-indexes a record written since.
+            tx_put(tx.operators, &key, &record)
         })
     }
 
@@ -221,7 +221,7 @@ impl Data {
         };
         record.updated_at_ms = now_ms;
         self.operators.insert(&key, encode(&record))?;
-        self.index(Kind::Operator, now_ms, &key)
+        Ok(())
     }
 
     /// Record (or clear) the bot's notice about an operator message.
@@ -268,6 +268,8 @@ fn operator_message(
     if kind == OperatorKind::Created && known.is_some() {
         return Ok(false);
     }
+    // Indexed for retention once, when created (`retention.rs` re-indexes on a later write).
+    let created = known.is_none();
     let mut record = known.unwrap_or_else(|| OperatorRecord {
         channel: channel.to_string(),
         line,
@@ -326,7 +328,9 @@ fn operator_message(
         }
     };
     tx_put(tx.operators, &key, &record)?;
-    tx_index(tx, Kind::Operator, intake.now_ms, &key)?;
+    if created {
+        tx_index(tx, Kind::Operator, intake.now_ms, &key)?;
+    }
     let webhook_id = match kind {
         // Stable per Bitrix24 message: a duplicate creation can be recognised by the platform.
         OperatorKind::Created => format!("msg_b24_{}_{}", intake.portal, m.im_message_id),

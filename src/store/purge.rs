@@ -116,13 +116,10 @@ impl Data {
         walks.push(Walk::all(&self.events, move |data, value| {
             let record: EventRecord = decode(trees::SEQ_EVENT, value)?;
             let theirs = record.portal == member_id;
-            if theirs {
-                data.pending().remove(&record);
-                if let super::Work::Delete { deletion, .. } = &record.work {
-                    data.pending_deletions.remove(deletion.id.as_bytes())?;
-                    for index in 0..deletion.total {
-                        data.items.remove(keys::seq_item(record.seq, index))?;
-                    }
+            if theirs && let super::Work::Delete { deletion, .. } = &record.work {
+                data.pending_deletions.remove(deletion.id.as_bytes())?;
+                for index in 0..deletion.total {
+                    data.items.remove(keys::seq_item(record.seq, index))?;
                 }
             }
             Ok(theirs)

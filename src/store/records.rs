@@ -163,6 +163,8 @@ pub struct MessageRecord {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MessageState {
+    /// Accepted and not answered by Bitrix24 yet (its send is pending).
+    Queued,
     /// Bitrix24 confirmed it.
     Sent,
     /// Bitrix24 rejected it, or it was given up.

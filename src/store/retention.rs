@@ -4,15 +4,16 @@
 //! own write, so acceptances run between chunks). A pass reads only index entries older than
 //! its cutoff: nothing is scanned that is not due for pruning.
 //!
-//! A record written again later gets a newer entry; an older entry whose record has been
-//! written since is dropped without touching the record (each record carries its own time).
+//! A record is indexed once, when it is created; a record written again later (a message's
+//! result, an edit) keeps its entry. When that entry comes due, the record's own time is read:
+//! if it was written since, the entry is replaced by one at that time and the record is kept.
 
 use std::time::Duration;
 
 use super::codec::decode;
 use super::{
-    Data, DeletionReport, Delivery, MessageRecord, OperatorRecord, Store, StoreError, Tx, TxResult,
-    WebhookReply, keys, trees,
+    Data, DeletionReport, Delivery, MessageRecord, MessageState, OperatorRecord, Store, StoreError,
+    Tx, TxResult, WebhookReply, keys, trees,
 };
 
 /// Index entries visited per chunk.
@@ -103,14 +104,18 @@ pub(crate) fn index_key(kind: Kind, at_ms: u64, key: &[u8]) -> Vec<u8> {
 
 /// Index a record written inside a transaction.
 pub(crate) fn tx_index(tx: &Tx<'_>, kind: Kind, at_ms: u64, key: &[u8]) -> TxResult<()> {
-    tx.retain.insert(index_key(kind, at_ms, key), &[])?;
+    if tx.data.indexed {
+        tx.retain.insert(index_key(kind, at_ms, key), &[])?;
+    }
     Ok(())
 }
 
 impl Data {
     /// Index a record written outside a transaction.
     pub(crate) fn index(&self, kind: Kind, at_ms: u64, key: &[u8]) -> Result<(), StoreError> {
-        self.retain.insert(index_key(kind, at_ms, key), &[])?;
+        if self.indexed {
+            self.retain.insert(index_key(kind, at_ms, key), &[])?;
+        }
         Ok(())
     }
 
@@ -132,17 +137,22 @@ impl Data {
             }
             visited += 1;
             let (ikey, _) = entry?;
+            self.retain.remove(&ikey)?;
             if ikey.len() >= 10
                 && let Some(kind) = Kind::from_u8(ikey[9])
             {
-                removed += usize::from(self.prune_record(kind, &ikey[10..], cutoff_ms)?);
+                match self.prune_record(kind, &ikey[10..], cutoff_ms)? {
+                    Pruned::Removed => removed += 1,
+                    Pruned::WrittenSince(at) => self.index(kind, at, &ikey[10..])?,
+                    Pruned::Gone => {}
+                }
             }
-            self.retain.remove(&ikey)?;
         }
         Ok((removed, false))
     }
 
-    /// Index every record a version 1 directory holds (it had no `attime_key`); once, at open.
+    /// Index every record the directory holds: once, at open, for a version 1 directory (it
+    /// had no `attime_key`) or one written with retention off ([`trees::META_UNINDEXED`]).
     pub(crate) fn index_existing(&self) -> Result<(), StoreError> {
         for entry in self.webhooks.iter() {
             let (key, value) = entry?;
@@ -186,8 +196,8 @@ impl Data {
         Ok(())
     }
 
-    /// Remove the record if it is still older than the cutoff; true if removed.
-    fn prune_record(&self, kind: Kind, key: &[u8], cutoff_ms: u64) -> Result<bool, StoreError> {
+    /// Remove the record if it is still older than the cutoff.
+    fn prune_record(&self, kind: Kind, key: &[u8], cutoff_ms: u64) -> Result<Pruned, StoreError> {
         let tree = match kind {
             Kind::Reply => &self.webhooks,
             Kind::Digest => &self.digests,
@@ -197,20 +207,26 @@ impl Data {
             Kind::FailedDelivery => &self.deliveries,
         };
         let Some(value) = tree.get(key)? else {
-            return Ok(false);
+            return Ok(Pruned::Gone);
         };
-        let old = match kind {
-            Kind::Reply => {
-                decode::<WebhookReply>(trees::WEBHOOKID_REPLY, &value)?.at_ms < cutoff_ms
-            }
-            Kind::Digest => keys::parse_u64(trees::EVENTDIGEST_SEEN, &value)? < cutoff_ms,
+        // The time the record was last written (records indexed once, when created, may have
+        // been written since: they are indexed again at that time).
+        let at = match kind {
+            Kind::Reply => decode::<WebhookReply>(trees::WEBHOOKID_REPLY, &value)?.at_ms,
+            Kind::Digest => keys::parse_u64(trees::EVENTDIGEST_SEEN, &value)?,
             Kind::Message => {
-                decode::<MessageRecord>(trees::MESSAGE_STATE, &value)?.updated_at_ms < cutoff_ms
+                let record: MessageRecord = decode(trees::MESSAGE_STATE, &value)?;
+                if record.state == MessageState::Queued {
+                    // Its send is pending: kept, and looked at again a period later.
+                    return Ok(Pruned::WrittenSince(
+                        cutoff_ms.max(record.updated_at_ms) + 1,
+                    ));
+                }
+                record.updated_at_ms
             }
             Kind::Operator => {
                 let record: OperatorRecord = decode(trees::BITRIXMSG_OPERATOR, &value)?;
-                let old = record.updated_at_ms < cutoff_ms;
-                if old {
+                if record.updated_at_ms < cutoff_ms {
                     let end = key
                         .iter()
                         .position(|&b| b == keys::SEP)
@@ -225,26 +241,42 @@ impl Data {
                         ))?;
                     }
                 }
-                old
+                record.updated_at_ms
             }
             Kind::Report => {
                 let report: DeletionReport = decode(trees::DELETIONID_DELETION, &value)?;
-                let at = report
+                report
                     .deletion
                     .completed_at_ms
-                    .unwrap_or(report.deletion.created_at_ms);
-                at < cutoff_ms
+                    .unwrap_or(report.deletion.created_at_ms)
             }
             // Failed deliveries are never written again; a live one is never pruned.
-            Kind::FailedDelivery => decode::<Delivery>(trees::SEQ_DELIVERY, &value)?
-                .failed
-                .is_some(),
+            Kind::FailedDelivery => {
+                if decode::<Delivery>(trees::SEQ_DELIVERY, &value)?
+                    .failed
+                    .is_none()
+                {
+                    return Ok(Pruned::Gone);
+                }
+                0
+            }
         };
-        if old {
-            tree.remove(key)?;
+        if at >= cutoff_ms {
+            return Ok(Pruned::WrittenSince(at));
         }
-        Ok(old)
+        tree.remove(key)?;
+        Ok(Pruned::Removed)
     }
+}
+
+/// What [`Data::prune_record`] found.
+enum Pruned {
+    /// The record was older than the cutoff and is removed.
+    Removed,
+    /// The record was written at this time, after the cutoff: it is indexed again.
+    WrittenSince(u64),
+    /// No record (or none retention prunes) under that key.
+    Gone,
 }
 
 impl Store {

@@ -375,9 +375,9 @@ async fn a_failed_sync_poisons_the_store_and_what_it_covered_is_never_acknowledg
     assert!(store.commit(|_| Ok(())).await.is_err());
     assert!(store.probe().await.is_err());
     assert_eq!(store.commit_stats().flushes, syncs);
-    // The in-memory index forgot the refused event.
-    assert_eq!(store.pending().webhook("acme", "w2"), None);
-    assert!(store.pending().webhook("acme", "w1").is_some());
+    // What the refused event wrote is taken back from what reads see.
+    assert_eq!(store.first_reply("acme", "w2").unwrap(), None);
+    assert!(store.first_reply("acme", "w1").unwrap().is_some());
     drop(store);
 
     // After a restart the store is writable again; the acknowledged event is there.
@@ -534,28 +534,112 @@ async fn retention_prunes_what_is_older_than_its_cutoff_through_the_time_index()
     // A pass reads only what is due: nothing is left before the cutoff.
     assert_eq!(store.prune(10 * day, five_days).await.unwrap(), 0);
 
-    // A record written again later is kept until its own time is past the cutoff.
+    // A record written again later keeps the one entry it got when created; when that comes
+    // due, the record's own time counts: it is kept and its entry moves to that time.
     let key = keys::message("p1", 7, "c", "m-new");
+    let entries = store.retain.len();
     store
         .commit(move |d| {
             let mut m = d.message_record("p1", 7, "c", "m-new")?.unwrap();
             m.updated_at_ms = 20 * day;
             d.messages.insert(&key, codec::encode(&m))?;
-            d.index(retention::Kind::Message, 20 * day, &key)
+            Ok(())
         })
         .await
         .unwrap();
+    assert_eq!(store.retain.len(), entries, "a rewrite adds no entry");
     store.prune(16 * day, five_days).await.unwrap();
     assert!(message("m-new").is_some(), "its newer time counts");
     assert!(reply("w-new").is_none(), "replay records go sooner");
+    assert_eq!(
+        store.retain.len(),
+        entries - 1,
+        "the reply's entry is gone, the message's moved"
+    );
+    store.prune(19 * day, five_days).await.unwrap();
+    assert!(
+        message("m-new").is_some(),
+        "moved to day 20, not due at day 19 + 5"
+    );
     store.prune(26 * day, five_days).await.unwrap();
     assert!(message("m-new").is_none());
+    assert_eq!(store.retain.len(), 0);
 
     // retention_days = 0 keeps everything.
     sent_at(&store, "w-kept", "m-kept", day).await;
     let forever = Retention::from_days(0);
     assert_eq!(store.prune(1000 * day, forever).await.unwrap(), 0);
     assert!(message("m-kept").is_some());
+}
+
+#[tokio::test]
+async fn pending_work_is_looked_up_on_disk_and_completed_at_open_after_a_crash_between_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    accepted_send(&store, "w1", "m1").await;
+    // From acceptance on: the reply for a retry, the queued message for a later deletion.
+    assert!(store.first_reply("acme", "w1").unwrap().is_some());
+    let queued = store.message_record("p1", 7, "c", "m1").unwrap().unwrap();
+    assert_eq!(queued.state, MessageState::Queued);
+    assert_eq!(queued.user_id, "u");
+    let replay = ingest(
+        &store,
+        request("w1", Event::Created(message("c", "u", "m1"))),
+    )
+    .await;
+    assert!(matches!(replay, IngestOutcome::Replayed(_)), "{replay:?}");
+    // A crash after the event record but before its reply and message: only the record.
+    store.webhooks.remove(keys::webhook("acme", "w1")).unwrap();
+    store
+        .messages
+        .remove(keys::message("p1", 7, "c", "m1"))
+        .unwrap();
+    store.sync().unwrap();
+    drop(store);
+
+    let store = Store::open(dir.path()).unwrap();
+    assert!(
+        store.first_reply("acme", "w1").unwrap().is_some(),
+        "the reply is written again from the event record at open"
+    );
+    let queued = store.message_record("p1", 7, "c", "m1").unwrap().unwrap();
+    assert_eq!(queued.state, MessageState::Queued);
+    // A deletion without a user finds the queued message's user on disk.
+    let deletion = deletion_request(
+        "w-del",
+        "d1",
+        Event::Deleted {
+            chat_id: "c".into(),
+            user_id: None,
+            message_ids: vec!["m1".into()],
+        },
+    );
+    let ops = accepted_ops(&store, ingest(&store, deletion).await);
+    assert_eq!(ops.len(), 1, "the item is sent, not failed as unknown");
+}
+
+#[tokio::test]
+async fn with_retention_off_nothing_is_indexed_until_a_later_open_prunes() {
+    let dir = tempfile::tempdir().unwrap();
+    let day = 24 * 3600 * 1000;
+    let store = Store::open_retaining(dir.path(), DEFAULT_CACHE_BYTES, false).unwrap();
+    sent_at(&store, "w1", "m1", day).await;
+    assert_eq!(store.retain.len(), 0, "no index entry is written");
+    drop(store);
+
+    // Opened again with retention on: the records written meanwhile are indexed first.
+    let store = Store::open_with(dir.path(), DEFAULT_CACHE_BYTES).unwrap();
+    assert_eq!(store.retain.len(), 2, "the reply and the message");
+    assert!(!store.meta.contains_key(trees::META_UNINDEXED).unwrap());
+    let removed = store
+        .prune(100 * day, retention::Retention::from_days(30))
+        .await
+        .unwrap();
+    assert_eq!(removed, 2);
+    assert!(store.message_record("p1", 7, "c", "m1").unwrap().is_none());
+    drop(store);
+    let store = Store::open_with(dir.path(), DEFAULT_CACHE_BYTES).unwrap();
+    assert_eq!(store.retain.len(), 0, "indexed once, not at every open");
 }
 
 #[tokio::test]

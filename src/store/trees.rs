@@ -11,12 +11,15 @@
 pub const SCHEMA_VERSION: u32 = 2;
 
 /// `"schema_version"` → u32 BE; [`META_PLACEMENT_KEY`] → 32 random bytes;
-/// [`META_TELEGRAM_WEBHOOK_PREFIX`] ‖ channel id → SHA-256 of the Telegram `webhook_secret` last
+/// [`META_UNINDEXED`] → empty; [`META_TELEGRAM_WEBHOOK_PREFIX`] ‖ channel id → SHA-256 of the Telegram `webhook_secret` last
 /// registered for that channel. (`"probe"` and
 /// `"journal_floor"`, u64 BE, were written by earlier builds.)
 pub const META: &str = "meta";
 /// Key in `meta` of the HMAC key signing the settings page's action forms (made at first open).
 pub const META_PLACEMENT_KEY: &str = "placement_key";
+/// Key in `meta` (empty value) present while records are written without retention index
+/// entries (`storage.retention_days = 0`); the next open that prunes indexes them all first.
+pub const META_UNINDEXED: &str = "unindexed";
 /// Prefix in `meta` of a Telegram channel's registered-secret digest.
 pub const META_TELEGRAM_WEBHOOK_PREFIX: &str = "telegram_webhook_secret:";
 /// member_id → `PortalRecord` (domain, client_endpoint, tokens, application_token, status).
