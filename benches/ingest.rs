@@ -9,7 +9,10 @@
 //!
 //! `cargo bench --bench ingest` (env: BENCH_SECS per round, BENCH_ROUNDS, BENCH_CLIENTS). The
 //! portal is not installed, so no Bitrix24 traffic competes: this measures acceptance only (the
-//! accepted events stay pending, in `seq_event`).
+//! accepted events stay pending, in `seq_event`). The gateway runs twice, side by side: with
+//! its whole backlog indexed in memory (`storage.pending_in_memory` above what the run
+//! accepts), and with none of it (`0`: every acceptance also writes its reply and queued
+//! message, as beyond the in-memory bound while Bitrix24 is away).
 
 mod common;
 
@@ -62,11 +65,13 @@ fn sign_all(secret: &WebhookSecret, n: usize) -> Arc<Vec<Signed>> {
 }
 
 /// One keep-alive HTTP/1 connection per client, driven with raw hyper (no pool, no per-request
-/// allocation beyond the request itself).
+/// allocation beyond the request itself). Requests are taken in turn from `next`; they are
+/// never sent twice to the gateway (which would answer a replay), while the two sides that
+/// keep no webhook-ids go round the list again when it runs out (`cycle`).
 async fn drive(
     url: String,
     requests: Arc<Vec<Signed>>,
-    next: Arc<AtomicUsize>,
+    (next, cycle): (Arc<AtomicUsize>, bool),
     clients: usize,
     duration: Duration,
     expect: u16,
@@ -90,6 +95,7 @@ async fn drive(
                 let mut sender = common::connect(&addr).await;
                 while Instant::now() < deadline {
                     let i = next.fetch_add(1, Ordering::Relaxed);
+                    let i = if cycle { i % requests.len() } else { i };
                     let Some(r) = requests.get(i) else { break };
                     let request = hyper::Request::post(path.as_str())
                         .header("host", addr.as_str())
@@ -291,12 +297,18 @@ async fn main() {
     let duration = Duration::from_secs(secs);
     let secret = WebhookSecret::generate();
     let dir = tempfile::tempdir().unwrap();
-    let toml = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\n[storage]\npath = \"{}\"\n[[channels]]\nid = \"bench\"\nportal = \"benchportal\"\nline = 1\nsecret = \"{}\"\noutbound_url = \"http://127.0.0.1:9/hook\"\n",
-        dir.path().join("data").display(),
-        secret.to_whsec()
-    );
-    let gateway = common::start_gateway(dir.path(), &toml).await;
+    let gateway_with = async |name: &str, pending_in_memory: usize| {
+        let home = dir.path().join(name);
+        std::fs::create_dir_all(&home).unwrap();
+        let toml = format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n[storage]\npath = \"{}\"\npending_in_memory = {pending_in_memory}\n[[channels]]\nid = \"bench\"\nportal = \"benchportal\"\nline = 1\nsecret = \"{}\"\noutbound_url = \"http://127.0.0.1:9/hook\"\n",
+            home.join("data").display(),
+            secret.to_whsec()
+        );
+        common::start_gateway(&home, &toml).await
+    };
+    let gateway = gateway_with("memory", 10_000_000).await;
+    let on_disk = gateway_with("disk", 0).await;
 
     let noop = HttpServer::new(|| {
         App::new().route(
@@ -337,23 +349,32 @@ async fn main() {
     tokio::spawn(durable);
 
     // Enough distinct, pre-signed requests for every run (never replayed).
-    let requests = sign_all(
-        &secret,
-        (120_000 + 2 * 40_000) * secs as usize * rounds.max(1) + 300_000,
-    );
+    let requests = sign_all(&secret, 60_000 * secs as usize * rounds.max(1) + 300_000);
     let durable_url = format!("http://127.0.0.1:{durable_port}/v1/channels/bench/events");
     let noop_url = format!("http://127.0.0.1:{noop_port}/v1/channels/bench/events");
     let gw_url = format!("{}/v1/channels/bench/events", gateway.base);
+    let disk_url = format!("{}/v1/channels/bench/events", on_disk.base);
     println!(
         "{clients} concurrent clients, {rounds} rounds of {secs} s per server, loopback, 2 server workers each"
     );
-    let offset = Arc::new(AtomicUsize::new(0));
+    // Each gateway's own turn through the requests; the other sides go round them.
+    let next = || Arc::new(AtomicUsize::new(0));
+    let (gw_next, disk_next, other_next) = (next(), next(), next());
+    let next_for = |url: &String| {
+        if *url == gw_url {
+            (gw_next.clone(), false)
+        } else if *url == disk_url {
+            (disk_next.clone(), false)
+        } else {
+            (other_next.clone(), true)
+        }
+    };
     // Warm-up: a second of each side.
-    for url in [&noop_url, &durable_url, &gw_url] {
+    for url in [&noop_url, &durable_url, &gw_url, &disk_url] {
         let _ = drive(
             url.clone(),
             requests.clone(),
-            offset.clone(),
+            next_for(url),
             clients,
             Duration::from_secs(1),
             202,
@@ -362,13 +383,14 @@ async fn main() {
     }
     let (mut ratios, mut durable_ratios) = (Vec::new(), Vec::new());
     let (mut noop_all, mut gw_all, mut durable_all) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut disk_all, mut disk_ratios) = (Vec::new(), Vec::new());
     // One side of a round: drive it, print its rate and its CPU and bytes per request; its rate.
     let measure = async |label: &str, url: &String, duration: Duration| {
         let cpu = (cpu_by_thread(), bytes_written());
         let run = drive(
             url.clone(),
             requests.clone(),
-            offset.clone(),
+            next_for(url),
             clients,
             duration,
             202,
@@ -392,16 +414,20 @@ async fn main() {
         let (noop_dur, gw_dur, durable_dur) = (short("noop"), short("gateway"), short("durable"));
         let noop_rate = measure("  no-op actix handler", &noop_url, noop_dur).await;
         let durable_rate = measure("  durable reference", &durable_url, durable_dur).await;
-        let gw_rate = measure("  gateway (durable 202)", &gw_url, gw_dur).await;
+        let gw_rate = measure("  gateway, backlog in memory", &gw_url, gw_dur).await;
+        let disk_rate = measure("  gateway, backlog on disk", &disk_url, gw_dur).await;
         ratios.push(gw_rate / noop_rate);
         durable_ratios.push(gw_rate / durable_rate);
+        disk_ratios.push(disk_rate / durable_rate);
         println!(
-            "  this round: gateway / durable reference {:.2}, gateway / no-op {:.2}",
+            "  this round: gateway / durable reference {:.2} (backlog on disk {:.2}), gateway / no-op {:.2}",
             gw_rate / durable_rate,
+            disk_rate / durable_rate,
             gw_rate / noop_rate
         );
         noop_all.push(noop_rate);
         gw_all.push(gw_rate);
+        disk_all.push(disk_rate);
         durable_all.push(durable_rate);
     }
     let stats = gateway.app_store.commit_stats();
@@ -416,18 +442,22 @@ async fn main() {
         v[v.len() / 2]
     };
     println!(
-        "median: no-op {:.0} req/s, durable reference {:.0} req/s, gateway {:.0} req/s",
+        "median: no-op {:.0} req/s, durable reference {:.0} req/s, gateway {:.0} req/s (backlog on disk {:.0})",
         median(&mut noop_all),
         median(&mut durable_all),
         median(&mut gw_all),
+        median(&mut disk_all),
     );
     println!(
-        "median ratio gateway / durable reference: {:.2} (goal ≥ 0.50); gateway / no-op: {:.2}",
+        "median ratio gateway / durable reference: {:.2} (goal ≥ 0.50), backlog on disk {:.2}; gateway / no-op: {:.2}",
         median(&mut durable_ratios),
+        median(&mut disk_ratios),
         median(&mut ratios)
     );
     noop_handle.stop(false).await;
     durable_handle.stop(false).await;
-    drop(gateway.app_store);
-    gateway.stop.stop().await;
+    for g in [gateway, on_disk] {
+        drop(g.app_store);
+        g.stop.stop().await;
+    }
 }

@@ -51,10 +51,9 @@ pub async fn run(settings: Settings, operation: Operation, portal: &str) -> Exit
         );
         return ExitCode::from(1);
     }
-    let store = match Store::open_retaining(
+    let store = match Store::open_configured(
         &settings.storage.path,
-        settings.storage.cache_mb << 20,
-        settings.storage.retention_days > 0,
+        &settings.storage.store_options(),
     ) {
         Ok(store) => store,
         Err(e) => {

@@ -66,6 +66,9 @@ pub struct StorageSettings {
     /// Message mappings, finished records, reports and replay records older than this many
     /// days are pruned (replay records after at most 7 days); 0 keeps everything forever.
     pub retention_days: u64,
+    /// Pending events (accepted, Bitrix24 work not finished) indexed in memory at most; beyond
+    /// that each is looked up on disk, at about twice the acceptance cost.
+    pub pending_in_memory: usize,
 }
 
 impl StorageSettings {
@@ -73,7 +76,19 @@ impl StorageSettings {
     pub fn retention(&self) -> crate::store::retention::Retention {
         crate::store::retention::Retention::from_days(self.retention_days)
     }
+
+    /// How the store is opened.
+    pub fn store_options(&self) -> crate::store::StoreOptions {
+        crate::store::StoreOptions {
+            cache_bytes: self.cache_mb << 20,
+            indexed: self.retention_days > 0,
+            pending_in_memory: self.pending_in_memory,
+        }
+    }
 }
+
+/// Largest accepted `storage.pending_in_memory` (about 2 GiB of index).
+const MAX_PENDING_IN_MEMORY: usize = 10_000_000;
 
 /// Largest accepted `storage.retention_days` (100 years).
 const MAX_RETENTION_DAYS: u64 = 36_500;
@@ -303,6 +318,11 @@ impl Settings {
                 "storage.cache_mb must be between 1 and {MAX_CACHE_MB}"
             ));
         }
+        if self.storage.pending_in_memory > MAX_PENDING_IN_MEMORY {
+            problems.push(format!(
+                "storage.pending_in_memory must be between 0 and {MAX_PENDING_IN_MEMORY}"
+            ));
+        }
         if self.storage.retention_days > MAX_RETENTION_DAYS {
             problems.push(format!(
                 "storage.retention_days must be between 0 (keep forever) and {MAX_RETENTION_DAYS}"
@@ -511,6 +531,7 @@ impl Settings {
                 ""
             }
         );
+        let _ = writeln!(out, "pending_in_memory = {}", s.storage.pending_in_memory);
         let _ = writeln!(out, "\n[bitrix]");
         let _ = writeln!(out, "client_id = {:?}", s.bitrix.client_id);
         let _ = writeln!(out, "client_secret = {}", mask(&s.bitrix.client_secret));

@@ -97,15 +97,12 @@ impl Application {
                 "cannot make the data directory private: {e}"
             )),
         })?;
-        let store = Store::open_retaining(
-            &settings.storage.path,
-            settings.storage.cache_mb << 20,
-            settings.storage.retention_days > 0,
-        )
-        .map_err(|source| StartError::Storage {
-            path: settings.storage.path.display().to_string(),
-            source,
-        })?;
+        let store =
+            Store::open_configured(&settings.storage.path, &settings.storage.store_options())
+                .map_err(|source| StartError::Storage {
+                    path: settings.storage.path.display().to_string(),
+                    source,
+                })?;
         let metrics = Arc::new(Metrics::default());
         let revoked = store
             .portals()

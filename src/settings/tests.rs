@@ -69,11 +69,35 @@ fn the_storage_cache_is_bounded() {
 }
 
 #[test]
+fn the_in_memory_pending_index_is_bounded_and_reaches_the_store() {
+    let s = Settings::load_from(None, env(&[])).unwrap();
+    assert_eq!(s.storage.pending_in_memory, 100_000);
+    let s =
+        Settings::load_from(None, env(&[("GATEWAY__STORAGE__PENDING_IN_MEMORY", "0")])).unwrap();
+    let options = s.storage.store_options();
+    assert_eq!(options.pending_in_memory, 0);
+    assert_eq!(options.cache_bytes, 64 << 20);
+    assert!(options.indexed);
+    let p = problems(Settings::load_from(
+        None,
+        env(&[("GATEWAY__STORAGE__PENDING_IN_MEMORY", "10000001")]),
+    ));
+    assert_eq!(
+        p,
+        vec!["storage.pending_in_memory must be between 0 and 10000000"]
+    );
+}
+
+#[test]
 fn retention_is_in_days_and_zero_keeps_forever() {
     use std::time::Duration;
     let s = Settings::load_from(None, env(&[("GATEWAY__STORAGE__RETENTION_DAYS", "0")])).unwrap();
     assert_eq!(s.storage.retention().records, None);
     assert_eq!(s.storage.retention().replay, None);
+    assert!(
+        !s.storage.store_options().indexed,
+        "nothing is indexed for pruning"
+    );
     let s = Settings::load_from(None, env(&[("GATEWAY__STORAGE__RETENTION_DAYS", "3")])).unwrap();
     let day = Duration::from_secs(24 * 3600);
     assert_eq!(s.storage.retention().records, Some(3 * day));

@@ -1,9 +1,9 @@
-//! Accepting a platform event: the event record into `seq_event`, then its reply into
-//! `webhookid_reply` (what the webhook-id check reads) and, for a send, its message into
-//! `message_state` as queued (what a later deletion or a repeated `message.created` reads).
-//! Nothing of pending work is held in memory. Acceptance runs on the writer thread, so the
-//! check and the writes cannot interleave with another acceptance; if the group's sync fails
-//! the store is poisoned and no later write (nor replay) is answered.
+//! Accepting a platform event. The common case is one sled write: the event record into
+//! `seq_event` (the webhook-id check reads the index of pending events, `pending.rs`, and
+//! `webhookid_reply`); when the in-memory part of that index is full, the event's reply and a
+//! send's queued message are written to disk beside it. Acceptance runs on the writer thread,
+//! so the check and the writes cannot interleave with another acceptance; what it added is
+//! taken back if the group's sync fails (and the store is poisoned: nothing later is answered).
 
 use super::codec::{decode, encode, tx_put};
 use super::committer::Applied;
@@ -158,27 +158,36 @@ impl Data {
             self.events.insert(keys::u64_be(seq), encode(&record))?;
             record.item_ref(0, None).into_iter().collect()
         };
-        // After the record: a crash between the writes leaves a record without them, which
-        // `rebuild_pending` completes at open (never a reply without its work).
-        self.record_pending(&record)?;
+        // Indexed in memory while that index has room, else on disk: after the record, so a
+        // crash between the writes leaves a record without them, which `rebuild_pending`
+        // completes at open (never a reply without its work).
+        let in_memory = self.pending().add(&record);
+        if !in_memory {
+            self.record_pending(&record, false)?;
+        }
         self.stage(Committed::Ops(ops.clone()));
         Ok(Applied {
             value: IngestOutcome::Accepted { reply, ops },
             undo: Some(Box::new(move |data: &Data| {
+                data.pending().remove(&record);
                 // Best effort: the store is poisoned, this only hides it from reads.
-                let _ = data.forget_pending(&record);
+                let _ = data.forget_pending(&record, !in_memory);
             })),
         })
     }
 
-    /// The reply of a pending event and, for a send, its message as queued: written at
-    /// acceptance so that lookups read the disk, not an in-memory index. Each is indexed for
-    /// retention once, when it is created (`retention.rs` re-indexes a record written since).
-    pub(crate) fn record_pending(&self, record: &EventRecord) -> Result<(), StoreError> {
+    /// The reply of a pending event and, for a send, its message as queued, for an event the
+    /// in-memory index has no room for (`missing_only`: only what is not there yet, at open;
+    /// acceptance has just found neither). Both are indexed for retention when the event
+    /// finishes (`ops.rs`).
+    pub(crate) fn record_pending(
+        &self,
+        record: &EventRecord,
+        missing_only: bool,
+    ) -> Result<(), StoreError> {
         let reply_key = keys::webhook(&record.channel, &record.webhook_id);
-        if !self.webhooks.contains_key(&reply_key)? {
+        if !missing_only || !self.webhooks.contains_key(&reply_key)? {
             self.webhooks.insert(&reply_key, encode(&record.reply))?;
-            self.index(Kind::Reply, record.reply.at_ms, &reply_key)?;
         }
         if let Work::Send { message, .. } = &record.work {
             let key = keys::message(
@@ -187,7 +196,7 @@ impl Data {
                 &record.chat_id,
                 &message.message.id,
             );
-            if !self.messages.contains_key(&key)? {
+            if !missing_only || !self.messages.contains_key(&key)? {
                 let queued = MessageRecord {
                     channel: record.channel.to_string(),
                     user_id: message.user.id.clone(),
@@ -197,19 +206,20 @@ impl Data {
                     error: None,
                 };
                 self.messages.insert(&key, encode(&queued))?;
-                self.index(Kind::Message, record.accepted_at_ms, &key)?;
             }
         }
         Ok(())
     }
 
-    /// Take back what [`Data::record_pending`] and acceptance wrote for an event that never
-    /// became durable.
-    fn forget_pending(&self, record: &EventRecord) -> Result<(), StoreError> {
-        self.webhooks
-            .remove(keys::webhook(&record.channel, &record.webhook_id))?;
+    /// Take back what acceptance wrote beside an event that never became durable
+    /// (`spilled`: what [`Data::record_pending`] wrote too).
+    fn forget_pending(&self, record: &EventRecord, spilled: bool) -> Result<(), StoreError> {
+        if spilled {
+            self.webhooks
+                .remove(keys::webhook(&record.channel, &record.webhook_id))?;
+        }
         match &record.work {
-            Work::Send { message, .. } => {
+            Work::Send { message, .. } if spilled => {
                 let key = keys::message(
                     &record.portal,
                     record.line,
@@ -221,7 +231,7 @@ impl Data {
             Work::Delete { deletion, .. } => {
                 self.pending_deletions.remove(deletion.id.as_bytes())?;
             }
-            Work::Update { .. } | Work::Reaction { .. } => {}
+            Work::Send { .. } | Work::Update { .. } | Work::Reaction { .. } => {}
         }
         Ok(())
     }
@@ -232,6 +242,12 @@ impl Data {
         channel: &str,
         webhook_id: &str,
     ) -> Result<Option<WebhookReply>, StoreError> {
+        let pending = self.pending().webhook(channel, webhook_id);
+        if let Some(seq) = pending
+            && let Some(record) = self.event(seq)?
+        {
+            return Ok(Some(record.reply));
+        }
         self.webhooks
             .get(keys::webhook(channel, webhook_id))?
             .map(|v| decode(trees::WEBHOOKID_REPLY, &v))
@@ -247,6 +263,9 @@ impl Data {
         message: &str,
     ) -> Result<Option<UserId>, StoreError> {
         let key = keys::message(portal, line, chat, message);
+        if let Some(user) = self.pending().send(&key) {
+            return Ok(Some(user.clone()));
+        }
         Ok(self
             .messages
             .get(&key)?

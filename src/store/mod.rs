@@ -13,11 +13,11 @@
 //! - A write or sync that fails with an I/O error poisons the store: every later write is
 //!   refused ([`StoreError::Unavailable`], a `503`) until restart ([`Store::poisoned`]).
 //! - Accepting an event writes its record into `seq_event` (a deletion's items each under their
-//!   own key in `seqitem_deletionitem`, in the same transaction), then its reply into
-//!   `webhookid_reply` and, for a send, its message into `message_state` as queued: every
-//!   lookup of pending work reads the disk, nothing of it is held in memory (`pending.rs`
-//!   completes these at open after a crash between the writes). The mapping, reports and
-//!   results are written when Bitrix24 answers.
+//!   own key in `seqitem_deletionitem`, in the same transaction). Its webhook-id and, for a
+//!   send, its message are indexed in memory for the first `pending::IN_MEMORY` pending
+//!   events; beyond that (Bitrix24 away for long) they are written to disk with it, as its
+//!   reply and a queued message (`pending.rs`). The mapping, reports and results are written
+//!   when Bitrix24 answers.
 //! - What each durable group committed is published on a feed (`feed.rs`) the outbox follows.
 //! - Records that only serve the past are indexed by time (`retention.rs`) and pruned through
 //!   that index in bounded chunks.
@@ -106,6 +106,9 @@ pub struct Data {
     pub(crate) messages: Tree,
     pub(crate) deletions: Tree,
     pub(crate) pending_deletions: Tree,
+    /// The in-memory part of the index of pending work (`pending.rs`); used only by the
+    /// writer thread (and at open).
+    pub(crate) pending: parking_lot::Mutex<pending::Pending>,
     /// Whether records are indexed for retention (`false` when nothing is ever pruned).
     pub(crate) indexed: bool,
     pub(crate) deliveries: Tree,
@@ -159,6 +162,29 @@ impl Drop for Data {
     }
 }
 
+/// How a store is opened (from `[storage]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Memory for sled's page cache (`storage.cache_mb`).
+    pub cache_bytes: u64,
+    /// Whether records are indexed for retention; false (`storage.retention_days = 0`:
+    /// nothing is ever pruned) writes no index entries. A directory used that way is marked,
+    /// and the next open with `indexed` indexes every record it holds, once.
+    pub indexed: bool,
+    /// Pending events indexed in memory at most (`storage.pending_in_memory`).
+    pub pending_in_memory: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> StoreOptions {
+        StoreOptions {
+            cache_bytes: DEFAULT_CACHE_BYTES,
+            indexed: true,
+            pending_in_memory: pending::IN_MEMORY,
+        }
+    }
+}
+
 impl std::ops::Deref for Store {
     type Target = Data;
     fn deref(&self) -> &Data {
@@ -200,17 +226,22 @@ impl Store {
     /// [`Store::open`] with a page cache of `cache_bytes` (`storage.cache_mb`), indexing
     /// records for retention.
     pub fn open_with(path: &Path, cache_bytes: u64) -> Result<Store, StoreError> {
-        Self::open_retaining(path, cache_bytes, true)
+        Self::open_configured(
+            path,
+            &StoreOptions {
+                cache_bytes,
+                ..StoreOptions::default()
+            },
+        )
     }
 
-    /// [`Store::open_with`]; `indexed` false (`storage.retention_days = 0`: nothing is ever
-    /// pruned) writes no retention index entries. A directory used that way is marked, and the
-    /// next open with `indexed` true indexes every record it holds, once.
-    pub fn open_retaining(
-        path: &Path,
-        cache_bytes: u64,
-        indexed: bool,
-    ) -> Result<Store, StoreError> {
+    /// Open with every option (`[storage]`, [`StoreOptions`]).
+    pub fn open_configured(path: &Path, options: &StoreOptions) -> Result<Store, StoreError> {
+        let StoreOptions {
+            cache_bytes,
+            indexed,
+            pending_in_memory,
+        } = *options;
         std::fs::create_dir_all(path).map_err(|e| StoreError::Sled(e.into()))?;
         let db = open_db(path, cache_bytes)?;
         let meta = db.open_tree(trees::META)?;
@@ -265,6 +296,7 @@ impl Store {
             applied_seq: std::sync::atomic::AtomicU64::new(0),
             durable_seq: std::sync::atomic::AtomicU64::new(0),
             indexed,
+            pending: parking_lot::Mutex::new(pending::Pending::with_capacity(pending_in_memory)),
             staged: parking_lot::Mutex::new(Vec::new()),
             feed: feed::Feed::default(),
             files,

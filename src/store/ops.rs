@@ -73,8 +73,10 @@ impl Data {
                 };
                 let change = apply_to_event(tx, &mut record, results, now_ms)?;
                 if change == Change::Finished {
-                    // Its reply was stored when it was accepted (`Data::record_pending`).
                     tx.events.remove(&key)?;
+                    let reply_key = keys::webhook(&record.channel, &record.webhook_id);
+                    tx_put(tx.webhooks, &reply_key, &record.reply)?;
+                    tx_index(tx, Kind::Reply, record.reply.at_ms, &reply_key)?;
                     if let Work::Delete { deletion, .. } = &record.work {
                         // Read (and drop) every item once, when the deletion is complete.
                         let mut items = Vec::with_capacity(deletion.total as usize);
@@ -102,6 +104,7 @@ impl Data {
             Ok(finished)
         })?;
         for rec in &finished {
+            self.pending().remove(rec);
             if let Work::Delete { deletion, .. } = &rec.work {
                 self.pending_deletions.remove(deletion.id.as_bytes())?;
             }
@@ -158,8 +161,11 @@ fn apply_to_event(
             let key = mkey(&message.message.id);
             let existing: Option<MessageRecord> = tx_get(tx.messages, trees::MESSAGE_STATE, &key)?;
             let is_send = matches!(r.op.kind, super::OpKind::Send { .. });
-            // Indexed for retention when created; a rewrite is found through that entry.
-            let created = existing.is_none();
+            // Indexed for retention by its send's result (it was queued until then, or made
+            // now); a later rewrite is found through that entry.
+            let first = existing
+                .as_ref()
+                .is_none_or(|m| m.state == MessageState::Queued);
             let mut m = match (existing, is_send) {
                 (Some(m), _) => m,
                 (None, true) => MessageRecord {
@@ -183,7 +189,7 @@ fn apply_to_event(
             m.updated_at_ms = now_ms;
             m.error = (!success).then(|| errors.join("; "));
             tx_put(tx.messages, &key, &m)?;
-            if created {
+            if first && is_send {
                 tx_index(tx, Kind::Message, now_ms, &key)?;
             }
             if let OpOutcome::Done {

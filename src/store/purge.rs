@@ -116,6 +116,9 @@ impl Data {
         walks.push(Walk::all(&self.events, move |data, value| {
             let record: EventRecord = decode(trees::SEQ_EVENT, value)?;
             let theirs = record.portal == member_id;
+            if theirs {
+                data.pending().remove(&record);
+            }
             if theirs && let super::Work::Delete { deletion, .. } = &record.work {
                 data.pending_deletions.remove(deletion.id.as_bytes())?;
                 for index in 0..deletion.total {

@@ -573,21 +573,73 @@ async fn retention_prunes_what_is_older_than_its_cutoff_through_the_time_index()
 }
 
 #[tokio::test]
-async fn pending_work_is_looked_up_on_disk_and_completed_at_open_after_a_crash_between_writes() {
+async fn pending_work_beyond_the_in_memory_index_is_looked_up_on_disk() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
-    accepted_send(&store, "w1", "m1").await;
-    // From acceptance on: the reply for a retry, the queued message for a later deletion.
-    assert!(store.first_reply("acme", "w1").unwrap().is_some());
+    store.pending().set_capacity(1);
+    accepted_send(&store, "w0", "m0").await;
+    assert!(store.webhooks.is_empty(), "the first is indexed in memory");
+    // The index is full: the reply for a retry and the queued message for a later deletion
+    // are written with the event.
+    let ops = accepted_send(&store, "w1", "m1").await;
+    assert!(
+        store
+            .webhooks
+            .contains_key(keys::webhook("acme", "w1"))
+            .unwrap()
+    );
     let queued = store.message_record("p1", 7, "c", "m1").unwrap().unwrap();
     assert_eq!(queued.state, MessageState::Queued);
     assert_eq!(queued.user_id, "u");
-    let replay = ingest(
-        &store,
-        request("w1", Event::Created(message("c", "u", "m1"))),
-    )
-    .await;
-    assert!(matches!(replay, IngestOutcome::Replayed(_)), "{replay:?}");
+    for id in ["w0", "w1"] {
+        let replay = ingest(&store, request(id, Event::Created(message("c", "u", "m9")))).await;
+        assert!(matches!(replay, IngestOutcome::Replayed(_)), "{replay:?}");
+    }
+    let again = request("w2", Event::Created(message("c", "u", "m1")));
+    let again = ingest(&store, again).await;
+    assert!(
+        matches!(&again, IngestOutcome::Accepted { ops, .. } if ops.is_empty()),
+        "a queued message is not sent twice: {again:?}"
+    );
+    let deletion = deletion_request(
+        "w-del",
+        "d1",
+        Event::Deleted {
+            chat_id: "c".into(),
+            user_id: None,
+            message_ids: vec!["m1".into()],
+        },
+    );
+    let items = accepted_ops(&store, ingest(&store, deletion).await);
+    assert_eq!(
+        items.len(),
+        1,
+        "the user is found on disk: sent, not failed"
+    );
+    // Its result makes the message sent, and indexes it and its reply for retention.
+    let before = store.retain.len();
+    let done = vec![OpResult {
+        op: ops[0].clone(),
+        outcome: OpOutcome::Done {
+            bitrix_user_id: None,
+            session: None,
+        },
+    }];
+    store
+        .commit(move |d| d.apply_results(&done, 9_000))
+        .await
+        .unwrap();
+    let sent = store.message_record("p1", 7, "c", "m1").unwrap().unwrap();
+    assert_eq!(sent.state, MessageState::Sent);
+    assert_eq!(store.retain.len(), before + 2, "its reply and its message");
+}
+
+#[tokio::test]
+async fn a_pending_event_is_indexed_again_at_open_even_without_its_disk_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    store.pending().set_capacity(0);
+    accepted_send(&store, "w1", "m1").await;
     // A crash after the event record but before its reply and message: only the record.
     store.webhooks.remove(keys::webhook("acme", "w1")).unwrap();
     store
@@ -598,13 +650,7 @@ async fn pending_work_is_looked_up_on_disk_and_completed_at_open_after_a_crash_b
     drop(store);
 
     let store = Store::open(dir.path()).unwrap();
-    assert!(
-        store.first_reply("acme", "w1").unwrap().is_some(),
-        "the reply is written again from the event record at open"
-    );
-    let queued = store.message_record("p1", 7, "c", "m1").unwrap().unwrap();
-    assert_eq!(queued.state, MessageState::Queued);
-    // A deletion without a user finds the queued message's user on disk.
+    assert!(store.first_reply("acme", "w1").unwrap().is_some());
     let deletion = deletion_request(
         "w-del",
         "d1",
@@ -622,7 +668,11 @@ async fn pending_work_is_looked_up_on_disk_and_completed_at_open_after_a_crash_b
 async fn with_retention_off_nothing_is_indexed_until_a_later_open_prunes() {
     let dir = tempfile::tempdir().unwrap();
     let day = 24 * 3600 * 1000;
-    let store = Store::open_retaining(dir.path(), DEFAULT_CACHE_BYTES, false).unwrap();
+    let options = StoreOptions {
+        indexed: false,
+        ..StoreOptions::default()
+    };
+    let store = Store::open_configured(dir.path(), &options).unwrap();
     sent_at(&store, "w1", "m1", day).await;
     assert_eq!(store.retain.len(), 0, "no index entry is written");
     drop(store);
