@@ -334,27 +334,26 @@ impl PortalWorker {
 
     /// Record the attempt, send, record what Bitrix24 answered (inside the request's span).
     async fn send_calls(&mut self, mut calls: Vec<Call<Op>>) {
-        // The attempt is counted before the request leaves, without a sync of its own: it
-        // becomes durable with the sync of the results that follow (one sync per request at a
-        // trickle, not two). A crash in between forgets it, and the item is sent again as if
-        // for the first time; a crash loop still ends at the retry age limit.
+        // A retry's attempt is counted before the request leaves, without a sync of its own:
+        // it becomes durable with the sync of the results that follow (one sync per request,
+        // not two). A crash in between forgets it, and the item is sent again as if that
+        // attempt had not happened; a crash loop still ends at the retry age limit. A first
+        // attempt is not written ahead at all: forgetting it changes nothing (its item is
+        // pending at attempt 0 either way), and the write would cost the log a page of disk
+        // writes per request at a trickle.
         for op in calls.iter_mut().flat_map(|c| c.ops.iter_mut()) {
             op.attempts += 1;
         }
-        let started: Vec<OpResult> = calls
+        let retries: Vec<Op> = calls
             .iter()
-            .flat_map(|c| c.ops.iter().cloned())
-            .map(|op| OpResult {
-                op,
-                outcome: OpOutcome::Retry,
-            })
+            .flat_map(|c| c.ops.iter().filter(|op| op.attempts > 1).cloned())
             .collect();
-        let clock = self.ctx.clock.clone();
-        if let Err(e) = self
-            .ctx
-            .store
-            .commit_unsynced(move |d| d.apply_results(&started, clock.now_ms()))
-            .await
+        if !retries.is_empty()
+            && let Err(e) = self
+                .ctx
+                .store
+                .commit_unsynced(move |d| d.record_attempts(&retries))
+                .await
         {
             tracing::error!(portal = %self.portal, error = %e, "cannot record an attempt; not sending");
             for op in calls.iter().flat_map(|c| &c.ops) {

@@ -56,6 +56,50 @@ impl Data {
         Ok(refs)
     }
 
+    /// Record that these ops are being attempted (their attempt counts and due times) with
+    /// plain writes, not a transaction: a transaction makes sled write out its buffer twice,
+    /// and each write of the log's last page costs a page of disk writes. Nothing here needs
+    /// atomicity: each key is an item's (or a send's) own state, and after a crash an attempt
+    /// that did not reach the disk is simply not counted (call inside `Store::commit_unsynced`).
+    pub fn record_attempts(&self, ops: &[Op]) -> Result<(), StoreError> {
+        let mut by_event: BTreeMap<u64, Vec<&Op>> = BTreeMap::new();
+        for op in ops {
+            by_event.entry(op.seq).or_default().push(op);
+        }
+        for (seq, ops) in by_event {
+            let Some(mut record) = self.event(seq)? else {
+                // Finished meanwhile: nothing to count.
+                continue;
+            };
+            match &mut record.work {
+                Work::Delete { .. } => {
+                    for op in ops {
+                        let ikey = keys::seq_item(seq, op.item);
+                        let Some(value) = self.items.get(ikey)? else {
+                            continue;
+                        };
+                        let mut item: DeletionItem =
+                            super::codec::decode(trees::SEQITEM_DELETIONITEM, &value)?;
+                        if item.success.is_none() {
+                            item.state = retry_state(op);
+                            self.items.insert(ikey, super::codec::encode(&item))?;
+                        }
+                    }
+                }
+                Work::Send { state, .. }
+                | Work::Update { state, .. }
+                | Work::Reaction { state, .. } => {
+                    if let Some(op) = ops.last() {
+                        *state = retry_state(op);
+                        self.events
+                            .insert(keys::u64_be(seq), super::codec::encode(&record))?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Record the outcomes of one call atomically (call inside `Store::commit`).
     pub fn apply_results(&self, results: &[OpResult], now_ms: u64) -> Result<(), StoreError> {
         let mut by_event: BTreeMap<u64, Vec<&OpResult>> = BTreeMap::new();

@@ -277,6 +277,65 @@ async fn a_retry_keeps_the_op_with_its_new_attempt_count() {
 }
 
 #[tokio::test]
+async fn an_attempt_is_counted_on_the_item_and_never_on_a_finished_one() {
+    let (_dir, store) = open();
+    let send = accepted_send(&store, "w1", "m1").await;
+    let deletion = deletion_request(
+        "w2",
+        "d1",
+        Event::Deleted {
+            chat_id: "c".into(),
+            user_id: Some("u".into()),
+            message_ids: vec!["x1".into(), "x2".into()],
+        },
+    );
+    let items = accepted_ops(&store, ingest(&store, deletion).await);
+    // x1 is finished first; then an attempt of everything is recorded.
+    let done = vec![OpResult {
+        op: items[0].clone(),
+        outcome: OpOutcome::Done {
+            bitrix_user_id: None,
+            session: None,
+        },
+    }];
+    store
+        .commit(move |d| d.apply_results(&done, 2000))
+        .await
+        .unwrap();
+    let mut attempted: Vec<Op> = send.iter().chain(&items).cloned().collect();
+    for op in &mut attempted {
+        op.attempts = 1;
+        op.due_at_ms = 7_000;
+    }
+    let syncs = store.commit_stats().flushes;
+    store
+        .commit_unsynced(move |d| d.record_attempts(&attempted))
+        .await
+        .unwrap();
+    assert_eq!(store.commit_stats().flushes, syncs, "no sync of its own");
+    let pending = store.pending_ops().unwrap();
+    let counted: Vec<(&str, u32, u64)> = pending
+        .iter()
+        .map(|o| (o.message_id(), o.attempts, o.due_at_ms))
+        .collect();
+    assert_eq!(counted, vec![("m1", 1, 7_000), ("x2", 1, 7_000)]);
+    let x1: DeletionItem = codec::decode(
+        trees::SEQITEM_DELETIONITEM,
+        &store
+            .items
+            .get(keys::seq_item(items[0].seq, 0))
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        (x1.success, x1.state.attempts),
+        (Some(true), 0),
+        "a finished item is left as it is"
+    );
+}
+
+#[tokio::test]
 async fn concurrent_commits_share_fsyncs() {
     let (_dir, store) = open();
     let before = store.commit_stats();

@@ -253,11 +253,13 @@ async fn kill_9_during_a_deletion_run_loses_nothing_and_resends_nothing_recorded
     for report in &reports {
         for item in report["items"].as_array().unwrap() {
             // An item in flight at the kill was executed but not recorded: it is sent again and
-            // Bitrix24 then reports it as not found. Every other item succeeded.
+            // Bitrix24 then reports it as not found. Every other item succeeded. (Its first
+            // attempt is not written ahead, and a retry's is written without a sync of its
+            // own, so the count may leave out the attempt the kill interrupted.)
             assert!(
                 item["success"] == true
                     || (item["errors"] == json!(["Message not found"])
-                        && item["attempts"].as_u64() >= Some(2)),
+                        && item["attempts"].as_u64() >= Some(1)),
                 "{item}"
             );
         }
