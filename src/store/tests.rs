@@ -291,17 +291,7 @@ async fn an_attempt_is_counted_on_the_item_and_never_on_a_finished_one() {
     );
     let items = accepted_ops(&store, ingest(&store, deletion).await);
     // x1 is finished first; then an attempt of everything is recorded.
-    let done = vec![OpResult {
-        op: items[0].clone(),
-        outcome: OpOutcome::Done {
-            bitrix_user_id: None,
-            session: None,
-        },
-    }];
-    store
-        .commit(move |d| d.apply_results(&done, 2000))
-        .await
-        .unwrap();
+    done_at(&store, &items[0], 2000).await;
     let mut attempted: Vec<Op> = send.iter().chain(&items).cloned().collect();
     for op in &mut attempted {
         op.attempts = 1;
@@ -487,14 +477,10 @@ async fn an_unsynced_write_waits_for_the_next_sync_and_is_durable_after_it() {
     assert_eq!(m1.attempts, 1);
 }
 
-/// A send accepted and answered by Bitrix24 at `at_ms`: its reply and mapping are written then.
-async fn sent_at(store: &Store, webhook_id: &str, message_id: &str, at_ms: u64) {
-    let mut req = request(webhook_id, Event::Created(message("c", "u", message_id)));
-    req.reply.at_ms = at_ms;
-    req.now_ms = at_ms;
-    let ops = accepted_ops(store, ingest(store, req).await);
+/// Bitrix24 accepted `op` (answered at `at_ms`, naming no ids).
+async fn done_at(store: &Store, op: &Op, at_ms: u64) {
     let done = vec![OpResult {
-        op: ops[0].clone(),
+        op: op.clone(),
         outcome: OpOutcome::Done {
             bitrix_user_id: None,
             session: None,
@@ -504,6 +490,15 @@ async fn sent_at(store: &Store, webhook_id: &str, message_id: &str, at_ms: u64) 
         .commit(move |d| d.apply_results(&done, at_ms))
         .await
         .unwrap();
+}
+
+/// A send accepted and answered by Bitrix24 at `at_ms`: its reply and mapping are written then.
+async fn sent_at(store: &Store, webhook_id: &str, message_id: &str, at_ms: u64) {
+    let mut req = request(webhook_id, Event::Created(message("c", "u", message_id)));
+    req.reply.at_ms = at_ms;
+    req.now_ms = at_ms;
+    let ops = accepted_ops(store, ingest(store, req).await);
+    done_at(store, &ops[0], at_ms).await;
 }
 
 /// A send of `message_id` in chat "c" by user "u", answered at `at_ms` with Bitrix24's user,
@@ -660,16 +655,7 @@ async fn pending_work_beyond_the_in_memory_index_is_looked_up_on_disk() {
         matches!(&again, IngestOutcome::Accepted { ops, .. } if ops.is_empty()),
         "a queued message is not sent twice: {again:?}"
     );
-    let deletion = deletion_request(
-        "w-del",
-        "d1",
-        Event::Deleted {
-            chat_id: "c".into(),
-            user_id: None,
-            message_ids: vec!["m1".into()],
-        },
-    );
-    let items = accepted_ops(&store, ingest(&store, deletion).await);
+    let items = accepted_ops(&store, ingest(&store, delete_m1_without_user()).await);
     assert_eq!(
         items.len(),
         1,
@@ -677,20 +663,23 @@ async fn pending_work_beyond_the_in_memory_index_is_looked_up_on_disk() {
     );
     // Its result makes the message sent, and indexes it and its reply for retention.
     let before = store.retain.len();
-    let done = vec![OpResult {
-        op: ops[0].clone(),
-        outcome: OpOutcome::Done {
-            bitrix_user_id: None,
-            session: None,
-        },
-    }];
-    store
-        .commit(move |d| d.apply_results(&done, 9_000))
-        .await
-        .unwrap();
+    done_at(&store, &ops[0], 9_000).await;
     let sent = store.message_record("p1", 7, "c", "m1").unwrap().unwrap();
     assert_eq!(sent.state, MessageState::Sent);
     assert_eq!(store.retain.len(), before + 2, "its reply and its message");
+}
+
+/// A deletion of m1 in chat "c" that names no user (the gateway must know m1's).
+fn delete_m1_without_user() -> IngestRequest {
+    deletion_request(
+        "w-del",
+        "d1",
+        Event::Deleted {
+            chat_id: "c".into(),
+            user_id: None,
+            message_ids: vec!["m1".into()],
+        },
+    )
 }
 
 #[tokio::test]
@@ -710,16 +699,7 @@ async fn a_pending_event_is_indexed_again_at_open_even_without_its_disk_entries(
 
     let store = Store::open(dir.path()).unwrap();
     assert!(store.first_reply("acme", "w1").unwrap().is_some());
-    let deletion = deletion_request(
-        "w-del",
-        "d1",
-        Event::Deleted {
-            chat_id: "c".into(),
-            user_id: None,
-            message_ids: vec!["m1".into()],
-        },
-    );
-    let ops = accepted_ops(&store, ingest(&store, deletion).await);
+    let ops = accepted_ops(&store, ingest(&store, delete_m1_without_user()).await);
     assert_eq!(ops.len(), 1, "the item is sent, not failed as unknown");
 }
 
@@ -850,17 +830,7 @@ async fn a_result_of_one_deletion_item_rewrites_that_item_not_the_whole_deletion
     let before = untouched(&store);
 
     // One item's result: that item's key and the small header change, nothing else.
-    let done = vec![OpResult {
-        op: ops[500].clone(),
-        outcome: OpOutcome::Done {
-            bitrix_user_id: None,
-            session: None,
-        },
-    }];
-    store
-        .commit(move |d| d.apply_results(&done, 2000))
-        .await
-        .unwrap();
+    done_at(&store, &ops[500], 2000).await;
     assert_eq!(untouched(&store), before, "other items are not rewritten");
     let item = store.deletion_item(seq, 500).unwrap().unwrap();
     assert_eq!(item.success, Some(true));
