@@ -16,7 +16,7 @@ use crate::store::WebhookReply;
 use crate::store::ingest::{IngestOutcome, IngestRequest};
 
 /// The body of a 202 for anything but a deletion.
-const ACCEPTED: &str = r#"{"status":"accepted"}"#;
+use crate::store::ACCEPTED_BODY as ACCEPTED;
 
 /// Handle one platform event.
 pub async fn receive(

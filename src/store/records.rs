@@ -119,12 +119,38 @@ pub enum PortalStatus {
     Uninstalled,
 }
 
-/// The first reply given to a webhook-id (`webhookid_reply`).
+/// The first reply given to a webhook-id (`webhookid_reply`). The common reply (`202`,
+/// [`ACCEPTED_BODY`]) is stored as its time alone: one is kept per accepted event, for the
+/// replay window, and every byte of it is paid in sled's pages.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WebhookReply {
+    #[serde(
+        default = "accepted_status",
+        skip_serializing_if = "is_accepted_status"
+    )]
     pub status: u16,
+    #[serde(default = "accepted_body", skip_serializing_if = "is_accepted_body")]
     pub body: String,
     pub at_ms: u64,
+}
+
+/// The body of the reply to an accepted `message.created` or `message.updated`.
+pub const ACCEPTED_BODY: &str = r#"{"status":"accepted"}"#;
+
+fn accepted_status() -> u16 {
+    202
+}
+
+fn is_accepted_status(status: &u16) -> bool {
+    *status == 202
+}
+
+fn accepted_body() -> String {
+    ACCEPTED_BODY.to_string()
+}
+
+fn is_accepted_body(body: &str) -> bool {
+    body == ACCEPTED_BODY
 }
 
 /// Bitrix24's side of an external chat (`chat_link`), from `session` of send.messages.
