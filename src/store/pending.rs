@@ -10,8 +10,8 @@
 use foldhash::HashMap;
 use parking_lot::MutexGuard;
 
-use super::codec::encode;
-use super::{Data, EventRecord, StoreError, Work, keys};
+use super::codec::{decode, encode};
+use super::{Data, EventRecord, StoreError, Work, keys, trees};
 use crate::ids::UserId;
 
 /// Pending events indexed in memory at most, by default (`storage.pending_in_memory`; about
@@ -110,20 +110,19 @@ impl Data {
     /// `deletionid_seq` in line with it (an entry whose record is gone was left by a crash
     /// between the two writes).
     pub(crate) fn rebuild_pending(&self) -> Result<(), StoreError> {
-        let mut events = self.pending_events()?;
-        for rec in &mut events {
-            self.move_inline_items(rec)?;
-        }
         let capacity = self.pending().capacity;
         *self.pending() = Pending::with_capacity(capacity);
+        // One record at a time: a backlog of any size costs one record of memory here.
         let mut deletions = std::collections::HashMap::new();
-        for rec in &events {
-            let indexed = self.pending().add(rec);
+        for value in self.events.iter().values() {
+            let mut rec: EventRecord = decode(trees::SEQ_EVENT, &value?)?;
+            self.move_inline_items(&mut rec)?;
+            let indexed = self.pending().add(&rec);
             if !indexed {
-                self.record_pending(rec, true)?;
+                self.record_pending(&rec, true)?;
             }
             if let Work::Delete { deletion, .. } = &rec.work {
-                deletions.insert(deletion.id.as_bytes(), rec.seq);
+                deletions.insert(deletion.id.as_bytes().to_vec(), rec.seq);
             }
         }
         for key in self.pending_deletions.iter().keys() {
