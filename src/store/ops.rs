@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use super::codec::{tx_get, tx_put};
-use super::retention::{Kind, tx_index};
+use super::retention::{Kind, tx_index, tx_index_sent};
 use super::{
     ChatLink, Data, DeletionItem, DeletionReport, EventRecord, ItemState, MessageRecord,
     MessageState, Op, OpRef, StoreError, Tx, TxResult, UserLink, Work, deliveries, keys, trees,
@@ -116,11 +116,13 @@ impl Data {
                     continue;
                 };
                 let change = apply_to_event(tx, &mut record, results, now_ms)?;
-                if change == Change::Finished {
+                if let Change::Finished { reply_indexed } = change {
                     tx.events.remove(&key)?;
                     let reply_key = keys::webhook(&record.channel, &record.webhook_id);
                     tx_put(tx.webhooks, &reply_key, &record.reply)?;
-                    tx_index(tx, Kind::Reply, record.reply.at_ms, &reply_key)?;
+                    if !reply_indexed {
+                        tx_index(tx, Kind::Reply, record.reply.at_ms, &reply_key)?;
+                    }
                     if let Work::Delete { deletion, .. } = &record.work {
                         // Read (and drop) every item once, when the deletion is complete.
                         let mut items = Vec::with_capacity(deletion.total as usize);
@@ -164,8 +166,9 @@ enum Change {
     Items,
     /// The event's record changed (a retry state, a deletion's pending count).
     Header,
-    /// Every item is final: the event is finished.
-    Finished,
+    /// Every item is final: the event is finished (`reply_indexed`: its reply is indexed for
+    /// retention already, with its message).
+    Finished { reply_indexed: bool },
 }
 
 /// Apply results to one event. A deletion's items are read and written under their own keys:
@@ -188,7 +191,9 @@ fn apply_to_event(
                 *state = retry_state(&r.op);
                 return Ok(Change::Header);
             }
-            Ok(Change::Finished)
+            Ok(Change::Finished {
+                reply_indexed: false,
+            })
         }
         Work::Send { message, state } | Work::Update { message, state } => {
             let Some(r) = results.last() else {
@@ -221,7 +226,11 @@ fn apply_to_event(
                     error: None,
                 },
                 // An update of a message the gateway never sent: nothing to record it on.
-                (None, false) => return Ok(Change::Finished),
+                (None, false) => {
+                    return Ok(Change::Finished {
+                        reply_indexed: false,
+                    });
+                }
             };
             if is_send && m.state != MessageState::Deleted {
                 m.state = if success {
@@ -233,8 +242,11 @@ fn apply_to_event(
             m.updated_at_ms = now_ms;
             m.error = (!success).then(|| errors.join("; "));
             tx_put(tx.messages, &key, &m)?;
-            if first && is_send {
-                tx_index(tx, Kind::Message, now_ms, &key)?;
+            // A send's first result indexes its message and its reply with one entry.
+            let reply_indexed = first && is_send;
+            if reply_indexed {
+                let reply_key = keys::webhook(&record.channel, &record.webhook_id);
+                tx_index_sent(tx, now_ms, &key, &reply_key)?;
             }
             if let OpOutcome::Done {
                 bitrix_user_id: Some(uid),
@@ -267,7 +279,7 @@ fn apply_to_event(
                     }
                 }
             }
-            Ok(Change::Finished)
+            Ok(Change::Finished { reply_indexed })
         }
         Work::Delete { deletion, .. } => {
             let mut change = Change::Items;
@@ -307,7 +319,9 @@ fn apply_to_event(
             }
             if deletion.pending == 0 {
                 deletion.completed_at_ms = Some(now_ms);
-                return Ok(Change::Finished);
+                return Ok(Change::Finished {
+                    reply_indexed: false,
+                });
             }
             Ok(change)
         }

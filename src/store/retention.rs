@@ -7,6 +7,10 @@
 //! A record is indexed once, when it is created; a record written again later (a message's
 //! result, an edit) keeps its entry. When that entry comes due, the record's own time is read:
 //! if it was written since, the entry is replaced by one at that time and the record is kept.
+//!
+//! A sent message and its send's reply share one entry ([`Kind::MessageReply`], the reply's key
+//! as the entry's value): one key fewer per message in sled, whose memory grows with its keys;
+//! that reply is therefore kept as long as the message, not only for [`REPLAY_WINDOW`].
 
 use std::time::Duration;
 
@@ -43,6 +47,9 @@ pub(crate) enum Kind {
     Operator = 4,
     Report = 5,
     FailedDelivery = 6,
+    /// A sent message (`message_state`) whose entry also carries, as its value, the key of
+    /// its send's reply (`webhookid_reply`): the two go together, one entry for both.
+    MessageReply = 7,
 }
 
 impl Kind {
@@ -61,6 +68,7 @@ impl Kind {
             4 => Kind::Operator,
             5 => Kind::Report,
             6 => Kind::FailedDelivery,
+            7 => Kind::MessageReply,
             _ => return None,
         })
     }
@@ -102,6 +110,21 @@ pub(crate) fn index_key(kind: Kind, at_ms: u64, key: &[u8]) -> Vec<u8> {
     k
 }
 
+/// Index a sent message and its send's reply with one entry (kept for `retention_days`,
+/// so the reply is kept as long as the message, beyond [`REPLAY_WINDOW`]).
+pub(crate) fn tx_index_sent(
+    tx: &Tx<'_>,
+    at_ms: u64,
+    message_key: &[u8],
+    reply_key: &[u8],
+) -> TxResult<()> {
+    if tx.data.indexed {
+        tx.retain
+            .insert(index_key(Kind::MessageReply, at_ms, message_key), reply_key)?;
+    }
+    Ok(())
+}
+
 /// Index a record written inside a transaction.
 pub(crate) fn tx_index(tx: &Tx<'_>, kind: Kind, at_ms: u64, key: &[u8]) -> TxResult<()> {
     if tx.data.indexed {
@@ -136,15 +159,23 @@ impl Data {
                 return Ok((removed, true));
             }
             visited += 1;
-            let (ikey, _) = entry?;
+            let (ikey, ivalue) = entry?;
             self.retain.remove(&ikey)?;
             if ikey.len() >= 10
                 && let Some(kind) = Kind::from_u8(ikey[9])
             {
-                match self.prune_record(kind, &ikey[10..], cutoff_ms)? {
+                let key = &ikey[10..];
+                match self.prune_record(kind, key, cutoff_ms)? {
                     Pruned::Removed => removed += 1,
-                    Pruned::WrittenSince(at) => self.index(kind, at, &ikey[10..])?,
+                    Pruned::WrittenSince(at) => {
+                        self.retain.insert(index_key(kind, at, key), ivalue)?;
+                        continue;
+                    }
                     Pruned::Gone => {}
+                }
+                if kind == Kind::MessageReply && !ivalue.is_empty() {
+                    // The reply goes with its message (or after it, if it went first).
+                    removed += usize::from(self.webhooks.remove(&ivalue)?.is_some());
                 }
             }
         }
@@ -201,7 +232,7 @@ impl Data {
         let tree = match kind {
             Kind::Reply => &self.webhooks,
             Kind::Digest => &self.digests,
-            Kind::Message => &self.messages,
+            Kind::Message | Kind::MessageReply => &self.messages,
             Kind::Operator => &self.operators,
             Kind::Report => &self.deletions,
             Kind::FailedDelivery => &self.deliveries,
@@ -214,7 +245,7 @@ impl Data {
         let at = match kind {
             Kind::Reply => decode::<WebhookReply>(trees::WEBHOOKID_REPLY, &value)?.at_ms,
             Kind::Digest => keys::parse_u64(trees::EVENTDIGEST_SEEN, &value)?,
-            Kind::Message => {
+            Kind::Message | Kind::MessageReply => {
                 let record: MessageRecord = decode(trees::MESSAGE_STATE, &value)?;
                 if record.state == MessageState::Queued {
                     // Its send is pending: kept, and looked at again a period later.

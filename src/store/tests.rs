@@ -604,20 +604,36 @@ async fn retention_prunes_what_is_older_than_its_cutoff_through_the_time_index()
     assert_eq!(store.retain.len(), entries, "a rewrite adds no entry");
     store.prune(16 * day, five_days).await.unwrap();
     assert!(message("m-new").is_some(), "its newer time counts");
-    assert!(reply("w-new").is_none(), "replay records go sooner");
-    assert_eq!(
-        store.retain.len(),
-        entries - 1,
-        "the reply's entry is gone, the message's moved"
+    assert!(
+        reply("w-new").is_some(),
+        "a send's reply goes with its message"
     );
+    assert_eq!(store.retain.len(), entries, "the entry moved");
     store.prune(19 * day, five_days).await.unwrap();
     assert!(
         message("m-new").is_some(),
         "moved to day 20, not due at day 19 + 5"
     );
     store.prune(26 * day, five_days).await.unwrap();
-    assert!(message("m-new").is_none());
+    assert!(message("m-new").is_none() && reply("w-new").is_none());
     assert_eq!(store.retain.len(), 0);
+
+    // Other replies are replay records: they go sooner than the report of the same event.
+    let mut deletion = deletion_request(
+        "w-del9",
+        "d-9",
+        Event::Deleted {
+            chat_id: "c".into(),
+            user_id: None,
+            message_ids: vec!["unknown".into()],
+        },
+    );
+    deletion.reply.at_ms = 30 * day;
+    deletion.now_ms = 30 * day;
+    ingest(&store, deletion).await;
+    store.prune(33 * day, five_days).await.unwrap();
+    assert!(reply("w-del9").is_none(), "replay records go sooner");
+    assert!(store.deletion(&"d-9".into()).unwrap().is_some());
 
     // retention_days = 0 keeps everything.
     sent_at(&store, "w-kept", "m-kept", day).await;
@@ -666,7 +682,11 @@ async fn pending_work_beyond_the_in_memory_index_is_looked_up_on_disk() {
     done_at(&store, &ops[0], 9_000).await;
     let sent = store.message_record("p1", 7, "c", "m1").unwrap().unwrap();
     assert_eq!(sent.state, MessageState::Sent);
-    assert_eq!(store.retain.len(), before + 2, "its reply and its message");
+    assert_eq!(
+        store.retain.len(),
+        before + 1,
+        "one entry for its message and its reply"
+    );
 }
 
 /// A deletion of m1 in chat "c" that names no user (the gateway must know m1's).

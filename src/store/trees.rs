@@ -53,9 +53,9 @@ pub const SEQ_DELIVERY: &str = "seq_delivery";
 /// neither done nor failed), in delivery order; a channel's head is one seek away, so the
 /// deliverer never scans `seq_delivery`. Changed in the same transaction as `seq_delivery`.
 pub const CHANNELSEQ_DUE: &str = "channelseq_due";
-/// class u8 ‖ at_ms u64 BE ‖ kind u8 ‖ a record's key → empty: the time-ordered index through
-/// which retention prunes (`retention.rs`: class 1 replay protection, 2 other records; kind
-/// names the tree).
+/// class u8 ‖ at_ms u64 BE ‖ kind u8 ‖ a record's key → empty, or for a sent message the key
+/// of its send's reply (pruned with it): the time-ordered index through which retention prunes
+/// (`retention.rs`: class 1 replay protection, 2 other records; kind names the tree).
 pub const ATTIME_KEY: &str = "attime_key";
 /// member_id ‖ 0xFF ‖ Bitrix24 message id u64 BE → `OperatorRecord`.
 pub const BITRIXMSG_OPERATOR: &str = "bitrixmsg_operator";
