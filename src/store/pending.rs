@@ -1,8 +1,9 @@
 //! What is pending (in `seq_event`), for the webhook-id check and for finding a queued send's
-//! user: the first `storage.pending_in_memory` ([`IN_MEMORY`] by default) pending events are indexed in memory (acceptance then writes
-//! only the event record); beyond that, while Bitrix24 is away, acceptance also writes the
-//! event's reply into `webhookid_reply` and a send's message into `message_state` as queued
-//! (`Data::record_pending`), and lookups read the disk. The index is rebuilt from `seq_event`
+//! user: the first `storage.pending_in_memory` ([`IN_MEMORY`] by default) pending events are
+//! indexed in memory (acceptance then writes only the event record); beyond that, while
+//! Bitrix24 is away, acceptance also writes the event's reply into `webhookid_reply` and a
+//! send's message into `message_state` as queued (`Data::record_pending`), and lookups read the
+//! disk. The index is rebuilt from `seq_event`
 //! at open (spilling again what does not fit); it is changed only on the writer thread
 //! (acceptance adds, and takes its entry back if its sync fails; the transaction that finishes
 //! an event removes after it commits).
