@@ -277,9 +277,24 @@ fn crash_iterations() -> usize {
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_9_at_random_points_of_ingest_and_sending_loses_nothing_and_resends_nothing_recorded()
 {
+    random_kills(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_with_pending_work_on_disk_loses_nothing_and_resends_nothing_recorded() {
+    // Nothing of pending work indexed in memory: every acceptance also writes its reply and
+    // queued message, as beyond `storage.pending_in_memory` during a long outage.
+    random_kills(Some(0)).await;
+}
+
+/// Kill -9 the binary at random points of ingest and sending, `crash_iterations()` times.
+async fn random_kills(pending_in_memory: Option<usize>) {
     // Direct send calls of up to 10 items at 5 requests/s: sending lags ingest, so a kill lands
     // while events are being accepted and while sends are in flight.
-    let options = slow_direct_calls("imconnector.send.messages");
+    let options = TestOptions {
+        pending_in_memory,
+        ..slow_direct_calls("imconnector.send.messages")
+    };
     let BinaryWorld {
         portal,
         secret,

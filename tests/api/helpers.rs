@@ -44,6 +44,8 @@ pub struct TestOptions {
     pub extra_toml: String,
     /// Items a portal's worker keeps in memory (None: the default).
     pub max_queued: Option<usize>,
+    /// `storage.pending_in_memory` (None: the default).
+    pub pending_in_memory: Option<usize>,
     /// The gateway's clock (None: the system's).
     pub clock: Option<openchannel_gateway::clock::Clock>,
 }
@@ -63,6 +65,7 @@ impl Default for TestOptions {
             allowed_portals: Vec::new(),
             extra_toml: String::new(),
             max_queued: None,
+            pending_in_memory: None,
             clock: None,
         }
     }
@@ -135,6 +138,7 @@ public_url = "http://127.0.0.1:1"
 max_body_bytes = 65536
 [storage]
 path = "{data}"
+{pending}
 [bitrix]
 client_id = "{client_id}"
 client_secret = "{client_secret}"
@@ -170,6 +174,10 @@ outbound_url = "{outbound}"
 {extra}
 "#,
         data = dir.join("data").display(),
+        pending = o
+            .pending_in_memory
+            .map(|n| format!("pending_in_memory = {n}"))
+            .unwrap_or_default(),
         client_id = o.portal.client_id,
         client_secret = o.portal.client_secret,
         oauth_servers = std::iter::once(portal.oauth_base())
