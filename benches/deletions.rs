@@ -73,7 +73,7 @@ async fn main() {
         &gateway_toml(dir.path(), &portal, &messenger, &secret),
     )
     .await;
-    common::install(&gateway.base, &portal).await;
+    portal.install_on(&gateway.base).await;
     let member = portal.member_id();
     let store = gateway.app_store.clone();
     wait(Duration::from_secs(60), || {

@@ -252,7 +252,7 @@ async fn main() {
     let (child, port) = serve(&config);
     let pid = child.0.id();
     let http = reqwest::Client::new();
-    common::install(&format!("http://127.0.0.1:{port}"), &portal).await;
+    portal.install_on(&format!("http://127.0.0.1:{port}")).await;
     // The first message proves the setup is recorded (work flows only then).
     ingest(port, &secret, 0, 1, 1).await;
     wait_delivered(&portal, 1).await;

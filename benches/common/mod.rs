@@ -80,15 +80,3 @@ pub async fn connect(
     tokio::spawn(conn);
     sender
 }
-
-/// POST the fake portal's ONAPPINSTALL to the gateway at `base` and expect `200`.
-pub async fn install(base: &str, portal: &openchannel_sim::portal::FakePortal) {
-    let install = reqwest::Client::new()
-        .post(format!("{base}/bitrix/install"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(portal.install_event_body())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(install.status(), 200);
-}

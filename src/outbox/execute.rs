@@ -456,4 +456,4 @@ fn match_items(ops: &[Op], items: Vec<ItemResult>) -> Vec<Option<ItemResult>> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

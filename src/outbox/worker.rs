@@ -341,13 +341,7 @@ impl PortalWorker {
         // attempt is not written ahead at all: forgetting it changes nothing (its item is
         // pending at attempt 0 either way), and the write would cost the log a page of disk
         // writes per request at a trickle.
-        for op in calls.iter_mut().flat_map(|c| c.ops.iter_mut()) {
-            op.attempts += 1;
-        }
-        let retries: Vec<Op> = calls
-            .iter()
-            .flat_map(|c| c.ops.iter().filter(|op| op.attempts > 1).cloned())
-            .collect();
+        let retries = count_attempt(&mut calls);
         if !retries.is_empty()
             && let Err(e) = self
                 .ctx
@@ -461,3 +455,18 @@ fn summarise(results: &[OpResult], unsent: usize) {
         tracing::warn!(done, retry, unsent, failed = failed.len(), first_failures = ?first, "Bitrix24 request done; some items failed for good");
     }
 }
+
+/// Count an attempt on every op of `calls`; returns the retries among them, the ones whose
+/// attempt is written ahead (a first attempt is not: forgetting it changes nothing).
+fn count_attempt(calls: &mut [Call<Op>]) -> Vec<Op> {
+    for op in calls.iter_mut().flat_map(|c| c.ops.iter_mut()) {
+        op.attempts += 1;
+    }
+    calls
+        .iter()
+        .flat_map(|c| c.ops.iter().filter(|op| op.attempts > 1).cloned())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

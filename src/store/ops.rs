@@ -8,8 +8,8 @@
 
 use std::collections::BTreeMap;
 
-use super::codec::{tx_get, tx_put};
-use super::retention::{Kind, tx_index, tx_index_sent};
+use super::codec::{decode, encode, tx_get, tx_put};
+use super::retention::{Kind, tx_index, tx_index_with};
 use super::{
     ChatLink, Data, DeletionItem, DeletionReport, EventRecord, ItemState, MessageRecord,
     MessageState, Op, OpRef, StoreError, Tx, TxResult, UserLink, Work, deliveries, keys, trees,
@@ -78,11 +78,10 @@ impl Data {
                         let Some(value) = self.items.get(ikey)? else {
                             continue;
                         };
-                        let mut item: DeletionItem =
-                            super::codec::decode(trees::SEQITEM_DELETIONITEM, &value)?;
+                        let mut item: DeletionItem = decode(trees::SEQITEM_DELETIONITEM, &value)?;
                         if item.success.is_none() {
                             item.state = retry_state(op);
-                            self.items.insert(ikey, super::codec::encode(&item))?;
+                            self.items.insert(ikey, encode(&item))?;
                         }
                     }
                 }
@@ -91,8 +90,7 @@ impl Data {
                 | Work::Reaction { state, .. } => {
                     if let Some(op) = ops.last() {
                         *state = retry_state(op);
-                        self.events
-                            .insert(keys::u64_be(seq), super::codec::encode(&record))?;
+                        self.events.insert(keys::u64_be(seq), encode(&record))?;
                     }
                 }
             }
@@ -246,7 +244,7 @@ fn apply_to_event(
             let reply_indexed = first && is_send;
             if reply_indexed {
                 let reply_key = keys::webhook(&record.channel, &record.webhook_id);
-                tx_index_sent(tx, now_ms, &key, &reply_key)?;
+                tx_index_with(tx, Kind::MessageReply, now_ms, &key, &reply_key)?;
             }
             if let OpOutcome::Done {
                 bitrix_user_id: Some(uid),

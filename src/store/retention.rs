@@ -110,25 +110,22 @@ pub(crate) fn index_key(kind: Kind, at_ms: u64, key: &[u8]) -> Vec<u8> {
     k
 }
 
-/// Index a sent message and its send's reply with one entry (kept for `retention_days`,
-/// so the reply is kept as long as the message, beyond [`REPLAY_WINDOW`]).
-pub(crate) fn tx_index_sent(
-    tx: &Tx<'_>,
-    at_ms: u64,
-    message_key: &[u8],
-    reply_key: &[u8],
-) -> TxResult<()> {
-    if tx.data.indexed {
-        tx.retain
-            .insert(index_key(Kind::MessageReply, at_ms, message_key), reply_key)?;
-    }
-    Ok(())
-}
-
 /// Index a record written inside a transaction.
 pub(crate) fn tx_index(tx: &Tx<'_>, kind: Kind, at_ms: u64, key: &[u8]) -> TxResult<()> {
+    tx_index_with(tx, kind, at_ms, key, &[])
+}
+
+/// [`tx_index`] with a value on the entry: for [`Kind::MessageReply`], the reply's key (so the
+/// reply is kept as long as the message, beyond [`REPLAY_WINDOW`]).
+pub(crate) fn tx_index_with(
+    tx: &Tx<'_>,
+    kind: Kind,
+    at_ms: u64,
+    key: &[u8],
+    value: &[u8],
+) -> TxResult<()> {
     if tx.data.indexed {
-        tx.retain.insert(index_key(kind, at_ms, key), &[])?;
+        tx.retain.insert(index_key(kind, at_ms, key), value)?;
     }
     Ok(())
 }

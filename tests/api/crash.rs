@@ -45,18 +45,6 @@ impl BinaryWorld {
     }
 }
 
-/// POST the portal's ONAPPINSTALL to the gateway at `base`.
-pub(crate) async fn install_on(base: &str, portal: &FakePortal) {
-    let install = reqwest::Client::new()
-        .post(format!("{base}/bitrix/install"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(portal.install_event_body())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(install.status(), 200);
-}
-
 /// A gateway sending `method` in direct calls of at most 10 items at 5 requests/s (the portal
 /// refuses it inside `batch`), not yet installed: a run takes seconds, so a kill lands mid-way.
 fn slow_direct_calls(method: &str) -> TestOptions {
@@ -146,7 +134,7 @@ async fn kill_9_during_a_deletion_run_loses_nothing_and_resends_nothing_recorded
 
     let (mut child, port) = serve(&config);
     let base = format!("http://127.0.0.1:{port}");
-    install_on(&base, &portal).await;
+    portal.install_on(&base).await;
     let client = MessengerClient::new(&base, "acme", secret.clone());
     for i in 0..100 {
         let reply = client
@@ -315,7 +303,7 @@ async fn random_kills(pending_in_memory: Option<usize>) {
         if iteration == 0 {
             // Installed and set up first (setup takes seconds at 5 requests/s): work flows only
             // once it is recorded, which the first message reaching the portal proves.
-            install_on(&base, &portal).await;
+            portal.install_on(&base).await;
             let client = MessengerClient::new(&base, "acme", secret.clone());
             let first = client
                 .post_event("message.created", created("c0-0", "u", "first", "x"))

@@ -10,7 +10,7 @@ use openchannel_sim::messenger::{FakeMessenger, MessengerClient};
 use openchannel_sim::portal::FakePortal;
 use openchannel_sim::webhooks::Secret;
 
-use crate::crash::{install_on, serve};
+use crate::crash::serve;
 use crate::helpers::*;
 
 /// A tmpfs mounted for the test, unmounted when dropped.
@@ -141,7 +141,7 @@ async fn a_full_disk_poisons_storage_and_a_restart_with_room_loses_nothing_ackno
     let base = format!("http://127.0.0.1:{port}");
     let ready = http.get(format!("{base}/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 200);
-    install_on(&base, &portal).await;
+    portal.install_on(&base).await;
     let expected = acknowledged.len();
     portal
         .wait_until(WAIT, |p| p.messages().len() >= expected)

@@ -5,7 +5,7 @@
 use openchannel_sim::messenger::MessengerClient;
 use serde_json::{Value, json};
 
-use crate::crash::{BinaryWorld, install_on, serve_logged};
+use crate::crash::{BinaryWorld, serve_logged};
 use crate::helpers::*;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -19,7 +19,7 @@ async fn a_deletions_log_lines_are_found_by_its_id() {
     } = BinaryWorld::start(&TestOptions::default()).await;
     let (_child, port, lines) = serve_logged(&config, true);
     let base = format!("http://127.0.0.1:{port}");
-    install_on(&base, &portal).await;
+    portal.install_on(&base).await;
     let client = MessengerClient::new(&base, "acme", secret.clone());
     for i in 0..3 {
         let reply = client

@@ -97,6 +97,19 @@ impl FakePortal {
         install_event_body(&self.shared)
     }
 
+    /// POST this portal's `ONAPPINSTALL` to the gateway at `base` (`http://host:port`), as the
+    /// portal does when the app is installed; panics unless the gateway answers `200`.
+    pub async fn install_on(&self, base: &str) {
+        let install = reqwest::Client::new()
+            .post(format!("{base}/bitrix/install"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(self.install_event_body())
+            .send()
+            .await
+            .expect("the gateway answers the install");
+        assert_eq!(install.status(), 200, "the gateway accepts the install");
+    }
+
     /// The install page request of an app with UI, as captured from real portals (fact sheet
     /// §11): `(query, body)`. Query: `DOMAIN`, `PROTOCOL=0` (plain HTTP), `LANG`, `APP_SID`; form
     /// body: `AUTH_ID`, `AUTH_EXPIRES`, `REFRESH_ID`, `member_id`, `status`, `PLACEMENT=DEFAULT` —

@@ -6,7 +6,8 @@ use crate::outbox::queue::Method;
 use crate::settings::{BitrixSettings, RetrySettings};
 use crate::store::Store;
 
-fn op(seq: u64, chat: &str, message: &str) -> Op {
+/// A pending deletion item of `message` in `chat` (also used by the worker's tests).
+pub(crate) fn op(seq: u64, chat: &str, message: &str) -> Op {
     Op {
         seq,
         item: 0,
