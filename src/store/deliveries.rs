@@ -5,7 +5,7 @@
 use sled::Transactional;
 use sled::transaction::ConflictableTransactionError;
 
-use super::codec::{decode, encode, tx_put};
+use super::codec::{Kv, decode, encode, tx_put};
 use super::feed::Committed;
 use super::retention::{self, Kind};
 use super::{
@@ -16,15 +16,15 @@ use super::{
 pub const DELETION_COMPLETED: &str = "deletion.completed";
 
 /// Queue an event for the platform inside a transaction.
-pub(crate) fn tx_enqueue(
-    tx: &Tx<'_>,
+pub(crate) fn tx_enqueue<K: Kv>(
+    tx: &Tx<'_, K>,
     channel: &str,
     webhook_id: String,
     event_type: &str,
     payload: DeliveryPayload,
     now_ms: u64,
 ) -> TxResult<Delivery> {
-    let seq = tx.any.generate_id()?;
+    let seq = tx.any.next_id(&tx.data.db)?;
     let delivery = Delivery {
         seq,
         channel: channel.to_string(),
@@ -39,8 +39,10 @@ pub(crate) fn tx_enqueue(
         failed: None,
     };
     tx_put(tx.deliveries, &keys::u64_be(seq), &delivery)?;
-    tx.queue
-        .insert(keys::channel_seq(channel, seq), &keys::u64_be(now_ms))?;
+    tx.queue.write(
+        &keys::channel_seq(channel, seq),
+        keys::u64_be(now_ms).to_vec(),
+    )?;
     tx.data.stage(Committed::Delivery {
         channel: channel.to_string(),
     });
@@ -48,8 +50,8 @@ pub(crate) fn tx_enqueue(
 }
 
 /// Queue the `deletion.completed` event of a deletion whose last item just became final.
-pub(crate) fn tx_enqueue_report(
-    tx: &Tx<'_>,
+pub(crate) fn tx_enqueue_report<K: Kv>(
+    tx: &Tx<'_, K>,
     deletion: &DeletionRecord,
     now_ms: u64,
 ) -> TxResult<()> {

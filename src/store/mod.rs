@@ -192,25 +192,26 @@ impl std::ops::Deref for Store {
     }
 }
 
-/// Views of every tree inside one transaction.
-pub(crate) struct Tx<'a> {
-    pub portals: &'a TransactionalTree,
-    pub events: &'a TransactionalTree,
-    pub items: &'a TransactionalTree,
-    pub webhooks: &'a TransactionalTree,
-    pub chats: &'a TransactionalTree,
-    pub users: &'a TransactionalTree,
-    pub messages: &'a TransactionalTree,
-    pub deletions: &'a TransactionalTree,
-    pub deliveries: &'a TransactionalTree,
-    pub queue: &'a TransactionalTree,
-    pub retain: &'a TransactionalTree,
-    pub operators: &'a TransactionalTree,
-    pub extmsgs: &'a TransactionalTree,
-    pub channels: &'a TransactionalTree,
-    pub digests: &'a TransactionalTree,
+/// Views of every tree inside one transaction (or, with `K = Tree`, the trees themselves, written
+/// in order: [`Data::in_order`]).
+pub(crate) struct Tx<'a, K = TransactionalTree> {
+    pub portals: &'a K,
+    pub events: &'a K,
+    pub items: &'a K,
+    pub webhooks: &'a K,
+    pub chats: &'a K,
+    pub users: &'a K,
+    pub messages: &'a K,
+    pub deletions: &'a K,
+    pub deliveries: &'a K,
+    pub queue: &'a K,
+    pub retain: &'a K,
+    pub operators: &'a K,
+    pub extmsgs: &'a K,
+    pub channels: &'a K,
+    pub digests: &'a K,
     /// For `generate_id` inside the transaction.
-    pub any: &'a TransactionalTree,
+    pub any: &'a K,
     /// For staging what the transaction changes on the feed (a rerun may stage twice: the
     /// feed's changes are idempotent wake-ups and ops the queue deduplicates).
     pub data: &'a Data,
@@ -519,6 +520,44 @@ impl Data {
                 })
             })
             .map_err(tx_error)
+    }
+
+    /// Run `f`'s writes straight on the trees, one after the other, without a transaction: no
+    /// batch manifest, so sled writes its log buffer out once rather than three times (each
+    /// such write of the log's last page costs a page of disk writes). After a crash sled
+    /// recovers a prefix of the log (its recovery stops at the first gap in the unstable tail),
+    /// so `f` must order its writes so that every prefix is a state the gateway recovers from,
+    /// its commit point last. Call on the writer thread, which is the only writer.
+    pub(crate) fn in_order<T>(
+        &self,
+        f: impl FnOnce(&Tx<'_, Tree>) -> TxResult<T>,
+    ) -> Result<T, StoreError> {
+        let i = self;
+        f(&Tx {
+            events: &i.events,
+            webhooks: &i.webhooks,
+            chats: &i.chats,
+            users: &i.users,
+            messages: &i.messages,
+            deletions: &i.deletions,
+            deliveries: &i.deliveries,
+            operators: &i.operators,
+            extmsgs: &i.extmsgs,
+            channels: &i.channels,
+            digests: &i.digests,
+            portals: &i.portals,
+            items: &i.items,
+            queue: &i.queue,
+            retain: &i.retain,
+            any: &i.events,
+            data: i,
+        })
+        .map_err(|e| match e {
+            ConflictableTransactionError::Abort(e) => e,
+            ConflictableTransactionError::Storage(e) => StoreError::Sled(e),
+            // Only transactions conflict; nothing here is one.
+            _ => StoreError::Unavailable("write conflict outside a transaction".into()),
+        })
     }
 
     /// A fresh id, unique and increasing for the life of the data directory.

@@ -1,15 +1,16 @@
-//! Pending Bitrix24 items and the one transaction that records what happened to them.
+//! Pending Bitrix24 items and the one write that records what happened to them.
 //!
 //! Invariants: an item is pending as long as its event record is in `seq_event` without a
-//! result for it. The transaction that records a result also writes what follows from it
-//! (mapping, the finished event's reply, the deletion report and its callback), so after a crash
-//! an item is either still pending (and is sent again) or its result is on disk (and it is never
-//! sent again).
+//! result for it. The write that records a result also writes what follows from it (mapping,
+//! the finished event's reply, the deletion report and its callback), atomically (a deletion's,
+//! in a transaction) or with the event's removal last (anything else, in order), so after a
+//! crash an item is either still pending (and is sent again) or its result is on disk (and it is
+//! never sent again).
 
 use std::collections::BTreeMap;
 
-use super::codec::{decode, encode, tx_get, tx_put};
-use super::retention::{Kind, tx_index, tx_index_with};
+use super::codec::{Kv, decode, encode, tx_get, tx_put};
+use super::retention::{Kind, encode_pairs, tx_index, tx_index_with};
 use super::{
     ChatLink, Data, DeletionItem, DeletionReport, EventRecord, ItemState, MessageRecord,
     MessageState, Op, OpRef, StoreError, Tx, TxResult, UserLink, Work, deliveries, keys, trees,
@@ -98,55 +99,25 @@ impl Data {
         Ok(())
     }
 
-    /// Record the outcomes of one call atomically (call inside `Store::commit`).
+    /// Record the outcomes of one call (call inside `Store::commit`). A deletion's items, its
+    /// pending count and its report change together, in one transaction. Any other result is
+    /// one record's: its writes go in order ([`Data::in_order`]), the event's removal from
+    /// `seq_event` last, so after a crash either that removal and everything it follows are on
+    /// disk, or the event is still pending (its partial writes are rewritten when it is sent
+    /// again, as they are after a lost transaction).
     pub fn apply_results(&self, results: &[OpResult], now_ms: u64) -> Result<(), StoreError> {
         let mut by_event: BTreeMap<u64, Vec<&OpResult>> = BTreeMap::new();
         for r in results {
             by_event.entry(r.op.seq).or_default().push(r);
         }
-        let finished = self.transaction(|tx| {
-            let mut finished = Vec::new();
-            for (seq, results) in &by_event {
-                let key = keys::u64_be(*seq);
-                let stored = tx_get::<EventRecord>(tx.events, trees::SEQ_EVENT, &key)?;
-                let Some(mut record) = stored else {
-                    // Already finished: a recorded result is never overwritten.
-                    continue;
-                };
-                let change = apply_to_event(tx, &mut record, results, now_ms)?;
-                if let Change::Finished { reply_indexed } = change {
-                    tx.events.remove(&key)?;
-                    let reply_key = keys::webhook(&record.channel, &record.webhook_id);
-                    tx_put(tx.webhooks, &reply_key, &record.reply)?;
-                    if !reply_indexed {
-                        tx_index(tx, Kind::Reply, record.reply.at_ms, &reply_key)?;
-                    }
-                    if let Work::Delete { deletion, .. } = &record.work {
-                        // Read (and drop) every item once, when the deletion is complete.
-                        let mut items = Vec::with_capacity(deletion.total as usize);
-                        for index in 0..deletion.total {
-                            let key = keys::seq_item(*seq, index);
-                            if let Some(item) = tx_get(tx.items, trees::SEQITEM_DELETIONITEM, &key)?
-                            {
-                                items.push(item);
-                            }
-                            tx.items.remove(&key)?;
-                        }
-                        let report = DeletionReport {
-                            deletion: deletion.clone(),
-                            items,
-                        };
-                        tx_put(tx.deletions, deletion.id.as_bytes(), &report)?;
-                        tx_index(tx, Kind::Report, now_ms, deletion.id.as_bytes())?;
-                        deliveries::tx_enqueue_report(tx, deletion, now_ms)?;
-                    }
-                    finished.push(record);
-                } else if change == Change::Header {
-                    tx_put(tx.events, &key, &record)?;
-                }
-            }
-            Ok(finished)
-        })?;
+        let deletion = results
+            .iter()
+            .any(|r| matches!(r.op.kind, super::OpKind::Delete { .. }));
+        let finished = if deletion {
+            self.transaction(|tx| record_results(tx, &by_event, now_ms))?
+        } else {
+            self.in_order(|tx| record_results(tx, &by_event, now_ms))?
+        };
         for rec in &finished {
             self.pending().remove(rec);
             if let Work::Delete { deletion, .. } = &rec.work {
@@ -155,6 +126,65 @@ impl Data {
         }
         Ok(())
     }
+}
+
+/// Write the results of each event; returns the events they finished. The events' removals
+/// from `seq_event` come last, after the retention entry of the messages sent for the first
+/// time (one for the whole call: [`Kind::Sent`]).
+fn record_results<K: Kv>(
+    tx: &Tx<'_, K>,
+    by_event: &BTreeMap<u64, Vec<&OpResult>>,
+    now_ms: u64,
+) -> TxResult<Vec<EventRecord>> {
+    let mut finished = Vec::new();
+    let mut sent = Vec::new();
+    for (seq, results) in by_event {
+        let key = keys::u64_be(*seq);
+        let stored = tx_get::<EventRecord>(tx.events, trees::SEQ_EVENT, &key)?;
+        let Some(mut record) = stored else {
+            // Already finished: a recorded result is never overwritten.
+            continue;
+        };
+        let change = apply_to_event(tx, &mut record, results, now_ms, &mut sent)?;
+        if let Change::Finished { reply_indexed } = change {
+            let reply_key = keys::webhook(&record.channel, &record.webhook_id);
+            tx_put(tx.webhooks, &reply_key, &record.reply)?;
+            if !reply_indexed {
+                tx_index(tx, Kind::Reply, record.reply.at_ms, &reply_key)?;
+            }
+            if let Work::Delete { deletion, .. } = &record.work {
+                // Read (and drop) every item once, when the deletion is complete.
+                let mut items = Vec::with_capacity(deletion.total as usize);
+                for index in 0..deletion.total {
+                    let key = keys::seq_item(*seq, index);
+                    if let Some(item) = tx_get(tx.items, trees::SEQITEM_DELETIONITEM, &key)? {
+                        items.push(item);
+                    }
+                    tx.items.delete(&key)?;
+                }
+                let report = DeletionReport {
+                    deletion: deletion.clone(),
+                    items,
+                };
+                tx_put(tx.deletions, deletion.id.as_bytes(), &report)?;
+                tx_index(tx, Kind::Report, now_ms, deletion.id.as_bytes())?;
+                deliveries::tx_enqueue_report(tx, deletion, now_ms)?;
+            }
+            finished.push(record);
+        } else if change == Change::Header {
+            tx_put(tx.events, &key, &record)?;
+        }
+    }
+    match sent.as_slice() {
+        [] => {}
+        [(message, reply)] => tx_index_with(tx, Kind::MessageReply, now_ms, message, reply)?,
+        [(first, _), ..] => tx_index_with(tx, Kind::Sent, now_ms, first, &encode_pairs(&sent))?,
+    }
+    // The commit points: these events are no longer pending.
+    for record in &finished {
+        tx.events.delete(&keys::u64_be(record.seq))?;
+    }
+    Ok(finished)
 }
 
 /// What applying results changed in an event.
@@ -171,11 +201,14 @@ enum Change {
 
 /// Apply results to one event. A deletion's items are read and written under their own keys:
 /// the cost is proportional to the results, not to the deletion's size.
-fn apply_to_event(
-    tx: &Tx<'_>,
+/// A send's first result adds its (message key, reply key) to `sent`, to be indexed for
+/// retention with the call's others.
+fn apply_to_event<K: Kv>(
+    tx: &Tx<'_, K>,
     record: &mut EventRecord,
     results: &[&OpResult],
     now_ms: u64,
+    sent: &mut Vec<(Vec<u8>, Vec<u8>)>,
 ) -> TxResult<Change> {
     let seq = record.seq;
     let (portal, line, chat) = (record.portal.clone(), record.line, record.chat_id.clone());
@@ -240,11 +273,11 @@ fn apply_to_event(
             m.updated_at_ms = now_ms;
             m.error = (!success).then(|| errors.join("; "));
             tx_put(tx.messages, &key, &m)?;
-            // A send's first result indexes its message and its reply with one entry.
+            // A send's first result indexes its message and its reply together.
             let reply_indexed = first && is_send;
             if reply_indexed {
                 let reply_key = keys::webhook(&record.channel, &record.webhook_id);
-                tx_index_with(tx, Kind::MessageReply, now_ms, &key, &reply_key)?;
+                sent.push((key.clone(), reply_key));
             }
             if let OpOutcome::Done {
                 bitrix_user_id: Some(uid),

@@ -14,7 +14,7 @@
 
 use std::time::Duration;
 
-use super::codec::decode;
+use super::codec::{Kv, decode};
 use super::{
     Data, DeletionReport, Delivery, MessageRecord, MessageState, OperatorRecord, Store, StoreError,
     Tx, TxResult, WebhookReply, keys, trees,
@@ -50,6 +50,11 @@ pub(crate) enum Kind {
     /// A sent message (`message_state`) whose entry also carries, as its value, the key of
     /// its send's reply (`webhookid_reply`): the two go together, one entry for both.
     MessageReply = 7,
+    /// The messages one call sent for the first time, with their sends' replies: one entry
+    /// for the whole call (its value: [`encode_pairs`] of (message key, reply key)), since
+    /// sled's memory and disk grow with its number of keys. The entry's key ends with the
+    /// first message's key.
+    Sent = 8,
 }
 
 impl Kind {
@@ -69,6 +74,7 @@ impl Kind {
             5 => Kind::Report,
             6 => Kind::FailedDelivery,
             7 => Kind::MessageReply,
+            8 => Kind::Sent,
             _ => return None,
         })
     }
@@ -110,22 +116,52 @@ pub(crate) fn index_key(kind: Kind, at_ms: u64, key: &[u8]) -> Vec<u8> {
     k
 }
 
+/// The value of a [`Kind::Sent`] entry: each (message key, reply key) as two keys, each a u32
+/// big-endian length and its bytes.
+pub(crate) fn encode_pairs(pairs: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for key in pairs.iter().flat_map(|(m, r)| [m, r]) {
+        out.extend_from_slice(&(key.len() as u32).to_be_bytes());
+        out.extend_from_slice(key);
+    }
+    out
+}
+
+/// The pairs of a [`Kind::Sent`] entry; `None` if it is malformed.
+fn decode_pairs(mut value: &[u8]) -> Option<Vec<(&[u8], &[u8])>> {
+    let mut next = || -> Option<&[u8]> {
+        let (len, rest) = value.split_first_chunk::<4>()?;
+        let len = u32::from_be_bytes(*len) as usize;
+        let (key, rest) = (rest.get(..len)?, &rest[len..]);
+        value = rest;
+        Some(key)
+    };
+    let mut pairs = Vec::new();
+    loop {
+        let Some(message) = next() else {
+            return value.is_empty().then_some(pairs);
+        };
+        pairs.push((message, next()?));
+    }
+}
+
 /// Index a record written inside a transaction.
-pub(crate) fn tx_index(tx: &Tx<'_>, kind: Kind, at_ms: u64, key: &[u8]) -> TxResult<()> {
+pub(crate) fn tx_index<K: Kv>(tx: &Tx<'_, K>, kind: Kind, at_ms: u64, key: &[u8]) -> TxResult<()> {
     tx_index_with(tx, kind, at_ms, key, &[])
 }
 
 /// [`tx_index`] with a value on the entry: for [`Kind::MessageReply`], the reply's key (so the
 /// reply is kept as long as the message, beyond [`REPLAY_WINDOW`]).
-pub(crate) fn tx_index_with(
-    tx: &Tx<'_>,
+pub(crate) fn tx_index_with<K: Kv>(
+    tx: &Tx<'_, K>,
     kind: Kind,
     at_ms: u64,
     key: &[u8],
     value: &[u8],
 ) -> TxResult<()> {
     if tx.data.indexed {
-        tx.retain.insert(index_key(kind, at_ms, key), value)?;
+        tx.retain
+            .write(&index_key(kind, at_ms, key), value.to_vec())?;
     }
     Ok(())
 }
@@ -152,31 +188,58 @@ impl Data {
         end.extend_from_slice(&keys::u64_be(cutoff_ms));
         let (mut removed, mut visited) = (0, 0);
         for entry in self.retain.range(start.as_slice()..end.as_slice()) {
-            if visited == budget {
+            if visited >= budget {
                 return Ok((removed, true));
             }
-            visited += 1;
             let (ikey, ivalue) = entry?;
+            visited += 1;
             self.retain.remove(&ikey)?;
-            if ikey.len() >= 10
-                && let Some(kind) = Kind::from_u8(ikey[9])
-            {
-                let key = &ikey[10..];
-                match self.prune_record(kind, key, cutoff_ms)? {
+            let Some(kind) = ikey.get(9).and_then(|&b| Kind::from_u8(b)) else {
+                continue;
+            };
+            let key = &ikey[10..];
+            match kind {
+                Kind::Sent => {
+                    // Malformed: nothing to prune through it (the entry is dropped).
+                    let pairs = decode_pairs(&ivalue).unwrap_or_default();
+                    visited += pairs.len().saturating_sub(1);
+                    for (message, reply) in pairs {
+                        removed += self.prune_message(message, reply, cutoff_ms)?;
+                    }
+                }
+                Kind::MessageReply => removed += self.prune_message(key, &ivalue, cutoff_ms)?,
+                _ => match self.prune_record(kind, key, cutoff_ms)? {
                     Pruned::Removed => removed += 1,
                     Pruned::WrittenSince(at) => {
                         self.retain.insert(index_key(kind, at, key), ivalue)?;
-                        continue;
                     }
                     Pruned::Gone => {}
-                }
-                if kind == Kind::MessageReply && !ivalue.is_empty() {
-                    // The reply goes with its message (or after it, if it went first).
-                    removed += usize::from(self.webhooks.remove(&ivalue)?.is_some());
-                }
+                },
             }
         }
         Ok((removed, false))
+    }
+
+    /// Prune a sent message and its send's reply (`reply` empty: none); returns how many
+    /// records were removed.
+    fn prune_message(
+        &self,
+        message: &[u8],
+        reply: &[u8],
+        cutoff_ms: u64,
+    ) -> Result<usize, StoreError> {
+        let removed = match self.prune_record(Kind::Message, message, cutoff_ms)? {
+            Pruned::Removed => 1,
+            Pruned::WrittenSince(at) => {
+                self.retain
+                    .insert(index_key(Kind::MessageReply, at, message), reply)?;
+                return Ok(0);
+            }
+            Pruned::Gone => 0,
+        };
+        // The reply goes with its message (or after it, if it went first).
+        let reply_removed = !reply.is_empty() && self.webhooks.remove(reply)?.is_some();
+        Ok(removed + usize::from(reply_removed))
     }
 
     /// Index every record the directory holds: once, at open, for a version 1 directory (it
@@ -229,7 +292,7 @@ impl Data {
         let tree = match kind {
             Kind::Reply => &self.webhooks,
             Kind::Digest => &self.digests,
-            Kind::Message | Kind::MessageReply => &self.messages,
+            Kind::Message | Kind::MessageReply | Kind::Sent => &self.messages,
             Kind::Operator => &self.operators,
             Kind::Report => &self.deletions,
             Kind::FailedDelivery => &self.deliveries,
@@ -242,7 +305,7 @@ impl Data {
         let at = match kind {
             Kind::Reply => decode::<WebhookReply>(trees::WEBHOOKID_REPLY, &value)?.at_ms,
             Kind::Digest => keys::parse_u64(trees::EVENTDIGEST_SEEN, &value)?,
-            Kind::Message | Kind::MessageReply => {
+            Kind::Message | Kind::MessageReply | Kind::Sent => {
                 let record: MessageRecord = decode(trees::MESSAGE_STATE, &value)?;
                 if record.state == MessageState::Queued {
                     // Its send is pending: kept, and looked at again a period later.

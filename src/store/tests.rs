@@ -643,6 +643,65 @@ async fn retention_prunes_what_is_older_than_its_cutoff_through_the_time_index()
 }
 
 #[tokio::test]
+async fn the_sends_of_one_call_share_one_retention_entry_and_are_pruned_through_it() {
+    use retention::Retention;
+    let (_dir, store) = open();
+    let day = 24 * 3600 * 1000;
+    let mut ops = Vec::new();
+    for i in 0..3 {
+        ops.extend(accepted_send(&store, &format!("w{i}"), &format!("m{i}")).await);
+    }
+    let before = store.retain.len();
+    let done: Vec<OpResult> = ops
+        .iter()
+        .map(|op| OpResult {
+            op: op.clone(),
+            outcome: OpOutcome::Done {
+                bitrix_user_id: None,
+                session: None,
+            },
+        })
+        .collect();
+    store
+        .commit(move |d| d.apply_results(&done, day))
+        .await
+        .unwrap();
+    assert_eq!(store.retain.len(), before + 1, "one entry for the call");
+    assert!(store.pending_ops().unwrap().is_empty());
+
+    // m1 is written again later (an edit's result): it is kept and indexed at that time.
+    let mut m1 = store.message_record("p1", 7, "c", "m1").unwrap().unwrap();
+    m1.updated_at_ms = 20 * day;
+    let key = keys::message("p1", 7, "c", "m1");
+    store.messages.insert(&key, codec::encode(&m1)).unwrap();
+
+    let removed = store
+        .prune(15 * day, Retention::from_days(5))
+        .await
+        .unwrap();
+    assert_eq!(removed, 4, "m0 and m2 with their replies");
+    let kept = |m: &str| store.message_record("p1", 7, "c", m).unwrap().is_some();
+    assert!(!kept("m0") && kept("m1") && !kept("m2"));
+    let reply = |w: &str| {
+        store
+            .webhooks
+            .contains_key(keys::webhook("acme", w))
+            .unwrap()
+    };
+    assert!(!reply("w0") && reply("w1") && !reply("w2"));
+    // m1 and its reply go once the later time is old enough.
+    assert_eq!(
+        store
+            .prune(30 * day, Retention::from_days(5))
+            .await
+            .unwrap(),
+        2
+    );
+    assert!(!kept("m1") && !reply("w1"));
+    assert_eq!(store.retain.len(), before);
+}
+
+#[tokio::test]
 async fn pending_work_beyond_the_in_memory_index_is_looked_up_on_disk() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
