@@ -198,7 +198,6 @@ impl Data {
             );
             if !missing_only || !self.messages.contains_key(&key)? {
                 let queued = MessageRecord {
-                    channel: record.channel.to_string(),
                     user_id: message.user.id.clone(),
                     state: MessageState::Queued,
                     created_at_ms: record.accepted_at_ms,

@@ -249,7 +249,6 @@ fn apply_to_event<K: Kv>(
             let mut m = match (existing, is_send) {
                 (Some(m), _) => m,
                 (None, true) => MessageRecord {
-                    channel: record.channel.to_string(),
                     user_id: message.user.id.clone(),
                     state: MessageState::Sent,
                     created_at_ms: record.accepted_at_ms,

@@ -172,11 +172,17 @@ pub struct UserLink {
 }
 
 /// What the gateway knows of one external message (`message_state`), once Bitrix24 answered.
+/// Stored compactly (there is one per message): the common state is left out, and so is the
+/// channel, which the key's portal and line already name (records of earlier builds carry it;
+/// it is ignored).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MessageRecord {
-    pub channel: String,
     /// The external user id the message was sent with (needed by update and delete).
     pub user_id: UserId,
+    #[serde(
+        default = "MessageState::sent",
+        skip_serializing_if = "MessageState::is_sent"
+    )]
     pub state: MessageState,
     pub created_at_ms: u64,
     pub updated_at_ms: u64,
@@ -199,9 +205,19 @@ pub enum MessageState {
     Deleted,
 }
 
+impl MessageState {
+    fn sent() -> MessageState {
+        MessageState::Sent
+    }
+
+    fn is_sent(&self) -> bool {
+        *self == MessageState::Sent
+    }
+}
+
 /// An accepted platform event whose Bitrix24 work is not finished (`seq_event`). Writing this
-/// one record is what accepting an event means; it is removed, in the transaction that records
-/// the last result, when every item is final.
+/// one record is what accepting an event means; it is removed, with the write that records the
+/// last result, when every item is final.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EventRecord {
     pub seq: u64,
