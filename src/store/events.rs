@@ -14,13 +14,13 @@ impl Data {
             .transpose()
     }
 
-    /// Every pending event, in seq order.
-    pub fn pending_events(&self) -> Result<Vec<EventRecord>, StoreError> {
+    /// Every pending event, in seq order, read and decoded one at a time (a backlog can be
+    /// large: nothing here holds more than one record).
+    pub fn pending_events(&self) -> impl Iterator<Item = Result<EventRecord, StoreError>> + '_ {
         self.events
             .iter()
             .values()
             .map(|value| decode(trees::SEQ_EVENT, &value?))
-            .collect()
     }
 }
 
@@ -135,22 +135,20 @@ impl Data {
 
     /// How many items are pending (read once at start, for the queue gauge).
     pub fn pending_item_count(&self) -> Result<usize, StoreError> {
-        Ok(self
-            .pending_events()?
-            .iter()
-            .map(|record| match &record.work {
-                Work::Delete { deletion, .. } => deletion.pending as usize,
-                _ => 1,
+        self.pending_events()
+            .map(|record| {
+                Ok(match record?.work {
+                    Work::Delete { deletion, .. } => deletion.pending as usize,
+                    _ => 1,
+                })
             })
-            .sum())
+            .sum()
     }
 
     /// The portals with pending events (read once at start).
     pub fn pending_portals(&self) -> Result<std::collections::BTreeSet<String>, StoreError> {
-        Ok(self
-            .pending_events()?
-            .into_iter()
-            .map(|record| record.portal.into_string())
-            .collect())
+        self.pending_events()
+            .map(|record| Ok(record?.portal.into_string()))
+            .collect()
     }
 }

@@ -151,12 +151,7 @@ mod tests {
         std::fs::write(journal.join("spare.tmp"), [0u8; 16]).unwrap();
 
         let store = Store::open(dir.path()).expect("open with a legacy journal");
-        let seqs: Vec<u64> = store
-            .pending_events()
-            .unwrap()
-            .iter()
-            .map(|e| e.seq)
-            .collect();
+        let seqs: Vec<u64> = store.pending_events().map(|e| e.unwrap().seq).collect();
         assert_eq!(seqs, vec![10, 11]);
         assert!(!journal.exists());
         let replay = request("w10", Event::Created(message("c", "u", "m10")));

@@ -40,19 +40,21 @@ pub struct OpResult {
 
 impl Data {
     /// Every pending item, in (seq, item) order: per chat, the order in which they take effect.
+    /// Collects the whole backlog: for tests and inspection, never on a request path.
     pub fn pending_ops(&self) -> Result<Vec<Op>, StoreError> {
         let mut ops = Vec::new();
-        for record in self.pending_events()? {
-            ops.extend(self.event_ops(&record)?);
+        for record in self.pending_events() {
+            ops.extend(self.event_ops(&record?)?);
         }
         Ok(ops)
     }
 
-    /// Every pending item as the outbox queues it, in (seq, item) order.
+    /// Every pending item as the outbox queues it, in (seq, item) order (collects the whole
+    /// backlog, as [`Data::pending_ops`]).
     pub fn pending_refs(&self) -> Result<Vec<OpRef>, StoreError> {
         let mut refs = Vec::new();
-        for record in self.pending_events()? {
-            refs.extend(self.event_refs(&record)?);
+        for record in self.pending_events() {
+            refs.extend(self.event_refs(&record?)?);
         }
         Ok(refs)
     }
