@@ -2,9 +2,10 @@
 //! accepted over loopback and delivered to the fake portal (unthrottled), then idle. Reports the
 //! gateway process's RSS while ingesting (peak, sampled) and at rest, the data directory's size
 //! per stored message, the restart time, and what an idle gateway writes (`/proc/<pid>/io`
-//! `write_bytes`) idle and at one event every 10 s (`SCALE_IDLE_SECS`, default 60, each).
+//! `write_bytes`) idle (`SCALE_IDLE_SECS`, default 60) and at one event every 10 s
+//! (`SCALE_TRICKLE_SECS`, default the same), with each event's own share.
 //!
-//! `cargo bench --bench scale` (env: SCALE_MESSAGES, SCALE_CLIENTS, SCALE_IDLE_SECS,
+//! `cargo bench --bench scale` (env: SCALE_MESSAGES, SCALE_CLIENTS, SCALE_IDLE_SECS, SCALE_TRICKLE_SECS,
 //! SCALE_CACHE_MB for `storage.cache_mb`, SCALE_CHILD_ENV="NAME=VALUE …" for the gateway process,
 //! SCALE_WRAPPER=program to run the gateway under, e.g. `heaptrack`; SCALE_KEEP=1 keeps the data
 //! directory for inspection).
@@ -222,6 +223,7 @@ async fn main() {
     let n = env_num("SCALE_MESSAGES", 1_000_000) as usize;
     let clients = env_num("SCALE_CLIENTS", 32) as usize;
     let idle = Duration::from_secs(env_num("SCALE_IDLE_SECS", 60));
+    let trickle_for = Duration::from_secs(env_num("SCALE_TRICKLE_SECS", idle.as_secs()));
     let portal = FakePortal::start(FakePortalConfig::default())
         .await
         .unwrap();
@@ -327,12 +329,19 @@ async fn main() {
     let w0 = write_bytes(pid);
     let t = Instant::now();
     let mut i = n;
-    while t.elapsed() < idle {
+    let mut per_event = Vec::new();
+    while t.elapsed() < trickle_for {
+        let before = write_bytes(pid);
         ingest(port, &secret, i, i + 1, 1).await;
         i += 1;
         wait_delivered(&portal, i).await;
         tokio::time::sleep(Duration::from_secs(10)).await;
+        per_event.push(format!("{}", (write_bytes(pid) - before) / 1024));
     }
+    println!(
+        "KiB written per event (acceptance, delivery, the 10 s after): {}",
+        per_event.join(" ")
+    );
     let trickle = write_bytes(pid) - w0;
     println!(
         "one event every 10 s for {:.0} s ({} events, each sent to the portal): {:.1} KiB written = {:.1} KiB per minute (goal < 100)",

@@ -65,8 +65,9 @@ pub const DEFAULT_CACHE_BYTES: u64 = 64 << 20;
 /// sled counts a cached page at its size in the log, but holds it in memory as a node several
 /// times larger (vectors of keys and values, grown by doubling, and their headers). Measured with
 /// the scale bench (100,000 messages, jemalloc): each MiB of sled's `cache_capacity` costs about
-/// four of resident memory, so sled is given a quarter of `storage.cache_mb`.
-const SLED_CACHE_MEMORY_FACTOR: u64 = 4;
+/// four of resident memory, and up to five at a million (sled's own per-page state comes on
+/// top), so sled is given a fifth of `storage.cache_mb`.
+const SLED_CACHE_MEMORY_FACTOR: u64 = 5;
 
 /// Errors of the storage boundary.
 #[derive(Debug, thiserror::Error)]
