@@ -394,3 +394,33 @@ impl Store {
         Ok(removed)
     }
 }
+
+#[cfg(test)]
+mod pair_tests {
+    use super::{decode_pairs, encode_pairs};
+
+    #[test]
+    fn pairs_read_back_as_written_and_a_cut_value_reads_as_malformed() {
+        let pairs = vec![
+            (b"p1\x1f7\x1fc\x1fm1".to_vec(), b"acme\x1fw1".to_vec()),
+            (b"m2".to_vec(), Vec::new()),
+        ];
+        let value = encode_pairs(&pairs);
+        let read: Vec<(Vec<u8>, Vec<u8>)> = decode_pairs(&value)
+            .unwrap()
+            .into_iter()
+            .map(|(m, r)| (m.to_vec(), r.to_vec()))
+            .collect();
+        assert_eq!(read, pairs);
+        assert_eq!(decode_pairs(&[]), Some(Vec::new()));
+        for cut in 1..value.len() {
+            // A strict prefix is malformed (it ends inside a length or a key, or after a
+            // message without its reply), except the one ending right after the first pair.
+            let partial = decode_pairs(&value[..cut]);
+            assert!(
+                partial.is_none() || cut == encode_pairs(&pairs[..1]).len(),
+                "prefix of {cut} bytes read as {partial:?}"
+            );
+        }
+    }
+}
