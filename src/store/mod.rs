@@ -218,6 +218,48 @@ pub(crate) struct Tx<'a, K = TransactionalTree> {
     pub data: &'a Data,
 }
 
+impl<'a, K> Tx<'a, K> {
+    /// The views of [`Data::trees`], in that order.
+    fn over(t: [&'a K; 15], data: &'a Data) -> Tx<'a, K> {
+        let [
+            events,
+            webhooks,
+            chats,
+            users,
+            messages,
+            deletions,
+            deliveries,
+            operators,
+            extmsgs,
+            channels,
+            digests,
+            portals,
+            items,
+            queue,
+            retain,
+        ] = t;
+        Tx {
+            events,
+            webhooks,
+            chats,
+            users,
+            messages,
+            deletions,
+            deliveries,
+            operators,
+            extmsgs,
+            channels,
+            digests,
+            portals,
+            items,
+            queue,
+            retain,
+            any: events,
+            data,
+        }
+    }
+}
+
 impl Store {
     /// Open (creating if missing) the data directory and check its schema version, with the
     /// default cache ([`DEFAULT_CACHE_BYTES`]).
@@ -475,85 +517,50 @@ fn open_db(path: &Path, cache_bytes: u64) -> Result<sled::Db, StoreError> {
 }
 
 impl Data {
+    /// Every tree, in the order [`Tx::over`] takes them.
+    fn trees(&self) -> [&Tree; 15] {
+        [
+            &self.events,
+            &self.webhooks,
+            &self.chats,
+            &self.users,
+            &self.messages,
+            &self.deletions,
+            &self.deliveries,
+            &self.operators,
+            &self.extmsgs,
+            &self.channels,
+            &self.digests,
+            &self.portals,
+            &self.items,
+            &self.queue,
+            &self.retain,
+        ]
+    }
+
     /// Run `f` as one sled transaction over every tree.
     pub(crate) fn transaction<T>(
         &self,
         f: impl Fn(&Tx<'_>) -> TxResult<T>,
     ) -> Result<T, StoreError> {
-        let i = self;
-        let all: [&Tree; 15] = [
-            &i.events,
-            &i.webhooks,
-            &i.chats,
-            &i.users,
-            &i.messages,
-            &i.deletions,
-            &i.deliveries,
-            &i.operators,
-            &i.extmsgs,
-            &i.channels,
-            &i.digests,
-            &i.portals,
-            &i.items,
-            &i.queue,
-            &i.retain,
-        ];
-        all[..]
+        self.trees()[..]
             .transaction(|v: &Vec<TransactionalTree>| {
-                f(&Tx {
-                    events: &v[0],
-                    webhooks: &v[1],
-                    chats: &v[2],
-                    users: &v[3],
-                    messages: &v[4],
-                    deletions: &v[5],
-                    deliveries: &v[6],
-                    operators: &v[7],
-                    extmsgs: &v[8],
-                    channels: &v[9],
-                    digests: &v[10],
-                    portals: &v[11],
-                    items: &v[12],
-                    queue: &v[13],
-                    retain: &v[14],
-                    any: &v[0],
-                    data: i,
-                })
+                f(&Tx::over(std::array::from_fn(|i| &v[i]), self))
             })
             .map_err(tx_error)
     }
 
     /// Run `f`'s writes straight on the trees, one after the other, without a transaction: no
-    /// batch manifest, so sled writes its log buffer out once rather than three times (each
-    /// such write of the log's last page costs a page of disk writes). After a crash sled
-    /// recovers a prefix of the log (its recovery stops at the first gap in the unstable tail),
-    /// so `f` must order its writes so that every prefix is a state the gateway recovers from,
-    /// its commit point last. Call on the writer thread, which is the only writer.
+    /// batch manifest and no lock over every tree, so sled writes its log buffer out once
+    /// rather than three times. After a crash sled recovers a prefix of the log (its recovery
+    /// stops at the first gap in the unstable tail), so `f` must order its writes so that
+    /// every prefix is a state the gateway recovers from, its commit point last. Call on the
+    /// writer thread, which is the only writer.
     pub(crate) fn in_order<T>(
         &self,
         f: impl FnOnce(&Tx<'_, Tree>) -> TxResult<T>,
     ) -> Result<T, StoreError> {
-        let i = self;
-        f(&Tx {
-            events: &i.events,
-            webhooks: &i.webhooks,
-            chats: &i.chats,
-            users: &i.users,
-            messages: &i.messages,
-            deletions: &i.deletions,
-            deliveries: &i.deliveries,
-            operators: &i.operators,
-            extmsgs: &i.extmsgs,
-            channels: &i.channels,
-            digests: &i.digests,
-            portals: &i.portals,
-            items: &i.items,
-            queue: &i.queue,
-            retain: &i.retain,
-            any: &i.events,
-            data: i,
-        })
-        .map_err(|e| match e {
+        f(&Tx::over(self.trees(), self)).map_err(|e| match e {
             ConflictableTransactionError::Abort(e) => e,
             ConflictableTransactionError::Storage(e) => StoreError::Sled(e),
             // Only transactions conflict; nothing here is one.
