@@ -264,8 +264,17 @@ fn write_loop(data: &Data, mut jobs: mpsc::UnboundedReceiver<Job>, stats: &Count
             Err(e)
         } else if group.iter().any(|c| c.wrote) {
             stats.flushes.fetch_add(1, Ordering::Relaxed);
-            data.sync()
-                .inspect_err(|e| data.poison.set(&format!("sync failed: {e}")))
+            let synced = data
+                .sync()
+                .inspect_err(|e| data.poison.set(&format!("sync failed: {e}")));
+            // What waited for this sync (the inbox's removals of finished events); a failure
+            // here poisons later writes, not this group's, which is durable.
+            if synced.is_ok()
+                && let Err(e) = data.after_sync()
+            {
+                data.poison.set(&format!("write failed: {e}"));
+            }
+            synced
         } else {
             Ok(())
         };

@@ -6,21 +6,26 @@ use super::codec::decode;
 use super::{Data, DeletionItem, EventRecord, Op, OpRef, StoreError, Work, keys, trees};
 
 impl Data {
-    /// The record of a pending event.
+    /// The record of a pending event (a deletion's in the main database, any other in the
+    /// inbox; None once finished, also while its removal from the inbox waits for a sync).
     pub fn event(&self, seq: u64) -> Result<Option<EventRecord>, StoreError> {
-        self.events
-            .get(keys::u64_be(seq))?
-            .map(|v| decode(trees::SEQ_EVENT, &v))
-            .transpose()
+        let key = keys::u64_be(seq);
+        let value = match self.inbox.events.get(key)? {
+            Some(_) if self.is_done(seq)? => return Ok(None),
+            Some(value) => value,
+            None => match self.events.get(key)? {
+                Some(value) => value,
+                None => return Ok(None),
+            },
+        };
+        decode(trees::SEQ_EVENT, &value).map(Some)
     }
 
     /// Every pending event, in seq order, read and decoded one at a time (a backlog can be
     /// large: nothing here holds more than one record).
     pub fn pending_events(&self) -> impl Iterator<Item = Result<EventRecord, StoreError>> + '_ {
-        self.events
-            .iter()
-            .values()
-            .map(|value| decode(trees::SEQ_EVENT, &value?))
+        self.event_entries(0, None)
+            .map(|entry| decode(trees::SEQ_EVENT, &entry?.1))
     }
 }
 
@@ -113,11 +118,7 @@ impl Data {
         if from >= until {
             return Ok(refill);
         }
-        for (scanned, entry) in self
-            .events
-            .range(keys::u64_be(from)..keys::u64_be(until))
-            .enumerate()
-        {
+        for (scanned, entry) in self.event_entries(from, Some(until)).enumerate() {
             let (key, value) = entry?;
             let seq = keys::parse_u64(trees::SEQ_EVENT, &key)?;
             if scanned == max_scan || refill.refs.len() >= max_refs {

@@ -83,6 +83,18 @@ impl SledFiles {
     }
 }
 
+impl SledFiles {
+    /// Drop the kernel's cached pages of sled's log file (once open, all clean). Recovery reads
+    /// the log with readahead, which caches it in large folios (up to hundreds of KiB on recent
+    /// kernels); a later small write into one dirties, and the next sync writes, the whole
+    /// folio: measured, 32–168 KiB per event after a restart instead of 4 KiB. Pages cached
+    /// afresh by small writes are small.
+    pub(crate) fn drop_cache(&self) -> io::Result<()> {
+        rustix::fs::fadvise(&self.db, 0, None, rustix::fs::Advice::DontNeed)?;
+        Ok(())
+    }
+}
+
 fn list(dir: &Path) -> io::Result<HashSet<OsString>> {
     std::fs::read_dir(dir)?
         .map(|entry| entry.map(|e| e.file_name()))

@@ -1,7 +1,8 @@
-//! Accepting a platform event. The common case is one sled write: the event record into
-//! `seq_event` (the webhook-id check reads the index of pending events, `pending.rs`, and
-//! `webhookid_reply`); when the in-memory part of that index is full, the event's reply and a
-//! send's queued message are written to disk beside it. Acceptance runs on the writer thread,
+//! Accepting a platform event. The common case is one sled write: the event record into the
+//! inbox's `seq_event` (a deletion's, with its items, into the main database's; the webhook-id
+//! check reads the index of pending events, `pending.rs`, and `webhookid_reply`); when the
+//! in-memory part of that index is full, the event's reply and a send's queued message are
+//! written into the inbox beside it. Acceptance runs on the writer thread,
 //! so the check and the writes cannot interleave with another acceptance; what it added is
 //! taken back if the group's sync fails (and the store is poisoned: nothing later is answered).
 
@@ -155,7 +156,9 @@ impl Data {
                 .filter_map(|(index, item)| record.item_ref(index, Some(item)))
                 .collect()
         } else {
-            self.events.insert(keys::u64_be(seq), encode(&record))?;
+            self.inbox
+                .events
+                .insert(keys::u64_be(seq), encode(&record))?;
             record.item_ref(0, None).into_iter().collect()
         };
         // Indexed in memory while that index has room, else on disk: after the record, so a
@@ -186,8 +189,10 @@ impl Data {
         missing_only: bool,
     ) -> Result<(), StoreError> {
         let reply_key = keys::webhook(&record.channel, &record.webhook_id);
-        if !missing_only || !self.webhooks.contains_key(&reply_key)? {
-            self.webhooks.insert(&reply_key, encode(&record.reply))?;
+        if !missing_only || !self.inbox.replies.contains_key(&reply_key)? {
+            self.inbox
+                .replies
+                .insert(&reply_key, encode(&record.reply))?;
         }
         if let Work::Send { message, .. } = &record.work {
             let key = keys::message(
@@ -196,7 +201,7 @@ impl Data {
                 &record.chat_id,
                 &message.message.id,
             );
-            if !missing_only || !self.messages.contains_key(&key)? {
+            if !missing_only || !self.inbox.sends.contains_key(&key)? {
                 let queued = MessageRecord {
                     user_id: message.user.id.clone(),
                     state: MessageState::Queued,
@@ -204,7 +209,7 @@ impl Data {
                     updated_at_ms: record.accepted_at_ms,
                     error: None,
                 };
-                self.messages.insert(&key, encode(&queued))?;
+                self.inbox.sends.insert(&key, encode(&queued))?;
             }
         }
         Ok(())
@@ -214,7 +219,8 @@ impl Data {
     /// (`spilled`: what [`Data::record_pending`] wrote too).
     fn forget_pending(&self, record: &EventRecord, spilled: bool) -> Result<(), StoreError> {
         if spilled {
-            self.webhooks
+            self.inbox
+                .replies
                 .remove(keys::webhook(&record.channel, &record.webhook_id))?;
         }
         match &record.work {
@@ -225,7 +231,7 @@ impl Data {
                     &record.chat_id,
                     &message.message.id,
                 );
-                self.messages.remove(key)?;
+                self.inbox.sends.remove(key)?;
             }
             Work::Delete { deletion, .. } => {
                 self.pending_deletions.remove(deletion.id.as_bytes())?;
@@ -247,8 +253,12 @@ impl Data {
         {
             return Ok(Some(record.reply));
         }
-        self.webhooks
-            .get(keys::webhook(channel, webhook_id))?
+        let key = keys::webhook(channel, webhook_id);
+        let stored = match self.inbox.replies.get(&key)? {
+            Some(value) => Some(value),
+            None => self.webhooks.get(&key)?,
+        };
+        stored
             .map(|v| decode(trees::WEBHOOKID_REPLY, &v))
             .transpose()
     }
@@ -265,9 +275,11 @@ impl Data {
         if let Some(user) = self.pending().send(&key) {
             return Ok(Some(user.clone()));
         }
-        Ok(self
-            .messages
-            .get(&key)?
+        let stored = match self.inbox.sends.get(&key)? {
+            Some(value) => Some(value),
+            None => self.messages.get(&key)?,
+        };
+        Ok(stored
             .map(|v| decode::<MessageRecord>(trees::MESSAGE_STATE, &v))
             .transpose()?
             .map(|m| m.user_id))

@@ -25,7 +25,7 @@ impl Data {
             .transpose()
     }
 
-    /// What is known of an external message.
+    /// What is known of an external message (sent, or queued).
     pub fn message_record(
         &self,
         portal: &str,
@@ -33,9 +33,12 @@ impl Data {
         chat: &str,
         message: &str,
     ) -> Result<Option<MessageRecord>, StoreError> {
-        self.messages
-            .get(keys::message(portal, line, chat, message))?
-            .map(|v| decode(trees::MESSAGE_STATE, &v))
-            .transpose()
+        let key = keys::message(portal, line, chat, message);
+        // Queued (pending, beyond the in-memory index): in the inbox until its result.
+        let stored = match self.messages.get(&key)? {
+            Some(value) => Some(value),
+            None => self.inbox.sends.get(&key)?,
+        };
+        stored.map(|v| decode(trees::MESSAGE_STATE, &v)).transpose()
     }
 }

@@ -32,6 +32,7 @@ pub mod deliveries;
 mod events;
 pub mod feed;
 mod files;
+mod inbox;
 pub mod ingest;
 pub mod keys;
 mod legacy_journal;
@@ -68,6 +69,10 @@ pub const DEFAULT_CACHE_BYTES: u64 = 64 << 20;
 /// four of resident memory, and up to five at a million (sled's own per-page state comes on
 /// top), so sled is given a fifth of `storage.cache_mb`.
 const SLED_CACHE_MEMORY_FACTOR: u64 = 5;
+
+/// The inbox (`inbox.rs`) gets this part of `storage.cache_mb` on top of the main database's
+/// share: it holds only pending events, most of them read once.
+const INBOX_CACHE_SHARE: u64 = 8;
 
 /// Errors of the storage boundary.
 #[derive(Debug, thiserror::Error)]
@@ -121,6 +126,10 @@ pub struct Data {
     pub(crate) extmsgs: Tree,
     pub(crate) channels: Tree,
     pub(crate) digests: Tree,
+    /// `seq_done`: inbox events whose results are recorded (`inbox.rs`).
+    pub(crate) done: Tree,
+    /// The inbox database: pending sends, updates and reactions (`inbox.rs`).
+    pub(crate) inbox: inbox::Inbox,
     /// One past the highest event seq applied so far, and one past the highest known durable
     /// (set after each successful sync): a reader of `seq_event` that must see only durable
     /// events stops before it.
@@ -155,10 +164,15 @@ impl Drop for CloseSignal {
 impl Drop for Data {
     fn drop(&mut self) {
         // Everything acknowledged is durable already; this only shortens the next start.
-        if self.poison.get().is_none()
-            && let Err(e) = self.sync()
-        {
-            tracing::error!(error = %e, "flush on close failed");
+        // Twice: finished events leave the inbox, then their markers go.
+        for _ in 0..2 {
+            if self.poison.get().is_some() {
+                break;
+            }
+            if let Err(e) = self.after_sync().and_then(|()| self.sync()) {
+                tracing::error!(error = %e, "flush on close failed");
+                break;
+            }
         }
     }
 }
@@ -211,6 +225,7 @@ pub(crate) struct Tx<'a, K = TransactionalTree> {
     pub extmsgs: &'a K,
     pub channels: &'a K,
     pub digests: &'a K,
+    pub done: &'a K,
     /// For `generate_id` inside the transaction.
     pub any: &'a K,
     /// For staging what the transaction changes on the feed (a rerun may stage twice: the
@@ -220,7 +235,7 @@ pub(crate) struct Tx<'a, K = TransactionalTree> {
 
 impl<'a, K> Tx<'a, K> {
     /// The views of [`Data::trees`], in that order.
-    fn over(t: [&'a K; 15], data: &'a Data) -> Tx<'a, K> {
+    fn over(t: [&'a K; 16], data: &'a Data) -> Tx<'a, K> {
         Tx {
             events: t[0],
             webhooks: t[1],
@@ -237,6 +252,7 @@ impl<'a, K> Tx<'a, K> {
             items: t[12],
             queue: t[13],
             retain: t[14],
+            done: t[15],
             any: t[0],
             data,
         }
@@ -320,6 +336,11 @@ impl Store {
             extmsgs: open(trees::EXTMSG_BITRIXMSG)?,
             channels: open(trees::CHANNEL_STATE)?,
             digests: open(trees::EVENTDIGEST_SEEN)?,
+            done: open(trees::SEQ_DONE)?,
+            inbox: inbox::Inbox::open(
+                &path.join(trees::INBOX_DIR),
+                cache_bytes / INBOX_CACHE_SHARE,
+            )?,
             applied_seq: std::sync::atomic::AtomicU64::new(0),
             durable_seq: std::sync::atomic::AtomicU64::new(0),
             indexed,
@@ -333,12 +354,16 @@ impl Store {
             db,
             on_close: CloseSignal(std::sync::Mutex::new(None)),
         });
+        data.settle_inbox()?;
         data.rebuild_pending()?;
         // Everything on disk at open is durable.
-        let last = match data.events.last()? {
-            Some((key, _)) => keys::parse_u64(trees::SEQ_EVENT, &key)? + 1,
-            None => 0,
+        let main_last = match data.events.last()? {
+            Some((key, _)) => Some(keys::parse_u64(trees::SEQ_EVENT, &key)?),
+            None => None,
         };
+        let last = main_last
+            .max(data.inbox.last_seq()?)
+            .map_or(0, |seq| seq + 1);
         data.applied_seq.store(last, Ordering::SeqCst);
         data.durable_seq.store(last, Ordering::SeqCst);
         if from_version_1 {
@@ -360,6 +385,11 @@ impl Store {
                 .insert("schema_version", &trees::SCHEMA_VERSION.to_be_bytes())?;
             data.sync()?;
         }
+        // Last, after everything open reads: what it read stays out of the way of small writes.
+        data.files
+            .drop_cache()
+            .and_then(|()| data.inbox.drop_cache())
+            .map_err(|e| StoreError::Sled(e.into()))?;
         let committer = Arc::new(committer::Committer::start(data.clone())?);
         Ok(Store { data, committer })
     }
@@ -501,7 +531,7 @@ fn open_db(path: &Path, cache_bytes: u64) -> Result<sled::Db, StoreError> {
 
 impl Data {
     /// Every tree, in the order [`Tx::over`] takes them.
-    fn trees(&self) -> [&Tree; 15] {
+    fn trees(&self) -> [&Tree; 16] {
         [
             &self.events,
             &self.webhooks,
@@ -518,6 +548,7 @@ impl Data {
             &self.items,
             &self.queue,
             &self.retain,
+            &self.done,
         ]
     }
 
@@ -557,7 +588,7 @@ impl Data {
     }
 
     /// Make everything written so far durable against power loss: sled's flush, then an
-    /// `fdatasync` of its files (call on the writer thread, or when closing).
+    /// `fdatasync` of its files, for the main database and then the inbox (call on the writer thread, or when closing).
     pub(crate) fn sync(&self) -> Result<(), StoreError> {
         self.db.flush()?;
         if self.fail_next_sync.swap(false, Ordering::SeqCst) {
@@ -565,7 +596,8 @@ impl Data {
                 std::io::Error::other("fdatasync: Input/output error (injected)").into(),
             ));
         }
-        self.files.sync().map_err(|e| StoreError::Sled(e.into()))
+        self.files.sync().map_err(|e| StoreError::Sled(e.into()))?;
+        self.inbox.sync()
     }
 }
 

@@ -9,6 +9,8 @@
 
 use std::collections::BTreeMap;
 
+use sled::transaction::ConflictableTransactionError;
+
 use super::codec::{Kv, decode, encode, tx_get, tx_put};
 use super::retention::{Kind, encode_pairs, tx_index, tx_index_with};
 use super::{
@@ -93,7 +95,9 @@ impl Data {
                 | Work::Reaction { state, .. } => {
                     if let Some(op) = ops.last() {
                         *state = retry_state(op);
-                        self.events.insert(keys::u64_be(seq), encode(&record))?;
+                        self.inbox
+                            .events
+                            .insert(keys::u64_be(seq), encode(&record))?;
                     }
                 }
             }
@@ -102,52 +106,83 @@ impl Data {
     }
 
     /// Record the outcomes of one call (call inside `Store::commit`). A deletion's items, its
-    /// pending count and its report change together, in one transaction. Any other result is
-    /// one record's: its writes go in order ([`Data::in_order`]), the event's removal from
-    /// `seq_event` last, so after a crash either that removal and everything it follows are on
-    /// disk, or the event is still pending (its partial writes are rewritten when it is sent
-    /// again, as they are after a lost transaction).
+    /// pending count and its report change together, in one transaction of the main database.
+    /// Any other result is one record's: its writes go in order ([`Data::in_order`]), its
+    /// marker in `seq_done` last, and the event leaves the inbox after the sync (`inbox.rs`), so
+    /// after a crash either the marker and everything it follows are on disk, or the event is
+    /// still pending (its partial writes are rewritten when it is sent again, as they are after
+    /// a lost transaction).
     pub fn apply_results(&self, results: &[OpResult], now_ms: u64) -> Result<(), StoreError> {
-        let mut by_event: BTreeMap<u64, Vec<&OpResult>> = BTreeMap::new();
+        let mut deletions: BTreeMap<u64, Vec<&OpResult>> = BTreeMap::new();
+        let mut others: BTreeMap<u64, Vec<&OpResult>> = BTreeMap::new();
         for r in results {
-            by_event.entry(r.op.seq).or_default().push(r);
+            let into = match r.op.kind {
+                super::OpKind::Delete { .. } => &mut deletions,
+                _ => &mut others,
+            };
+            into.entry(r.op.seq).or_default().push(r);
         }
-        let deletion = results
-            .iter()
-            .any(|r| matches!(r.op.kind, super::OpKind::Delete { .. }));
-        let finished = if deletion {
-            self.transaction(|tx| record_results(tx, &by_event, now_ms))?
-        } else {
-            self.in_order(|tx| record_results(tx, &by_event, now_ms))?
-        };
+        let mut finished = Vec::new();
+        if !deletions.is_empty() {
+            let events = self.events_of(deletions)?;
+            finished.extend(
+                self.transaction(|tx| record_results(tx, events.clone(), Place::Main, now_ms))?,
+            );
+        }
+        if !others.is_empty() {
+            let events = self.events_of(others)?;
+            finished.extend(self.in_order(|tx| record_results(tx, events, Place::Inbox, now_ms))?);
+        }
         for rec in &finished {
             self.pending().remove(rec);
-            if let Work::Delete { deletion, .. } = &rec.work {
-                self.pending_deletions.remove(deletion.id.as_bytes())?;
+            match &rec.work {
+                Work::Delete { deletion, .. } => {
+                    self.pending_deletions.remove(deletion.id.as_bytes())?;
+                }
+                _ => self.finish_in_inbox(rec),
             }
         }
         Ok(())
     }
+
+    /// The pending records of these events with their results (a finished one is left out:
+    /// a recorded result is never overwritten).
+    fn events_of<'r>(
+        &self,
+        by_event: BTreeMap<u64, Vec<&'r OpResult>>,
+    ) -> Result<Vec<(EventRecord, Vec<&'r OpResult>)>, StoreError> {
+        let mut events = Vec::with_capacity(by_event.len());
+        for (seq, results) in by_event {
+            if let Some(record) = self.event(seq)? {
+                events.push((record, results));
+            }
+        }
+        Ok(events)
+    }
 }
 
-/// Write the results of each event; returns the events they finished. The events' removals
-/// from `seq_event` come last, after the retention entry of the messages sent for the first
-/// time (one for the whole call: [`Kind::Sent`]).
+/// Where an event's record lives: a deletion's in the main database (changed in the
+/// transaction), any other in the inbox (rewritten there; finished through its marker).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    Main,
+    Inbox,
+}
+
+/// Write the results of each event; returns the events they finished. Their commit points come
+/// last, after the retention entry of the messages sent for the first time (one for the whole
+/// call: [`Kind::Sent`]): a deletion's removal from `seq_event`, another event's marker.
 fn record_results<K: Kv>(
     tx: &Tx<'_, K>,
-    by_event: &BTreeMap<u64, Vec<&OpResult>>,
+    events: Vec<(EventRecord, Vec<&OpResult>)>,
+    place: Place,
     now_ms: u64,
 ) -> TxResult<Vec<EventRecord>> {
     let mut finished = Vec::new();
     let mut sent = Vec::new();
-    for (seq, results) in by_event {
-        let key = keys::u64_be(*seq);
-        let stored = tx_get::<EventRecord>(tx.events, trees::SEQ_EVENT, &key)?;
-        let Some(mut record) = stored else {
-            // Already finished: a recorded result is never overwritten.
-            continue;
-        };
-        let change = apply_to_event(tx, &mut record, results, now_ms, &mut sent)?;
+    for (mut record, results) in events {
+        let key = keys::u64_be(record.seq);
+        let change = apply_to_event(tx, &mut record, &results, now_ms, &mut sent)?;
         if let Change::Finished { reply_indexed } = change {
             let reply_key = keys::webhook(&record.channel, &record.webhook_id);
             tx_put(tx.webhooks, &reply_key, &record.reply)?;
@@ -158,7 +193,7 @@ fn record_results<K: Kv>(
                 // Read (and drop) every item once, when the deletion is complete.
                 let mut items = Vec::with_capacity(deletion.total as usize);
                 for index in 0..deletion.total {
-                    let key = keys::seq_item(*seq, index);
+                    let key = keys::seq_item(record.seq, index);
                     if let Some(item) = tx_get(tx.items, trees::SEQITEM_DELETIONITEM, &key)? {
                         items.push(item);
                     }
@@ -174,7 +209,17 @@ fn record_results<K: Kv>(
             }
             finished.push(record);
         } else if change == Change::Header {
-            tx_put(tx.events, &key, &record)?;
+            match place {
+                Place::Main => tx_put(tx.events, &key, &record)?,
+                // A retry's state: the inbox's own write, synced with this group.
+                Place::Inbox => {
+                    tx.data
+                        .inbox
+                        .events
+                        .insert(key, encode(&record))
+                        .map_err(ConflictableTransactionError::Storage)?;
+                }
+            }
         }
     }
     match sent.as_slice() {
@@ -184,7 +229,11 @@ fn record_results<K: Kv>(
     }
     // The commit points: these events are no longer pending.
     for record in &finished {
-        tx.events.delete(&keys::u64_be(record.seq))?;
+        let key = keys::u64_be(record.seq);
+        match place {
+            Place::Main => tx.events.delete(&key)?,
+            Place::Inbox => tx.done.write(&key, Vec::new())?,
+        }
     }
     Ok(finished)
 }

@@ -1,9 +1,9 @@
 //! What is pending (in `seq_event`), for the webhook-id check and for finding a queued send's
 //! user: the first `storage.pending_in_memory` ([`IN_MEMORY`] by default) pending events are
 //! indexed in memory (acceptance then writes only the event record); beyond that, while
-//! Bitrix24 is away, acceptance also writes the event's reply into `webhookid_reply` and a
-//! send's message into `message_state` as queued (`Data::record_pending`), and lookups read the
-//! disk. The index is rebuilt from `seq_event`
+//! Bitrix24 is away, acceptance also writes the event's reply into the inbox's
+//! `webhookid_reply` and a send's message into its `message_state` as queued
+//! (`Data::record_pending`), and lookups read the disk. The index is rebuilt from `seq_event`
 //! at open (spilling again what does not fit); it is changed only on the writer thread
 //! (acceptance adds, and takes its entry back if its sync fails; the transaction that finishes
 //! an event removes after it commits).
@@ -11,8 +11,8 @@
 use foldhash::HashMap;
 use parking_lot::MutexGuard;
 
-use super::codec::{decode, encode};
-use super::{Data, EventRecord, StoreError, Work, keys, trees};
+use super::codec::encode;
+use super::{Data, EventRecord, StoreError, Work, keys};
 use crate::ids::UserId;
 
 /// Pending events indexed in memory at most, by default (`storage.pending_in_memory`; about
@@ -115,8 +115,8 @@ impl Data {
         *self.pending() = Pending::with_capacity(capacity);
         // One record at a time: a backlog of any size costs one record of memory here.
         let mut deletions = std::collections::HashMap::new();
-        for value in self.events.iter().values() {
-            let mut rec: EventRecord = decode(trees::SEQ_EVENT, &value?)?;
+        for rec in self.pending_events() {
+            let mut rec = rec?;
             self.move_inline_items(&mut rec)?;
             let indexed = self.pending().add(&rec);
             if !indexed {

@@ -113,6 +113,15 @@ impl Data {
         .into_iter()
         .map(|tree| Walk::prefix(tree, prefix.clone()))
         .collect();
+        walks.push(Walk::all(&self.inbox.events, move |data, value| {
+            let record: EventRecord = decode(trees::SEQ_EVENT, value)?;
+            let theirs = record.portal == member_id;
+            if theirs {
+                data.pending().remove(&record);
+            }
+            Ok(theirs)
+        }));
+        walks.push(Walk::prefix(&self.inbox.sends, prefix.clone()));
         walks.push(Walk::all(&self.events, move |data, value| {
             let record: EventRecord = decode(trees::SEQ_EVENT, value)?;
             let theirs = record.portal == member_id;
@@ -129,6 +138,10 @@ impl Data {
         }));
         for channel in channels {
             walks.push(Walk::prefix(&self.webhooks, keys::channel_prefix(channel)));
+            walks.push(Walk::prefix(
+                &self.inbox.replies,
+                keys::channel_prefix(channel),
+            ));
         }
         walks.push(Walk::all(&self.deletions, move |_, value| {
             let report: DeletionReport = decode(trees::DELETIONID_DELETION, value)?;

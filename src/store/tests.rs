@@ -478,7 +478,7 @@ async fn an_unsynced_write_waits_for_the_next_sync_and_is_durable_after_it() {
 }
 
 /// Bitrix24 accepted `op` (answered at `at_ms`, naming no ids).
-async fn done_at(store: &Store, op: &Op, at_ms: u64) {
+pub(super) async fn done_at(store: &Store, op: &Op, at_ms: u64) {
     let done = vec![OpResult {
         op: op.clone(),
         outcome: OpOutcome::Done {
@@ -707,13 +707,17 @@ async fn pending_work_beyond_the_in_memory_index_is_looked_up_on_disk() {
     let store = Store::open(dir.path()).unwrap();
     store.pending().set_capacity(1);
     accepted_send(&store, "w0", "m0").await;
-    assert!(store.webhooks.is_empty(), "the first is indexed in memory");
+    assert!(
+        store.inbox.replies.is_empty(),
+        "the first is indexed in memory"
+    );
     // The index is full: the reply for a retry and the queued message for a later deletion
-    // are written with the event.
+    // are written into the inbox with the event.
     let ops = accepted_send(&store, "w1", "m1").await;
     assert!(
         store
-            .webhooks
+            .inbox
+            .replies
             .contains_key(keys::webhook("acme", "w1"))
             .unwrap()
     );

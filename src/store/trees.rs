@@ -25,8 +25,17 @@ pub const META_TELEGRAM_WEBHOOK_PREFIX: &str = "telegram_webhook_secret:";
 /// member_id → `PortalRecord` (domain, client_endpoint, tokens, application_token, status).
 pub const MEMBERID_PORTAL: &str = "memberid_portal";
 /// seq u64 BE → `EventRecord`: an accepted event whose Bitrix24 work is not finished; written
-/// when the event is accepted, removed when its last item is final.
+/// when the event is accepted, removed when its last item is final. A deletion's record lives
+/// in the main database; a send's, an update's and a reaction's in the inbox (`inbox.rs`).
 pub const SEQ_EVENT: &str = "seq_event";
+/// seq u64 BE → empty: an inbox event whose result is on disk here (the commit point of that
+/// result, its last write) while its removal from the inbox may not be yet. Removed once that
+/// removal is synced; at open, each marked event is removed from the inbox first.
+pub const SEQ_DONE: &str = "seq_done";
+/// The inbox's own database, in this subdirectory of the data directory (`inbox.rs`): its
+/// `seq_event`, and while the in-memory index of pending events is full, its
+/// `webhookid_reply` (the replies of pending events) and `message_state` (queued sends).
+pub const INBOX_DIR: &str = "queue";
 /// seq u64 BE ‖ item u32 BE → `DeletionItem`: the items of a pending deletion (its header is
 /// in `seq_event`), each under its own key so that recording a result rewrites only that item.
 /// Written with the event, removed in the transaction that finishes it.
