@@ -1,5 +1,7 @@
-//! Pending event records: `seq_event`, written when the event is accepted and removed in the
-//! transaction that records its last item's result; a deletion's items in `seqitem_deletionitem`.
+//! Pending event records: `seq_event` (a deletion's in the main database, any other in the
+//! inbox), written when the event is accepted and finished by the write that records its last
+//! item's result (a deletion's removal in that transaction; another's marker, `inbox.rs`); a
+//! deletion's items in `seqitem_deletionitem`.
 //! An item's op is built from its event header and (for deletions) its own record, in O(1).
 
 use super::codec::decode;

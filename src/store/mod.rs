@@ -1,22 +1,26 @@
 //! Storage boundary: the only code that knows sled.
 //!
 //! Design notes
-//! - One `sled::Db` opened once per process; every tree is declared in `trees.rs` with its key
-//!   layout, every key is built in `keys.rs`, every value is a JSON record of `records.rs`.
+//! - Two `sled::Db`s opened once per process: the main database, and the inbox (`inbox.rs`, in
+//!   `<dir>/queue`) for the records of pending sends, updates and reactions, which live for a
+//!   second where the rest lives for months (in one log they kept each other's segments from
+//!   being reused). Every tree is declared in `trees.rs` with its key layout, every key is
+//!   built in `keys.rs`, every value is a JSON record of `records.rs`.
 //! - A schema version in `meta` is checked at open; a mismatch refuses to start.
 //! - sled is the only engine. Every write goes through the single writer thread
 //!   (`committer.rs`): [`Store::commit`] / [`Store::ingest`] send it there and await the answer;
-//!   the writer applies a group of queued writes, flushes sled and `fdatasync`s sled's files
+//!   the writer applies a group of queued writes, flushes both databases and `fdatasync`s their files
 //!   (`files.rs`: sled's own flush does not force the disk cache), and only then answers them
 //!   and publishes what they committed on the feed (`feed.rs`), in commit order. A reply that follows a write is
 //!   therefore durable against power loss; concurrent writes share one sync.
 //! - A write or sync that fails with an I/O error poisons the store: every later write is
 //!   refused ([`StoreError::Unavailable`], a `503`) until restart ([`Store::poisoned`]).
-//! - Accepting an event writes its record into `seq_event` (a deletion's items each under their
-//!   own key in `seqitem_deletionitem`, in the same transaction). Its webhook-id and, for a
+//! - Accepting an event writes its record into the inbox's `seq_event` (a deletion's into the
+//!   main database's, its items each under their own key in `seqitem_deletionitem`, in the same
+//!   transaction). Its webhook-id and, for a
 //!   send, its message are indexed in memory for the first `pending::IN_MEMORY` pending
 //!   events; beyond that (Bitrix24 away for long) they are written to disk with it, as its
-//!   reply and a queued message (`pending.rs`). The mapping, reports and results are written
+//!   reply and a queued message, in the inbox (`pending.rs`). The mapping, reports and results are written
 //!   when Bitrix24 answers.
 //! - What each durable group committed is published on a feed (`feed.rs`) the outbox follows.
 //! - Records that only serve the past are indexed by time (`retention.rs`) and pruned through

@@ -1,11 +1,12 @@
 //! Pending Bitrix24 items and the one write that records what happened to them.
 //!
 //! Invariants: an item is pending as long as its event record is in `seq_event` without a
-//! result for it. The write that records a result also writes what follows from it (mapping,
-//! the finished event's reply, the deletion report and its callback), atomically (a deletion's,
-//! in a transaction) or with the event's removal last (anything else, in order), so after a
-//! crash an item is either still pending (and is sent again) or its result is on disk (and it is
-//! never sent again).
+//! result for it (and, for an inbox event, without a marker in `seq_done`). The write that
+//! records a result also writes what follows from it (mapping, the finished event's reply, the
+//! deletion report and its callback), atomically (a deletion's, in a transaction) or with the
+//! event's marker last (anything else, in order; the inbox drops the event after the sync), so
+//! after a crash an item is either still pending (and is sent again) or its result is on disk
+//! (and it is never sent again).
 
 use std::collections::BTreeMap;
 

@@ -667,6 +667,11 @@ async fn the_sends_of_one_call_share_one_retention_entry_and_are_pruned_through_
         .await
         .unwrap();
     assert_eq!(store.retain.len(), before + 1, "one entry for the call");
+    assert_eq!(
+        store.retain.scan_prefix([3u8]).count(),
+        1,
+        "in the key range of call lists, apart from the small entries"
+    );
     assert!(store.pending_ops().unwrap().is_empty());
 
     // m1 is written again later (an edit's result): it is kept and indexed at that time.

@@ -64,7 +64,8 @@ pub const SEQ_DELIVERY: &str = "seq_delivery";
 pub const CHANNELSEQ_DUE: &str = "channelseq_due";
 /// class u8 ‖ at_ms u64 BE ‖ kind u8 ‖ a record's key → empty, or for a sent message the key
 /// of its send's reply (pruned with it): the time-ordered index through which retention prunes
-/// (`retention.rs`: class 1 replay protection, 2 other records; kind names the tree).
+/// (`retention.rs`: class 1 replay protection, 2 other records, 3 the lists of messages a
+/// call sent; kind names the tree).
 pub const ATTIME_KEY: &str = "attime_key";
 /// member_id ‖ 0xFF ‖ Bitrix24 message id u64 BE → `OperatorRecord`.
 pub const BITRIXMSG_OPERATOR: &str = "bitrixmsg_operator";

@@ -312,6 +312,24 @@ impl TestApp {
         }
     }
 
+    /// Wait until `/metrics` shows `line`. Gauges have no change notification, so this polls
+    /// (every 20 ms, up to the usual deadline): a store change is visible to readers before the
+    /// sync that precedes the gauge's update.
+    pub async fn wait_for_metric(&self, line: &str) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let metrics = self.get("/metrics").await.text().await.unwrap();
+            if metrics.contains(line) {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {line} in {metrics}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     /// Stop gracefully and start again on the same data directory and counterparts.
     pub async fn restart(mut self) -> TestApp {
         self.store.take();

@@ -470,11 +470,8 @@ async fn a_revoked_grant_holds_work_without_a_refresh_loop_until_a_verified_rein
             .is_some_and(|p| p.needs_reinstall.as_deref() == Some("invalid_grant"))
     })
     .await;
-    let metrics = app.get("/metrics").await.text().await.unwrap();
-    assert!(
-        metrics.contains("gateway_portals_needing_reinstall 1"),
-        "{metrics}"
-    );
+    app.wait_for_metric("gateway_portals_needing_reinstall 1")
+        .await;
     let oauth = app.portal.oauth_calls();
     // Held across a restart too; the second message waits with the first.
     let app = app.restart().await;
