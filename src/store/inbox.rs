@@ -28,6 +28,10 @@ use super::codec::decode;
 use super::files::SledFiles;
 use super::{Data, EventRecord, StoreError, Work, keys, open_db, trees};
 
+/// Events moved into the inbox per step at open (one sync pair each), so that the move of a
+/// large backlog holds a bounded list of keys.
+const MOVE_CHUNK: usize = 10_000;
+
 /// The inbox database and its trees.
 pub(crate) struct Inbox {
     pub(crate) events: Tree,
@@ -150,17 +154,12 @@ impl Data {
     /// At open, before anything reads pending events: move the sends, updates and reactions an
     /// earlier build kept in the main database into the inbox, and remove from the inbox the
     /// events whose results were recorded before a crash (marked in `seq_done`). Each step's
-    /// writes are synced before the step that relies on them; nothing is written if nothing
-    /// needs it.
+    /// writes are synced before the step that relies on them (a crash midway repeats the move,
+    /// which rewrites the same records); nothing is written if nothing needs it.
     pub(crate) fn settle_inbox(&self) -> Result<(), StoreError> {
-        let mut moved: Vec<IVec> = Vec::new();
-        for entry in self.events.iter() {
-            let (key, value) = entry?;
-            let record: EventRecord = decode(trees::SEQ_EVENT, &value)?;
-            if !matches!(record.work, Work::Delete { .. }) {
-                self.inbox.events.insert(&key, value)?;
-                moved.push(key);
-            }
+        let mut from = Some(Vec::new());
+        while let Some(start) = from {
+            from = self.move_to_inbox(&start, MOVE_CHUNK)?;
         }
         let mut marked: Vec<IVec> = Vec::new();
         for key in self.done.iter().keys() {
@@ -171,17 +170,42 @@ impl Data {
             }
             marked.push(key);
         }
-        if moved.is_empty() && marked.is_empty() {
+        if marked.is_empty() {
             return Ok(());
         }
         self.sync()?;
-        for key in moved {
-            self.events.remove(key)?;
-        }
         for key in marked {
             self.done.remove(key)?;
         }
         self.sync()
+    }
+
+    /// Move up to `chunk` events other than deletions, from key `from` on, from the main
+    /// database into the inbox: copy, sync, remove, sync. Returns where to go on, if there may
+    /// be more.
+    fn move_to_inbox(&self, from: &[u8], chunk: usize) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut moved: Vec<IVec> = Vec::new();
+        for entry in self.events.range(from..) {
+            let (key, value) = entry?;
+            let record: EventRecord = decode(trees::SEQ_EVENT, &value)?;
+            if !matches!(record.work, Work::Delete { .. }) {
+                self.inbox.events.insert(&key, value)?;
+                moved.push(key);
+                if moved.len() == chunk {
+                    break;
+                }
+            }
+        }
+        let Some(last) = moved.last() else {
+            return Ok(None);
+        };
+        let next = (moved.len() == chunk).then(|| last.to_vec());
+        self.sync()?;
+        for key in moved {
+            self.events.remove(key)?;
+        }
+        self.sync()?;
+        Ok(next)
     }
 
     /// Pending event records of both databases, in seq order, without the finished (marked)

@@ -108,3 +108,43 @@ async fn pending_events_of_both_databases_are_read_in_seq_order() {
     assert_eq!(store.events.len(), 1, "the deletion in the main database");
     assert_eq!(store.inbox.events.len(), 2);
 }
+
+#[tokio::test]
+async fn the_move_of_an_earlier_builds_events_goes_in_chunks_and_leaves_deletions() {
+    let (_dir, store) = open();
+    for (w, m) in [("w1", "m1"), ("w2", "m2"), ("w3", "m3")] {
+        accepted_send(&store, w, m).await;
+    }
+    let deletion = super::super::tests::deletion_request(
+        "w4",
+        "d1",
+        Event::Deleted {
+            chat_id: "c".into(),
+            user_id: Some("u".into()),
+            message_ids: vec!["m1".into()],
+        },
+    );
+    super::super::tests::ingest(&store, deletion).await;
+    // As an earlier build left them: every record in the main database.
+    let (first, second, third) = store
+        .commit(|d| {
+            let all: Vec<_> = d.inbox.events.iter().collect::<Result<_, _>>()?;
+            for (key, value) in all {
+                d.inbox.events.remove(&key)?;
+                d.events.insert(key, value)?;
+            }
+            let first = d.move_to_inbox(&[], 2)?;
+            let start = first.clone().unwrap_or_default();
+            let second = d.move_to_inbox(&start, 2)?;
+            let third = d.move_to_inbox(&[], 2)?;
+            Ok((first, second, third))
+        })
+        .await
+        .unwrap();
+    assert!(first.is_some(), "a full chunk: there may be more");
+    assert_eq!(second, None);
+    assert_eq!(third, None, "nothing left to move");
+    assert_eq!(store.inbox.events.len(), 3);
+    assert_eq!(store.events.len(), 1, "the deletion stays");
+    assert_eq!(store.pending_events().count(), 4);
+}
