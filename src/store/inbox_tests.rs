@@ -6,6 +6,20 @@ fn reopen(dir: &std::path::Path) -> Store {
     Store::open(dir).expect("reopen")
 }
 
+/// Accept a deletion of m1 in chat "c" (its record goes into the main database).
+async fn accept_deletion_of_m1(store: &Store, webhook_id: &str) {
+    let deletion = super::super::tests::deletion_request(
+        webhook_id,
+        "d1",
+        Event::Deleted {
+            chat_id: "c".into(),
+            user_id: Some("u".into()),
+            message_ids: vec!["m1".into()],
+        },
+    );
+    super::super::tests::ingest(store, deletion).await;
+}
+
 #[tokio::test]
 async fn a_finished_send_leaves_the_inbox_after_its_sync_and_its_marker_after_the_next() {
     let (_dir, store) = open();
@@ -87,16 +101,7 @@ async fn a_send_an_earlier_build_kept_in_the_main_database_moves_to_the_inbox_at
 async fn pending_events_of_both_databases_are_read_in_seq_order() {
     let (_dir, store) = open();
     accepted_send(&store, "w1", "m1").await;
-    let deletion = super::super::tests::deletion_request(
-        "w2",
-        "d1",
-        Event::Deleted {
-            chat_id: "c".into(),
-            user_id: Some("u".into()),
-            message_ids: vec!["m1".into()],
-        },
-    );
-    super::super::tests::ingest(&store, deletion).await;
+    accept_deletion_of_m1(&store, "w2").await;
     super::super::tests::ingest(
         &store,
         request("w3", Event::Created(message("c", "u", "m3"))),
@@ -115,16 +120,7 @@ async fn the_move_of_an_earlier_builds_events_goes_in_chunks_and_leaves_deletion
     for (w, m) in [("w1", "m1"), ("w2", "m2"), ("w3", "m3")] {
         accepted_send(&store, w, m).await;
     }
-    let deletion = super::super::tests::deletion_request(
-        "w4",
-        "d1",
-        Event::Deleted {
-            chat_id: "c".into(),
-            user_id: Some("u".into()),
-            message_ids: vec!["m1".into()],
-        },
-    );
-    super::super::tests::ingest(&store, deletion).await;
+    accept_deletion_of_m1(&store, "w4").await;
     // As an earlier build left them: every record in the main database.
     let (first, second, third) = store
         .commit(|d| {
