@@ -132,6 +132,8 @@ pub struct Data {
     pub(crate) digests: Tree,
     /// `seq_done`: inbox events whose results are recorded (`inbox.rs`).
     pub(crate) done: Tree,
+    /// `attime_calls`.
+    pub(crate) calls: Tree,
     /// The inbox database: pending sends, updates and reactions (`inbox.rs`).
     pub(crate) inbox: inbox::Inbox,
     /// One past the highest event seq applied so far, and one past the highest known durable
@@ -230,6 +232,7 @@ pub(crate) struct Tx<'a, K = TransactionalTree> {
     pub channels: &'a K,
     pub digests: &'a K,
     pub done: &'a K,
+    pub calls: &'a K,
     /// For `generate_id` inside the transaction.
     pub any: &'a K,
     /// For staging what the transaction changes on the feed (a rerun may stage twice: the
@@ -239,7 +242,7 @@ pub(crate) struct Tx<'a, K = TransactionalTree> {
 
 impl<'a, K> Tx<'a, K> {
     /// The views of [`Data::trees`], in that order.
-    fn over(t: [&'a K; 16], data: &'a Data) -> Tx<'a, K> {
+    fn over(t: [&'a K; 17], data: &'a Data) -> Tx<'a, K> {
         Tx {
             events: t[0],
             webhooks: t[1],
@@ -257,6 +260,7 @@ impl<'a, K> Tx<'a, K> {
             queue: t[13],
             retain: t[14],
             done: t[15],
+            calls: t[16],
             any: t[0],
             data,
         }
@@ -341,6 +345,7 @@ impl Store {
             channels: open(trees::CHANNEL_STATE)?,
             digests: open(trees::EVENTDIGEST_SEEN)?,
             done: open(trees::SEQ_DONE)?,
+            calls: open(trees::ATTIME_CALLS)?,
             inbox: inbox::Inbox::open(
                 &path.join(trees::INBOX_DIR),
                 cache_bytes / INBOX_CACHE_SHARE,
@@ -535,7 +540,7 @@ fn open_db(path: &Path, cache_bytes: u64) -> Result<sled::Db, StoreError> {
 
 impl Data {
     /// Every tree, in the order [`Tx::over`] takes them.
-    fn trees(&self) -> [&Tree; 16] {
+    fn trees(&self) -> [&Tree; 17] {
         [
             &self.events,
             &self.webhooks,
@@ -553,6 +558,7 @@ impl Data {
             &self.queue,
             &self.retain,
             &self.done,
+            &self.calls,
         ]
     }
 

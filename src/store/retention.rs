@@ -35,12 +35,6 @@ pub(crate) enum Class {
     Replay = 1,
     /// Everything else that `storage.retention_days` bounds.
     Record = 2,
-    /// The same, for the entries that list the messages of a whole call ([`Kind::Sent`]):
-    /// kilobytes each, kept in a key range of their own so that no sled leaf holds them and
-    /// the small entries written one at a time. sled rewrites a whole leaf every few writes
-    /// to it; a leaf of call lists at the end of the index made each of the first events after
-    /// a burst rewrite 130–200 KiB.
-    Calls = 3,
 }
 
 /// The tree an index entry points into.
@@ -57,9 +51,10 @@ pub(crate) enum Kind {
     /// its send's reply (`webhookid_reply`): the two go together, one entry for both.
     MessageReply = 7,
     /// The messages one call sent for the first time, with their sends' replies: one entry
-    /// for the whole call (its value: [`encode_pairs`] of (message key, reply key)), since
-    /// sled's memory and disk grow with its number of keys. The entry's key ends with the
-    /// first message's key.
+    /// for the whole call, since sled's memory and disk grow with its number of keys. The
+    /// entry's key ends with the first message's key; its list ([`encode_pairs`] of (message
+    /// key, reply key)) is in `attime_calls` under the same key (an entry of an earlier build
+    /// carries it as its value).
     Sent = 8,
 }
 
@@ -67,7 +62,6 @@ impl Kind {
     fn class(self) -> Class {
         match self {
             Kind::Reply | Kind::Digest => Class::Replay,
-            Kind::Sent => Class::Calls,
             _ => Class::Record,
         }
     }
@@ -167,8 +161,15 @@ pub(crate) fn tx_index_with<K: Kv>(
     value: &[u8],
 ) -> TxResult<()> {
     if tx.data.indexed {
-        tx.retain
-            .write(&index_key(kind, at_ms, key), value.to_vec())?;
+        let ikey = index_key(kind, at_ms, key);
+        if kind == Kind::Sent {
+            // Kilobytes: apart from the index, whose last leaf takes every event's entry and
+            // which sled rewrites whole every few writes to it.
+            tx.calls.write(&ikey, value.to_vec())?;
+            tx.retain.write(&ikey, Vec::new())?;
+        } else {
+            tx.retain.write(&ikey, value.to_vec())?;
+        }
     }
     Ok(())
 }
@@ -207,8 +208,12 @@ impl Data {
             let key = &ikey[10..];
             match kind {
                 Kind::Sent => {
+                    let list = match ivalue.is_empty() {
+                        true => self.calls.remove(&ikey)?.unwrap_or_default(),
+                        false => ivalue,
+                    };
                     // Malformed: nothing to prune through it (the entry is dropped).
-                    let pairs = decode_pairs(&ivalue).unwrap_or_default();
+                    let pairs = decode_pairs(&list).unwrap_or_default();
                     visited += pairs.len().saturating_sub(1);
                     for (message, reply) in pairs {
                         removed += self.prune_message(message, reply, cutoff_ms)?;
@@ -385,7 +390,6 @@ impl Store {
         for (class, keep) in [
             (Class::Replay, retention.replay),
             (Class::Record, retention.records),
-            (Class::Calls, retention.records),
         ] {
             let Some(keep) = keep else { continue };
             let cutoff = now_ms.saturating_sub(keep.as_millis() as u64);

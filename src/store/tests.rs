@@ -642,16 +642,12 @@ async fn retention_prunes_what_is_older_than_its_cutoff_through_the_time_index()
     assert!(message("m-kept").is_some());
 }
 
-#[tokio::test]
-async fn the_sends_of_one_call_share_one_retention_entry_and_are_pruned_through_it() {
-    use retention::Retention;
-    let (_dir, store) = open();
-    let day = 24 * 3600 * 1000;
+/// Sends m0..m{n} accepted as w0..w{n} and answered by one call at `at_ms`.
+async fn sent_in_one_call(store: &Store, n: usize, at_ms: u64) {
     let mut ops = Vec::new();
-    for i in 0..3 {
-        ops.extend(accepted_send(&store, &format!("w{i}"), &format!("m{i}")).await);
+    for i in 0..n {
+        ops.extend(accepted_send(store, &format!("w{i}"), &format!("m{i}")).await);
     }
-    let before = store.retain.len();
     let done: Vec<OpResult> = ops
         .iter()
         .map(|op| OpResult {
@@ -663,15 +659,44 @@ async fn the_sends_of_one_call_share_one_retention_entry_and_are_pruned_through_
         })
         .collect();
     store
-        .commit(move |d| d.apply_results(&done, day))
+        .commit(move |d| d.apply_results(&done, at_ms))
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn a_call_list_kept_in_its_index_entry_by_an_earlier_build_is_pruned_the_same() {
+    let (_dir, store) = open();
+    let day = 24 * 3600 * 1000;
+    sent_in_one_call(&store, 2, day).await;
+    store
+        .commit(|d| {
+            let (ikey, list) = d.calls.pop_min()?.unwrap();
+            d.retain.insert(ikey, list)?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let removed = store
+        .prune(15 * day, retention::Retention::from_days(5))
+        .await
+        .unwrap();
+    assert_eq!(removed, 4, "both messages and their replies");
+    assert!(store.message_record("p1", 7, "c", "m0").unwrap().is_none());
+    assert!(store.message_record("p1", 7, "c", "m1").unwrap().is_none());
+}
+
+#[tokio::test]
+async fn the_sends_of_one_call_share_one_retention_entry_and_are_pruned_through_it() {
+    use retention::Retention;
+    let (_dir, store) = open();
+    let day = 24 * 3600 * 1000;
+    let before = store.retain.len();
+    sent_in_one_call(&store, 3, day).await;
     assert_eq!(store.retain.len(), before + 1, "one entry for the call");
-    assert_eq!(
-        store.retain.scan_prefix([3u8]).count(),
-        1,
-        "in the key range of call lists, apart from the small entries"
-    );
+    assert_eq!(store.calls.len(), 1, "its list apart from the index");
+    let (ikey, _) = store.calls.first().unwrap().unwrap();
+    assert_eq!(store.retain.get(&ikey).unwrap().as_deref(), Some(&[][..]));
     assert!(store.pending_ops().unwrap().is_empty());
 
     // m1 is written again later (an edit's result): it is kept and indexed at that time.
@@ -685,6 +710,7 @@ async fn the_sends_of_one_call_share_one_retention_entry_and_are_pruned_through_
         .await
         .unwrap();
     assert_eq!(removed, 4, "m0 and m2 with their replies");
+    assert!(store.calls.is_empty(), "the list goes with its entry");
     let kept = |m: &str| store.message_record("p1", 7, "c", m).unwrap().is_some();
     assert!(!kept("m0") && kept("m1") && !kept("m2"));
     let reply = |w: &str| {

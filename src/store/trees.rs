@@ -64,9 +64,13 @@ pub const SEQ_DELIVERY: &str = "seq_delivery";
 pub const CHANNELSEQ_DUE: &str = "channelseq_due";
 /// class u8 ‖ at_ms u64 BE ‖ kind u8 ‖ a record's key → empty, or for a sent message the key
 /// of its send's reply (pruned with it): the time-ordered index through which retention prunes
-/// (`retention.rs`: class 1 replay protection, 2 other records, 3 the lists of messages a
-/// call sent; kind names the tree).
+/// (`retention.rs`: class 1 replay protection, 2 other records; kind names the tree).
 pub const ATTIME_KEY: &str = "attime_key";
+/// The `attime_key` key of an entry for the messages one call sent → their (message key,
+/// reply key) pairs (`retention::encode_pairs`). Apart from `attime_key`: sled rewrites a
+/// whole leaf every few writes to it, and the last leaf of `attime_key` takes every event's
+/// entry; with kilobyte lists in it, the first events after a burst wrote 86 KB each.
+pub const ATTIME_CALLS: &str = "attime_calls";
 /// member_id ‖ 0xFF ‖ Bitrix24 message id u64 BE → `OperatorRecord`.
 pub const BITRIXMSG_OPERATOR: &str = "bitrixmsg_operator";
 /// member_id ‖ 0xFF ‖ line u64 BE ‖ external chat id ‖ 0xFF ‖ external message id →
