@@ -37,6 +37,9 @@ pub struct Metrics {
     pub portals_needing_reinstall: Gauge,
     /// 1 once a storage write or sync failed: writes are refused until restart.
     pub storage_poisoned: Gauge,
+    /// Bitrix24 requests the outbox held back, by reason (`storage`: writes are refused, so
+    /// no result could be recorded).
+    pub outbox_held: Family<One, Counter>,
     /// Telegram updates by type (`message`, …, `other`) and outcome (`accepted`, `replayed`,
     /// `ignored`, or an error code).
     pub telegram_updates: Family<Two, Counter>,
@@ -60,6 +63,7 @@ impl Default for Metrics {
             installs: Family::default(),
             portals_needing_reinstall: Gauge::default(),
             storage_poisoned: Gauge::default(),
+            outbox_held: Family::default(),
             telegram_updates: Family::default(),
             telegram_api: Family::default(),
             media_requests: Family::default(),
@@ -110,6 +114,11 @@ impl Default for Metrics {
             "storage_poisoned",
             "1 once a storage write or sync failed (writes refused until restart)",
             m.storage_poisoned.clone(),
+        );
+        registry.register(
+            "outbox_held",
+            "Bitrix24 requests held back by reason (storage: writes refused, results unrecordable)",
+            m.outbox_held.clone(),
         );
         registry.register(
             "telegram_updates",

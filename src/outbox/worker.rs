@@ -334,6 +334,18 @@ impl PortalWorker {
 
     /// Record the attempt, send, record what Bitrix24 answered (inside the request's span).
     async fn send_calls(&mut self, mut calls: Vec<Call<Op>>) {
+        // Once the store refuses writes no result can be recorded: a request sent now would be
+        // sent again after the restart (and, for a first attempt, again after each failed
+        // recording meanwhile, since nothing of it is on disk).
+        if let Some(reason) = self.ctx.store.poisoned() {
+            tracing::error!(portal = %self.portal, reason, "storage refuses writes: Bitrix24 requests held until restart");
+            Metrics::inc1(&self.ctx.metrics.outbox_held, "reason", "storage");
+            for op in calls.iter().flat_map(|c| &c.ops) {
+                self.queue.push(op.to_ref());
+            }
+            tokio::time::sleep(STORAGE_BACKOFF).await;
+            return;
+        }
         // A retry's attempt is counted before the request leaves, without a sync of its own:
         // it becomes durable with the sync of the results that follow (one sync per request,
         // not two). A crash in between forgets it, and the item is sent again as if that

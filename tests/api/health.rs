@@ -129,3 +129,36 @@ async fn bitrix_error_codes_unknown_to_the_gateway_count_as_other_in_metrics() {
         .unwrap_or_else(|| panic!("{text}"));
     assert!(other.ends_with(" 3"), "{other}");
 }
+
+/// A send whose answer comes back after the store was poisoned cannot be recorded: the outbox
+/// holds its requests until the restart instead of sending the message again each time its
+/// recording fails.
+#[tokio::test]
+async fn after_a_failed_sync_nothing_unrecordable_is_sent_again() {
+    use openchannel_sim::portal::{Fault, FaultRule};
+    let app = spawn_app().await;
+    app.portal.push_fault(FaultRule::on(
+        "imconnector.send.messages",
+        Fault::Delay(std::time::Duration::from_millis(500)),
+    ));
+    assert_eq!(post(&app, "w1", "m1").await.status(), 202);
+    // Bitrix24 has it; its answer is on the way.
+    app.portal
+        .wait_until(WAIT, |p| p.messages().len() == 1)
+        .await
+        .unwrap();
+    app.store().inject_sync_failure();
+    assert_eq!(post(&app, "w2", "m2").await.status(), 503);
+    app.wait_for_metric("gateway_outbox_held_total{reason=\"storage\"}")
+        .await;
+    let sends = app
+        .portal
+        .requests()
+        .iter()
+        .filter(|r| r.method == "imconnector.send.messages")
+        .count();
+    assert_eq!(
+        sends, 1,
+        "sent once, not again while results cannot be recorded"
+    );
+}
