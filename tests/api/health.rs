@@ -151,14 +151,9 @@ async fn after_a_failed_sync_nothing_unrecordable_is_sent_again() {
     assert_eq!(post(&app, "w2", "m2").await.status(), 503);
     app.wait_for_metric("gateway_outbox_held_total{reason=\"storage\"}")
         .await;
-    let sends = app
-        .portal
-        .requests()
-        .iter()
-        .filter(|r| r.method == "imconnector.send.messages")
-        .count();
     assert_eq!(
-        sends, 1,
+        calls_of(&app.portal, "imconnector.send.messages"),
+        1,
         "sent once, not again while results cannot be recorded"
     );
 }
