@@ -144,3 +144,18 @@ async fn the_move_of_an_earlier_builds_events_goes_in_chunks_and_leaves_deletion
     assert_eq!(store.events.len(), 1, "the deletion stays");
     assert_eq!(store.pending_events().count(), 4);
 }
+
+#[tokio::test]
+async fn purging_a_portal_removes_its_pending_events_from_the_inbox_with_their_spilled_entries() {
+    let (_dir, store) = open();
+    store.pending().set_capacity(0);
+    accepted_send(&store, "w1", "m1").await;
+    accept_deletion_of_m1(&store, "w2").await;
+    assert!(!store.inbox.replies.is_empty() && !store.inbox.sends.is_empty());
+    store.purge_portal("p1", &["acme".into()]).await.unwrap();
+    assert!(store.inbox.events.is_empty());
+    assert!(store.inbox.replies.is_empty());
+    assert!(store.inbox.sends.is_empty());
+    assert!(store.events.is_empty(), "the deletion too");
+    assert_eq!(store.pending_events().count(), 0);
+}

@@ -275,13 +275,8 @@ impl Data {
         if let Some(user) = self.pending().send(&key) {
             return Ok(Some(user.clone()));
         }
-        let stored = match self.inbox.sends.get(&key)? {
-            Some(value) => Some(value),
-            None => self.messages.get(&key)?,
-        };
-        Ok(stored
-            .map(|v| decode::<MessageRecord>(trees::MESSAGE_STATE, &v))
-            .transpose()?
+        Ok(self
+            .message_record(portal, line, chat, message)?
             .map(|m| m.user_id))
     }
 

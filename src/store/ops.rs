@@ -10,8 +10,6 @@
 
 use std::collections::BTreeMap;
 
-use sled::transaction::ConflictableTransactionError;
-
 use super::codec::{Kv, decode, encode, tx_get, tx_put};
 use super::retention::{Kind, encode_pairs, tx_index, tx_index_with};
 use super::{
@@ -213,13 +211,7 @@ fn record_results<K: Kv>(
             match place {
                 Place::Main => tx_put(tx.events, &key, &record)?,
                 // A retry's state: the inbox's own write, synced with this group.
-                Place::Inbox => {
-                    tx.data
-                        .inbox
-                        .events
-                        .insert(key, encode(&record))
-                        .map_err(ConflictableTransactionError::Storage)?;
-                }
+                Place::Inbox => tx_put(&tx.data.inbox.events, &key, &record)?,
             }
         }
     }

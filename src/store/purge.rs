@@ -113,16 +113,8 @@ impl Data {
         .into_iter()
         .map(|tree| Walk::prefix(tree, prefix.clone()))
         .collect();
-        walks.push(Walk::all(&self.inbox.events, move |data, value| {
-            let record: EventRecord = decode(trees::SEQ_EVENT, value)?;
-            let theirs = record.portal == member_id;
-            if theirs {
-                data.pending().remove(&record);
-            }
-            Ok(theirs)
-        }));
-        walks.push(Walk::prefix(&self.inbox.sends, prefix.clone()));
-        walks.push(Walk::all(&self.events, move |data, value| {
+        // Pending events of either database (a deletion's items go with it).
+        let pending_event = move |data: &Data, value: &[u8]| {
             let record: EventRecord = decode(trees::SEQ_EVENT, value)?;
             let theirs = record.portal == member_id;
             if theirs {
@@ -135,7 +127,10 @@ impl Data {
                 }
             }
             Ok(theirs)
-        }));
+        };
+        walks.push(Walk::all(&self.inbox.events, pending_event));
+        walks.push(Walk::prefix(&self.inbox.sends, prefix.clone()));
+        walks.push(Walk::all(&self.events, pending_event));
         for channel in channels {
             walks.push(Walk::prefix(&self.webhooks, keys::channel_prefix(channel)));
             walks.push(Walk::prefix(

@@ -208,9 +208,11 @@ impl Data {
             let key = &ikey[10..];
             match kind {
                 Kind::Sent => {
-                    let list = match ivalue.is_empty() {
-                        true => self.calls.remove(&ikey)?.unwrap_or_default(),
-                        false => ivalue,
+                    // An earlier build's entry carries its list itself.
+                    let list = if ivalue.is_empty() {
+                        self.calls.remove(&ikey)?.unwrap_or_default()
+                    } else {
+                        ivalue
                     };
                     // Malformed: nothing to prune through it (the entry is dropped).
                     let pairs = decode_pairs(&list).unwrap_or_default();
